@@ -1,0 +1,12 @@
+/**
+ * Who signed in: what a grant's props hold (encrypted by workers-oauth-provider) and what the
+ * MCP handler receives as `ctx.props`. Never an upstream credential: those are looked up at
+ * request time, so rotating a secret takes effect at once.
+ */
+export interface Identity {
+  /** Lowercased, as verified by Cloudflare Access. */
+  email: string;
+  /** Access's subject identifier for the user. */
+  sub: string;
+  name?: string;
+}
