@@ -79,9 +79,10 @@ export function loadConfig(env: RawEnv): Config {
   const authorizationUrl = reader.url('ACCESS_AUTHORIZATION_URL', `the Access app's authorization endpoint, ${ACCESS_URL_HINT}authorization`);
   const tokenUrl = reader.url('ACCESS_TOKEN_URL', `the Access app's token endpoint, ${ACCESS_URL_HINT}token`);
   const jwksUrl = reader.url('ACCESS_JWKS_URL', `the Access app's key endpoint, ${ACCESS_URL_HINT}jwks`);
-  const issuer =
-    reader.url('ACCESS_ISSUER', 'the expected "iss" of Access ID tokens', { optional: true }) ??
-    (authorizationUrl && defaultIssuer(authorizationUrl));
+  // `iss` is compared exactly, so an explicit ACCESS_ISSUER is used as written, not re-serialized.
+  const issuer = reader.url('ACCESS_ISSUER', 'the expected "iss" of Access ID tokens', { optional: true })
+    ? String(env.ACCESS_ISSUER).trim()
+    : authorizationUrl && defaultIssuer(authorizationUrl);
   const accessUrls = [authorizationUrl, tokenUrl, jwksUrl].filter((u): u is URL => u !== undefined);
 
   const access: AccessConfig = {

@@ -1,0 +1,117 @@
+import { type AuthRequest, AuthorizationError, CimdFetchError, type OAuthHelpers } from '@cloudflare/workers-oauth-provider';
+import { redirectToAccess } from '../access/login';
+import type { Config } from '../config';
+import { PageError } from '../errors';
+import { renderConsentPage } from './page';
+
+/**
+ * The one scope the gateway grants: access to the upstream through it. Clients ask for others
+ * (claude.ai has sent `claudeai`); those are ignored rather than refused.
+ */
+export const GRANTED_SCOPES = ['mcp'];
+
+const START_AGAIN = 'Go back to your app and connect again.';
+
+/**
+ * /authorize. GET validates the client's request and shows the consent page (or, for a client
+ * this browser already approved, goes straight to Access); POST takes the decision. Consent
+ * always comes before the Access redirect: the confused-deputy rule for a proxy with one
+ * upstream client ID.
+ */
+export async function handleAuthorize(request: Request, helpers: OAuthHelpers, config: Config): Promise<Response> {
+  const origin = new URL(request.url).origin;
+  const remember = { secret: config.cookieSecret };
+
+  if (request.method === 'GET') {
+    const authRequest = await parseAuthRequest(request, helpers);
+    if (authRequest instanceof Response) return authRequest;
+    if (await helpers.isConsentRemembered(request, authRequest, remember)) {
+      return redirectToAccess(helpers, config.access, authRequest, origin);
+    }
+    const details = await describeClient(helpers, authRequest);
+    const consent = await helpers.beginConsent(authRequest);
+    return renderConsentPage(details, consent.handle, consent.headers);
+  }
+
+  if (request.method === 'POST') {
+    const { handle, decision } = await readDecision(request, origin);
+    try {
+      if (decision === 'deny') {
+        const denied = await helpers.denyConsent(request, handle);
+        return new Response(null, { status: 302, headers: denied.headers });
+      }
+      const approved = await helpers.approveConsent(request, handle, { scope: GRANTED_SCOPES, remember });
+      return await redirectToAccess(helpers, config.access, approved.request, origin, approved.headers);
+    } catch (error) {
+      if (!(error instanceof AuthorizationError)) throw error;
+      throw new PageError(
+        400,
+        'This approval page no longer works',
+        `It has expired, was already used, or was opened in a different browser. ${START_AGAIN}`,
+        `consent refused: ${error.code}: ${error.description}`,
+        { cause: error },
+      );
+    }
+  }
+
+  throw new PageError(405, 'Method not allowed', START_AGAIN, `${request.method} /authorize`, {
+    headers: new Headers({ Allow: 'GET, POST' }),
+  });
+}
+
+/** The validated request, or the error redirect when the library vouches for the redirect URI. */
+async function parseAuthRequest(request: Request, helpers: OAuthHelpers): Promise<AuthRequest | Response> {
+  let parsed: AuthRequest;
+  try {
+    parsed = await helpers.parseAuthRequest(request);
+  } catch (error) {
+    // RFC 6749 §4.1.2.1: redirect errors only to a verified redirect_uri, which the library
+    // signals by setting `redirectTo`; anything else is shown here and never redirected.
+    if (error instanceof AuthorizationError && error.redirectTo) {
+      return new Response(null, { status: 302, headers: { Location: error.redirectTo, 'Cache-Control': 'no-store' } });
+    }
+    if (error instanceof AuthorizationError) {
+      throw new PageError(400, 'This connection request is not valid', `${error.description}. ${START_AGAIN}`, `authorize refused: ${error.code}: ${error.description}`, {
+        cause: error,
+      });
+    }
+    if (error instanceof CimdFetchError) throw cimdPageError(error);
+    throw error;
+  }
+  return { ...parsed, scope: GRANTED_SCOPES };
+}
+
+async function describeClient(helpers: OAuthHelpers, authRequest: AuthRequest) {
+  try {
+    return await helpers.describeConsent(authRequest);
+  } catch (error) {
+    if (error instanceof CimdFetchError) throw cimdPageError(error);
+    throw error;
+  }
+}
+
+function cimdPageError(error: CimdFetchError): PageError {
+  return new PageError(
+    400,
+    'This app could not be verified',
+    `Its client metadata document could not be fetched or is invalid. ${START_AGAIN}`,
+    `cimd: ${error.reason}: ${error.detail}`,
+    { cause: error },
+  );
+}
+
+async function readDecision(request: Request, origin: string): Promise<{ handle: string; decision: 'approve' | 'deny' }> {
+  // Defence in depth beside the handle's browser binding: a browser always sends Origin on a
+  // form POST, and a cross-site one has no business deciding here.
+  const from = request.headers.get('Origin');
+  if (from !== null && from !== origin) {
+    throw new PageError(403, 'Request refused', `This form can only be sent from this site. ${START_AGAIN}`, `consent posted from ${from}`);
+  }
+  const form = await request.formData().catch(() => undefined);
+  const handle = form?.get('handle');
+  const decision = form?.get('decision');
+  if (typeof handle !== 'string' || handle === '' || (decision !== 'approve' && decision !== 'deny')) {
+    throw new PageError(400, 'This approval page no longer works', `The form was incomplete. ${START_AGAIN}`, 'consent post without handle or decision');
+  }
+  return { handle, decision };
+}
