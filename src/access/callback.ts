@@ -128,7 +128,7 @@ async function verifyAccessLogin(access: AccessConfig, callbackUrl: URL, data: A
       requireIdToken: true,
     });
   } catch (error) {
-    throw fail(502, describe(error instanceof oauth.ResponseBodyError ? 'token endpoint refused' : 'id token rejected', error), error);
+    throw fail(502, describe(tokenStage(error), error), error);
   }
 
   try {
@@ -151,6 +151,15 @@ async function verifyAccessLogin(access: AccessConfig, callbackUrl: URL, data: A
   }
   return { email, sub: claims.sub, ...(typeof claims.name === 'string' ? { name: claims.name } : {}) };
 }
+
+/** Whether Access's token endpoint failed, or answered with an ID token we reject. */
+function tokenStage(error: unknown): string {
+  if (error instanceof oauth.ResponseBodyError) return 'token endpoint refused';
+  if (error instanceof oauth.OperationProcessingError && TOKEN_ENDPOINT_FAILURES.has(error.code ?? '')) return 'token endpoint failed';
+  return 'id token rejected';
+}
+
+const TOKEN_ENDPOINT_FAILURES = new Set<string>([oauth.RESPONSE_IS_NOT_CONFORM, oauth.RESPONSE_IS_NOT_JSON]);
 
 function describe(stage: string, error: unknown): string {
   if (error instanceof oauth.ResponseBodyError) return `${stage}: ${error.error}`;

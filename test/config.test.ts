@@ -1,0 +1,111 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config';
+
+const valid = {
+  ACCESS_CLIENT_ID: 'cid',
+  ACCESS_CLIENT_SECRET: 'csecret',
+  ACCESS_AUTHORIZATION_URL: 'https://team.cloudflareaccess.com/cdn-cgi/access/sso/oidc/cid/authorization',
+  ACCESS_TOKEN_URL: 'https://team.cloudflareaccess.com/cdn-cgi/access/sso/oidc/cid/token',
+  ACCESS_JWKS_URL: 'https://team.cloudflareaccess.com/cdn-cgi/access/sso/oidc/cid/jwks',
+  COOKIE_ENCRYPTION_KEY: 'k'.repeat(32),
+  UPSTREAM_URL: 'https://mcp.example.com/mcp',
+  UPSTREAM_TOKEN: 'pat_SECRET_value',
+};
+
+/** The problems loadConfig reports for this environment, or [] when it loads. */
+function problems(env: Record<string, unknown>): Array<{ variable: string; message: string }> {
+  try {
+    loadConfig(env);
+    return [];
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    return [...error.problems];
+  }
+}
+
+const variables = (env: Record<string, unknown>) => problems(env).map((p) => p.variable);
+
+describe('configuration', () => {
+  it('loads a complete environment with documented defaults', () => {
+    const config = loadConfig(valid);
+    expect(config.access.issuer).toBe('https://team.cloudflareaccess.com/cdn-cgi/access/sso/oidc/cid');
+    expect(config.accessTokenTtl).toBe(86_400);
+    expect(config.refreshTokenTtl).toBe(2_592_000);
+    expect(config.upstream.authHeader).toBe('Authorization');
+    expect(config.upstream.authScheme).toBe('Bearer');
+    expect(config.upstream.timeoutMs).toBe(30_000);
+    expect(config.allowedEmails).toBeUndefined();
+    expect(config.access.allowInsecureRequests).toBe(false);
+  });
+
+  it('names every missing required variable at once', () => {
+    expect(variables({}).sort()).toEqual(
+      [
+        'ACCESS_AUTHORIZATION_URL',
+        'ACCESS_CLIENT_ID',
+        'ACCESS_CLIENT_SECRET',
+        'ACCESS_JWKS_URL',
+        'ACCESS_TOKEN_URL',
+        'COOKIE_ENCRYPTION_KEY',
+        'UPSTREAM_TOKEN',
+        'UPSTREAM_URL',
+      ].sort(),
+    );
+    expect(problems({}).every((p) => p.message.length > 10)).toBe(true);
+  });
+
+  it('never repeats a value in its messages', () => {
+    const secret = 'ghp_TOPSECRET_1234';
+    const found = problems({ ...valid, USER_TOKENS: `{"a@b.c": ${secret}`, UPSTREAM_HEADERS: secret, COOKIE_ENCRYPTION_KEY: secret, ACCESS_TOKEN_URL: `http://${secret}.example/token` });
+    expect(found.map((p) => p.variable).sort()).toEqual(['ACCESS_TOKEN_URL', 'COOKIE_ENCRYPTION_KEY', 'UPSTREAM_HEADERS', 'USER_TOKENS']);
+    expect(JSON.stringify(found)).not.toContain('TOPSECRET');
+  });
+
+  it('requires https URLs, allowing http only on loopback', () => {
+    expect(variables({ ...valid, UPSTREAM_URL: 'http://mcp.example.com/mcp' })).toEqual(['UPSTREAM_URL']);
+    expect(variables({ ...valid, UPSTREAM_URL: 'not a url' })).toEqual(['UPSTREAM_URL']);
+    expect(variables({ ...valid, UPSTREAM_URL: 'https://user:pass@mcp.example.com/' })).toEqual(['UPSTREAM_URL']);
+    const local = loadConfig({ ...valid, ACCESS_TOKEN_URL: 'http://127.0.0.1:9000/token', UPSTREAM_URL: 'http://localhost:8788/mcp' });
+    expect(local.access.allowInsecureRequests).toBe(true);
+  });
+
+  it('keeps an explicit ACCESS_ISSUER exactly as written', () => {
+    expect(loadConfig({ ...valid, ACCESS_ISSUER: 'https://issuer.example' }).access.issuer).toBe('https://issuer.example');
+  });
+
+  it('bounds lifetimes and timeouts to whole numbers of seconds', () => {
+    expect(variables({ ...valid, ACCESS_TOKEN_TTL: '59' })).toEqual(['ACCESS_TOKEN_TTL']);
+    expect(variables({ ...valid, ACCESS_TOKEN_TTL: '1.5' })).toEqual(['ACCESS_TOKEN_TTL']);
+    expect(variables({ ...valid, REFRESH_TOKEN_TTL: '-1' })).toEqual(['REFRESH_TOKEN_TTL']);
+    expect(variables({ ...valid, UPSTREAM_TIMEOUT: '0' })).toEqual(['UPSTREAM_TIMEOUT']);
+    expect(loadConfig({ ...valid, ACCESS_TOKEN_TTL: '3600', UPSTREAM_TIMEOUT: '5' })).toMatchObject({ accessTokenTtl: 3600, upstream: { timeoutMs: 5000 } });
+  });
+
+  it('requires at least 32 characters of cookie key', () => {
+    expect(variables({ ...valid, COOKIE_ENCRYPTION_KEY: 'x'.repeat(31) })).toEqual(['COOKIE_ENCRYPTION_KEY']);
+  });
+
+  it('parses ALLOWED_EMAILS into lowercased emails and domains', () => {
+    const { allowedEmails } = loadConfig({ ...valid, ALLOWED_EMAILS: ' Alice@Example.com , @Example.ORG,' });
+    expect([...(allowedEmails?.emails ?? [])]).toEqual(['alice@example.com']);
+    expect([...(allowedEmails?.domains ?? [])]).toEqual(['example.org']);
+    expect(variables({ ...valid, ALLOWED_EMAILS: 'alice' })).toEqual(['ALLOWED_EMAILS']);
+    expect(variables({ ...valid, ALLOWED_EMAILS: ' , ' })).toEqual(['ALLOWED_EMAILS']);
+  });
+
+  it('needs no UPSTREAM_TOKEN when every listed user has their own', () => {
+    const env = { ...valid, UPSTREAM_TOKEN: undefined, ALLOWED_EMAILS: 'a@x.com', USER_TOKENS: '{"A@x.com":"pat_a"}' };
+    expect(loadConfig(env).upstream.userTokens.get('a@x.com')).toBe('pat_a');
+    expect(variables({ ...env, ALLOWED_EMAILS: 'a@x.com,b@x.com' })).toEqual(['UPSTREAM_TOKEN']);
+    expect(variables({ ...env, USER_TOKENS: '{}' })).toEqual(['UPSTREAM_TOKEN']);
+  });
+
+  it('validates the upstream header settings', () => {
+    expect(variables({ ...valid, UPSTREAM_AUTH_HEADER: 'X API Key' })).toEqual(['UPSTREAM_AUTH_HEADER']);
+    expect(variables({ ...valid, UPSTREAM_AUTH_SCHEME: 'two words' })).toEqual(['UPSTREAM_AUTH_SCHEME']);
+    expect(variables({ ...valid, UPSTREAM_HEADERS: '{"X-A":"1\\r\\nX-B: 2"}' })).toEqual(['UPSTREAM_HEADERS']);
+    expect(variables({ ...valid, UPSTREAM_HEADERS: '[]' })).toEqual(['UPSTREAM_HEADERS']);
+    const config = loadConfig({ ...valid, UPSTREAM_AUTH_HEADER: 'X-API-Key', UPSTREAM_AUTH_SCHEME: '', UPSTREAM_HEADERS: '{"X-Readonly":"true"}' });
+    expect(config.upstream).toMatchObject({ authHeader: 'X-API-Key', authScheme: '', headers: [['X-Readonly', 'true']] });
+  });
+});
