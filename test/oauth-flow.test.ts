@@ -80,6 +80,13 @@ describe('sign-in', () => {
     expect(await response.json()).toMatchObject({ email: 'alice@example.com' });
   });
 
+  it('signs in a confidential client registered with client_secret_post, as claude.ai may', async () => {
+    const client = await registerClient(gateway, { token_endpoint_auth_method: 'client_secret_post' });
+    expect(client.clientSecret).toBeTruthy();
+    const { tokens } = await signIn(gateway, { client });
+    expect((await mcpRequest(gateway, tokens.access_token)).status).toBe(200);
+  });
+
   it('shows the consent page before any redirect to Access', async () => {
     const client = await registerClient(gateway, { client_name: 'Evil <script>alert(1)</script>' });
     const { response } = await authorize(gateway, new Browser(), client);
