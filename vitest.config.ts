@@ -17,6 +17,7 @@ export default defineConfig({
   ],
   test: {
     include: ['test/**/*.test.ts'],
+    globalSetup: ['./test/fixtures/upstream-global-setup.mjs'],
     exclude: ['test/e2e/**'],
   },
 });

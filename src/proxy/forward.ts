@@ -1,0 +1,54 @@
+/**
+ * The one upstream fetch: streamed both ways, bounded in time until the response headers arrive,
+ * cancelled when the client goes away, and never following a redirect with the credential.
+ */
+
+export type UpstreamResult =
+  | { outcome: 'response'; response: Response }
+  | { outcome: 'timeout' | 'unreachable' | 'client_closed' };
+
+export interface ForwardOptions {
+  method: string;
+  headers: Headers;
+  body: ReadableStream<Uint8Array> | ArrayBuffer | null;
+  /** The client's request signal: aborting it cancels the upstream request and its body. */
+  signal: AbortSignal;
+  /** How long to wait for the upstream's response headers; a stream may then stay open for ever. */
+  timeoutMs: number;
+}
+
+export async function forwardToUpstream(target: URL, options: ForwardOptions): Promise<UpstreamResult> {
+  const { signal } = options;
+  if (signal.aborted) return { outcome: 'client_closed' };
+
+  // One controller for both reasons to stop: the header timeout, and the client going away (which
+  // must also cancel a body that is still streaming, so the listener stays after the headers).
+  const controller = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort();
+  }, options.timeoutMs);
+  const onClientAbort = () => controller.abort(signal.reason);
+  signal.addEventListener('abort', onClientAbort, { once: true });
+
+  try {
+    const response = await fetch(target, {
+      method: options.method,
+      headers: options.headers,
+      body: options.body,
+      // A redirect is answered by the handler: following it would send the credential to wherever
+      // the upstream points.
+      redirect: 'manual',
+      signal: controller.signal,
+    });
+    return { outcome: 'response', response };
+  } catch {
+    // The error's text can name the upstream host; it is never passed on, and the log gets only the outcome.
+    signal.removeEventListener('abort', onClientAbort);
+    if (signal.aborted) return { outcome: 'client_closed' };
+    return { outcome: timedOut ? 'timeout' : 'unreachable' };
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * `/mcp` after authentication: a streaming, credential-swapping proxy to UPSTREAM_URL. The OAuth
+ * provider has already checked the caller's token and the allowlist; this swaps that token for the
+ * upstream credential and carries MCP traffic unchanged in both directions.
+ */
+import type { Config } from '../config';
+import type { Identity } from '../identity';
+import { upstreamAuthHeader } from '../upstream/credentials';
+import { forwardToUpstream } from './forward';
+import { ALLOWED_METHODS, clientResponseHeaders, preflightResponse, upstreamRequestHeaders } from './headers';
+import { type JsonRpcId, jsonRpcErrorResponse, type ProxyErrorKind } from './jsonrpc-error';
+import { gatewayEndpointFor, rewriteEndpointEvents, upstreamUrlForSignedEndpoint } from './legacy-sse';
+import { logProxyRequest, type ProxyLogEntry, type ProxyOutcome } from './log';
+import { readRequestBody } from './message';
+import { gatewayPathFor, routeToUpstream } from './route';
+
+export interface ProxyCaller {
+  config: Config;
+  identity: Identity;
+  /** The OAuth client the token was issued to, for the log. */
+  clientId: string;
+}
+
+const FORWARDED_METHODS = new Set(['GET', 'POST', 'DELETE']);
+// Fetch forbids a body on these statuses.
+const NULL_BODY_STATUSES = new Set([101, 204, 205, 304]);
+
+/**
+ * Proxies one authenticated MCP request (`/mcp` or `/mcp/<rest>`) to the upstream. Always resolves
+ * to a response: the proxy's own failures are JSON-RPC errors (400, 403, 405, 502, 504).
+ * `_ctx` is unused: a client disconnect cancels the upstream fetch through `request.signal` and
+ * the runtime's cancellation of the response stream, so nothing needs `waitUntil`.
+ */
+export async function proxyMcpRequest(request: Request, caller: ProxyCaller, _ctx: ExecutionContext): Promise<Response> {
+  const { config, identity, clientId } = caller;
+  const url = new URL(request.url);
+  const origin = request.headers.get('Origin');
+  const entry: ProxyLogEntry = {
+    email: identity.email,
+    clientId,
+    method: request.method,
+    path: url.pathname,
+    rpcMethod: undefined,
+    status: 0,
+    upstreamStatus: undefined,
+    latencyMs: undefined,
+    outcome: 'ok',
+  };
+  const finish = (response: Response, outcome: ProxyOutcome): Response => {
+    entry.status = response.status;
+    entry.outcome = outcome;
+    logProxyRequest(entry);
+    return response;
+  };
+  const fail = (kind: ProxyErrorKind, outcome: ProxyOutcome, id: JsonRpcId = null, extra?: HeadersInit) =>
+    finish(jsonRpcErrorResponse(kind, id, origin, extra), outcome);
+
+  if (request.method === 'OPTIONS') return finish(preflightResponse(origin), 'preflight');
+  if (!FORWARDED_METHODS.has(request.method)) return fail('methodNotAllowed', 'method_not_allowed', null, { Allow: ALLOWED_METHODS });
+
+  const route = routeToUpstream(url, config.upstream.url);
+  const target =
+    route.kind === 'mapped'
+      ? route.target
+      : route.kind === 'signed'
+        ? await upstreamUrlForSignedEndpoint(route.token, route.search, config)
+        : undefined;
+  if (!target) return fail('pathRefused', 'path_refused');
+
+  const { body, rpcMethod, id } = await readRequestBody(request);
+  entry.rpcMethod = rpcMethod;
+  const credential = upstreamAuthHeader(config.upstream, identity.email);
+  if (!credential) return fail('noUpstreamCredential', 'no_upstream_credential', id);
+
+  const started = Date.now();
+  const result = await forwardToUpstream(target, {
+    method: request.method,
+    headers: upstreamRequestHeaders(request.headers, config.upstream, credential),
+    body,
+    signal: request.signal,
+    timeoutMs: config.upstream.timeoutMs,
+  });
+  entry.latencyMs = Date.now() - started;
+  if (result.outcome !== 'response') {
+    // Nobody is left to read an answer to a closed client; 499 only labels the log line.
+    if (result.outcome === 'client_closed') return finish(new Response(null, { status: 499 }), 'client_closed');
+    return result.outcome === 'timeout' ? fail('upstreamTimeout', 'timeout', id) : fail('upstreamUnreachable', 'unreachable', id);
+  }
+
+  const upstream = result.response;
+  entry.upstreamStatus = upstream.status;
+
+  // The upstream refusing *our* credential is the gateway's fault, not the client's: a 401 with
+  // WWW-Authenticate would send the client back through OAuth, which cannot fix it, in a loop.
+  if (upstream.status === 401 || upstream.status === 403) {
+    discard(upstream);
+    return fail('upstreamRefusedCredential', 'upstream_refused_credential', id);
+  }
+
+  const headers = clientResponseHeaders(upstream.headers, origin);
+  const location = upstream.headers.get('Location');
+  if (location !== null && upstream.status >= 300 && upstream.status < 400) {
+    // Passed only when it leads back into the proxied path (e.g. a trailing-slash redirect), as
+    // the gateway URL for it: the client never sees the upstream's host, and a redirect elsewhere
+    // is refused rather than followed with the credential.
+    const to = URL.canParse(location, target.href) ? new URL(location, target) : undefined;
+    const path = to && gatewayPathFor(to, config.upstream.url);
+    if (!path) {
+      discard(upstream);
+      return fail('upstreamBadResponse', 'upstream_redirect_refused', id);
+    }
+    headers.set('Location', path);
+  }
+
+  let responseBody = NULL_BODY_STATUSES.has(upstream.status) ? null : upstream.body;
+  // Only a GET stream can be a legacy HTTP+SSE stream; POST answers pass untouched.
+  if (responseBody && request.method === 'GET' && upstream.ok && isEventStream(headers)) {
+    responseBody = rewriteEndpointEvents(responseBody, async (data) => {
+      const endpoint = await gatewayEndpointFor(data, target, config);
+      if (endpoint === undefined) {
+        console.warn(JSON.stringify({ event: 'mcp_proxy_endpoint_refused', email: identity.email, clientId, path: url.pathname }));
+      }
+      return endpoint;
+    });
+  }
+  return finish(new Response(responseBody, { status: upstream.status, statusText: upstream.statusText, headers }), 'ok');
+}
+
+function isEventStream(headers: Headers): boolean {
+  return /^text\/event-stream\s*(;|$)/i.test(headers.get('Content-Type') ?? '');
+}
+
+/** Releases an upstream body the client will not get. */
+function discard(response: Response): void {
+  response.body?.cancel().catch(() => {});
+}

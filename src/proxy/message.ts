@@ -1,0 +1,53 @@
+/**
+ * The request body to send upstream, and what the log may say about it. A small JSON body is read
+ * once into a buffer that is then sent as is (no second copy); anything else, including a body of
+ * unknown length, streams through unread.
+ */
+import type { JsonRpcId } from './jsonrpc-error';
+
+/** Bodies up to this size are parsed for the log line; MCP requests are almost always far smaller. */
+const PEEK_LIMIT_BYTES = 64 * 1024;
+const MAX_LOGGED_METHODS = 10;
+
+export interface RequestBody {
+  body: ReadableStream<Uint8Array> | ArrayBuffer | null;
+  /** The JSON-RPC method(s), for the log: comma-separated for a batch. */
+  rpcMethod: string | undefined;
+  /** The id of a single request, echoed in the proxy's own errors. */
+  id: JsonRpcId;
+}
+
+export async function readRequestBody(request: Request): Promise<RequestBody> {
+  if (request.body === null) return { body: null, rpcMethod: undefined, id: null };
+  // Content-Length of an incoming request is enforced by the runtime, so it bounds the read.
+  const length = Number(request.headers.get('content-length') ?? Number.NaN);
+  const json = /^application\/json\s*(;|$)/i.test(request.headers.get('content-type') ?? '');
+  if (!json || !(length > 0 && length <= PEEK_LIMIT_BYTES)) return { body: request.body, rpcMethod: undefined, id: null };
+
+  const bytes = await request.arrayBuffer();
+  let message: unknown;
+  try {
+    message = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    // Not JSON after all: the upstream gets it unchanged and answers as it sees fit.
+    return { body: bytes, rpcMethod: undefined, id: null };
+  }
+  if (Array.isArray(message)) {
+    const methods = message.slice(0, MAX_LOGGED_METHODS).map(methodOf).filter((m): m is string => m !== undefined);
+    return { body: bytes, rpcMethod: methods.length > 0 ? methods.join(',') : undefined, id: null };
+  }
+  return { body: bytes, rpcMethod: methodOf(message), id: idOf(message) };
+}
+
+/** A method name is client-chosen: keep it short and printable so it cannot forge log content. */
+function methodOf(message: unknown): string | undefined {
+  if (typeof message !== 'object' || message === null || !('method' in message)) return undefined;
+  const { method } = message;
+  return typeof method === 'string' && /^[\w./:-]{1,100}$/.test(method) ? method : undefined;
+}
+
+function idOf(message: unknown): JsonRpcId {
+  if (typeof message !== 'object' || message === null || !('id' in message)) return null;
+  const { id } = message;
+  return (typeof id === 'string' && id.length <= 200) || (typeof id === 'number' && Number.isFinite(id)) ? id : null;
+}

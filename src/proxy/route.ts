@@ -1,0 +1,95 @@
+/**
+ * Gateway URL <-> upstream URL. `/mcp` is UPSTREAM_URL exactly and `/mcp/<rest>` is UPSTREAM_URL
+ * followed by `/<rest>`; nothing a client sends may leave the upstream's base path.
+ */
+
+/** Where the gateway serves MCP; the OAuth provider's API route. */
+export const GATEWAY_MCP_PATH = '/mcp';
+
+/**
+ * First segment under `/mcp/` reserved for signed legacy HTTP+SSE message endpoints (see
+ * legacy-sse.ts). An upstream path segment of exactly this name is therefore not reachable.
+ */
+export const SIGNED_ENDPOINT_SEGMENT = '.endpoint';
+
+export type UpstreamRoute =
+  | { kind: 'mapped'; target: URL }
+  /** A signed upstream path; the signature is checked (asynchronously) before it is used. */
+  | { kind: 'signed'; token: string; search: string }
+  | { kind: 'refused' };
+
+/** Maps a gateway request URL onto the upstream, or refuses it (answered 400). */
+export function routeToUpstream(gateway: URL, base: URL): UpstreamRoute {
+  const { pathname } = gateway;
+  if (pathname === GATEWAY_MCP_PATH) {
+    return { kind: 'mapped', target: new URL(`${base.origin}${base.pathname}${mergeQuery(base, gateway.search)}`) };
+  }
+  if (!pathname.startsWith(`${GATEWAY_MCP_PATH}/`)) return { kind: 'refused' };
+
+  const rest = pathname.slice(GATEWAY_MCP_PATH.length + 1);
+  const segments = rest.split('/');
+  if (!segments.every((segment, i) => isSafeSegment(segment, i === segments.length - 1))) return { kind: 'refused' };
+  if (segments[0] === SIGNED_ENDPOINT_SEGMENT) {
+    return segments.length === 2 && segments[1] ? { kind: 'signed', token: segments[1], search: gateway.search } : { kind: 'refused' };
+  }
+
+  const target = new URL(`${base.origin}${trimSlash(base.pathname)}/${rest}${mergeQuery(base, gateway.search)}`);
+  // Defence in depth: the segments are safe, so re-parsing must not have moved the target.
+  return isUnderBase(target, base) ? { kind: 'mapped', target } : { kind: 'refused' };
+}
+
+/**
+ * The gateway path (with query) that routes back to this upstream URL, or undefined when none does:
+ * another origin, or outside the base path. Used for redirects and legacy endpoint events.
+ */
+export function gatewayPathFor(upstream: URL, base: URL): string | undefined {
+  if (upstream.origin !== base.origin) return undefined;
+  if (upstream.pathname === base.pathname) return `${GATEWAY_MCP_PATH}${upstream.search}`;
+  if (!isUnderBase(upstream, base)) return undefined;
+  const rest = upstream.pathname.slice(trimSlash(base.pathname).length + 1);
+  const segments = rest.split('/');
+  if (segments[0] === SIGNED_ENDPOINT_SEGMENT) return undefined;
+  if (!segments.every((segment, i) => isSafeSegment(segment, i === segments.length - 1))) return undefined;
+  return `${GATEWAY_MCP_PATH}/${rest}${upstream.search}`;
+}
+
+function isUnderBase(url: URL, base: URL): boolean {
+  return url.origin === base.origin && (url.pathname === base.pathname || url.pathname.startsWith(`${trimSlash(base.pathname)}/`));
+}
+
+function trimSlash(path: string): string {
+  return path.endsWith('/') ? path.slice(0, -1) : path;
+}
+
+/**
+ * One path segment as the URL parser left it (dot segments, even `%2e%2e`, are already resolved).
+ * What remains dangerous is what an upstream might decode into a separator or a dot segment:
+ * encoded `/` or `\`, a double-encoded escape, control characters, and empty segments (`//host`).
+ * Only the last segment may be empty, for a trailing slash.
+ */
+function isSafeSegment(segment: string, last: boolean): boolean {
+  if (segment === '') return last;
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(segment);
+  } catch {
+    return false;
+  }
+  if (decoded === '.' || decoded === '..') return false;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+  return !/[/\\\x00-\x1f\x7f]|%[0-9a-f]{2}/i.test(decoded);
+}
+
+/**
+ * The client's query string, verbatim; when UPSTREAM_URL has its own query, its parameters stay
+ * and win, so a client cannot override what the operator fixed there (e.g. a read-only flag).
+ */
+function mergeQuery(base: URL, clientSearch: string): string {
+  if (!base.search) return clientSearch;
+  const params = new URLSearchParams(base.search);
+  const fixed = new Set(params.keys());
+  for (const [name, value] of new URLSearchParams(clientSearch)) {
+    if (!fixed.has(name)) params.append(name, value);
+  }
+  return `?${params}`;
+}

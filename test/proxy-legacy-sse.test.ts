@@ -1,0 +1,168 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { rewriteEndpointEvents } from '../src/proxy/legacy-sse';
+import {
+  CLIENT_HEADERS,
+  callProxy,
+  captureLogs,
+  expectJsonRpcError,
+  headerNames,
+  PAT,
+  proxyConfig,
+  readUntil,
+  received,
+  rpcPost,
+  tag,
+  upstreamHost,
+} from './fixtures/proxy';
+
+const SSE_GET: RequestInit = { method: 'GET', headers: { ...CLIENT_HEADERS, Accept: 'text/event-stream' } };
+const ping = { jsonrpc: '2.0', id: 11, method: 'ping' };
+
+let logs: ReturnType<typeof captureLogs>;
+beforeEach(() => {
+  logs = captureLogs();
+});
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+/** Opens the legacy stream and returns the endpoint the client was told, and the open reader. */
+async function openLegacyStream(t: string, announce: string, base = '/legacy/sse') {
+  const config = proxyConfig(base);
+  const response = await callProxy({ config, path: `/mcp?t=${t}&announce=${announce}`, init: SSE_GET });
+  expect(response.status).toBe(200);
+  const reader = response.body!.getReader();
+  const seen = await readUntil(reader, '\r\n\r\n');
+  const endpoint = /event: endpoint\r\ndata: (.*)\r\n\r\n/.exec(seen)?.[1];
+  return { config, reader, seen, endpoint: endpoint ?? '' };
+}
+
+describe('proxy: legacy HTTP+SSE transport', () => {
+  it.each(['relative', 'absolute'])(
+    'announces a signed gateway URL for a message endpoint outside UPSTREAM_URL (%s), and nothing that names the upstream',
+    async (announce) => {
+      const t = tag();
+      const { seen, endpoint } = await openLegacyStream(t, announce);
+      expect(endpoint).toMatch(new RegExp(`^/mcp/\\.endpoint/[\\w-]+\\.[\\w-]+\\?sessionId=${t}$`));
+      expect(seen).toContain(': stream open\n\n');
+      expect(seen).not.toContain(upstreamHost());
+      expect(seen).not.toContain('/legacy/message');
+    },
+  );
+
+  it('delivers a POST to the announced endpoint to the upstream with the credential swapped', async () => {
+    const t = tag();
+    const { config, reader, endpoint } = await openLegacyStream(t, 'relative');
+    const response = await callProxy({ config, path: endpoint, init: rpcPost(ping) });
+    expect(response.status).toBe(202);
+
+    const [, post] = await received(t, 2);
+    expect(post).toMatchObject({ method: 'POST', path: '/legacy/message', query: `?sessionId=${t}` });
+    expect(post?.headers.authorization).toBe(`Bearer ${PAT}`);
+    expect(headerNames(post!)).not.toContain('cookie');
+    expect(JSON.parse(post?.body ?? '')).toEqual(ping);
+    // The answer comes back on the stream, as the transport requires.
+    expect(await readUntil(reader, '"via":"legacy"')).toContain('"id":11');
+    await reader.cancel();
+  });
+
+  it('announces the ordinary /mcp/<rest> URL for an endpoint under UPSTREAM_URL', async () => {
+    const t = tag();
+    const { config, reader, endpoint } = await openLegacyStream(t, 'under');
+    expect(endpoint).toBe(`/mcp/message?sessionId=${t}`);
+    expect((await callProxy({ config, path: endpoint, init: rpcPost(ping) })).status).toBe(202);
+    expect((await received(t, 2))[1]).toMatchObject({ path: '/legacy/sse/message', headers: { authorization: `Bearer ${PAT}` } });
+    await reader.cancel();
+  });
+
+  it('ends the stream rather than announce an endpoint on another host', async () => {
+    const t = tag();
+    const response = await callProxy({ config: proxyConfig('/legacy/sse'), path: `/mcp?t=${t}&announce=foreign`, init: SSE_GET });
+    let seen = '';
+    const decoder = new TextDecoder();
+    await expect(
+      (async () => {
+        for await (const chunk of response.body!) seen += decoder.decode(chunk, { stream: true });
+      })(),
+    ).rejects.toThrow();
+    expect(seen).not.toContain('upstream-elsewhere');
+    expect(seen).not.toContain('endpoint');
+    expect(logs.parsed().map((line) => line.event)).toContain('mcp_proxy_endpoint_refused');
+  });
+
+  it('answers 400 to a forged, altered or unsigned endpoint URL, and sends nothing upstream', async () => {
+    const t = tag();
+    const { endpoint, reader } = await openLegacyStream(t, 'relative');
+    await reader.cancel();
+    const [, token = ''] = /\/\.endpoint\/([^?]+)/.exec(endpoint) ?? [];
+    const [path = '', signature = ''] = token.split('.');
+    const admin = btoa('/admin').replace(/=+$/, '');
+    const flipped = signature.slice(0, -2) + (signature.endsWith('AA') ? 'BB' : 'AA');
+    const forged = tag();
+    for (const bad of [`${path}.${flipped}`, `${admin}.${signature}`, path, `${path}.`, `${path}.${signature}.x`]) {
+      const response = await callProxy({ config: proxyConfig('/legacy/sse'), path: `/mcp/.endpoint/${bad}?sessionId=${forged}`, init: rpcPost(ping) });
+      await expectJsonRpcError(response, 400, -32600);
+    }
+    // A signature made under another COOKIE_ENCRYPTION_KEY is worthless here.
+    const otherKey = proxyConfig('/legacy/sse', { COOKIE_ENCRYPTION_KEY: 'another-secret-0123456789abcdef012345678' });
+    await expectJsonRpcError(await callProxy({ config: otherKey, path: `/mcp/.endpoint/${token}?sessionId=${forged}`, init: rpcPost(ping) }), 400, -32600);
+    expect(await received(forged, 0)).toEqual([]);
+  });
+});
+
+describe('proxy: endpoint rewriting on a streamed body', () => {
+  const original = ': hi\n\nevent: endpoint\r\nid: 5\r\ndata: /message?sessionId=abc\r\n\r\nevent: message\ndata: {"a":1}\n\n';
+  const expected = ': hi\n\nevent: endpoint\r\nid: 5\r\ndata: /mcp/x?sessionId=abc\r\n\r\nevent: message\ndata: {"a":1}\n\n';
+
+  it('rewrites only the endpoint event, however the bytes are split', async () => {
+    const bytes = new TextEncoder().encode(original);
+    for (let cut = 1; cut < bytes.length; cut++) {
+      const chunks = [bytes.slice(0, cut), bytes.slice(cut)];
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          for (const chunk of chunks) controller.enqueue(chunk);
+          controller.close();
+        },
+      });
+      const rewritten = rewriteEndpointEvents(body, async (data) => data.replace('/message', '/mcp/x'));
+      expect(await new Response(rewritten).text()).toBe(expected);
+    }
+  });
+
+  it('passes every other event on as soon as it is complete', async () => {
+    let push: ReadableStreamDefaultController<Uint8Array> | undefined;
+    const body = new ReadableStream<Uint8Array>({ start: (controller) => void (push = controller) });
+    const reader = rewriteEndpointEvents(body, async () => '/x').getReader();
+    push?.enqueue(new TextEncoder().encode('event: message\ndata: 1\n\n'));
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe('event: message\ndata: 1\n\n');
+    push?.enqueue(new TextEncoder().encode('data: 2\n\n'));
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe('data: 2\n\n');
+    await reader.cancel();
+  });
+
+  it('streams a line too long to hold in pieces, and still rewrites a later endpoint event', async () => {
+    const long = `data: ${'x'.repeat(200_000)}\r\n\r\n`;
+    const bytes = new TextEncoder().encode(`${long}event: endpoint\ndata: /message\n\n`);
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let at = 0; at < bytes.length; at += 1000) controller.enqueue(bytes.slice(at, at + 1000));
+        controller.close();
+      },
+    });
+    const reader = rewriteEndpointEvents(body, async () => '/mcp/x').getReader();
+    const first = await reader.read();
+    // Output starts before the long line ends: it is not held whole.
+    expect(first.value?.byteLength).toBeLessThan(200_000);
+    let text = new TextDecoder().decode(first.value);
+    for (let r = await reader.read(); !r.done; r = await reader.read()) text += new TextDecoder().decode(r.value);
+    expect(text).toBe(`${long}event: endpoint\ndata: /mcp/x\n\n`);
+  });
+
+  it('streams an event too large to hold, and ends the stream if it turns out to be an endpoint', async () => {
+    const large = `data: ${'x'.repeat(100_000)}\n\n`;
+    const passed = new Response(new Blob([large]).stream()).body!;
+    expect(await new Response(rewriteEndpointEvents(passed, async () => '/x')).text()).toBe(large);
+    const hidden = new Response(new Blob([`data: ${'x'.repeat(100_000)}\nevent: endpoint\n\n`]).stream()).body!;
+    await expect(new Response(rewriteEndpointEvents(hidden, async () => '/x')).text()).rejects.toThrow();
+  });
+});
