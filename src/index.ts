@@ -19,12 +19,15 @@ export default {
       // The library accepts only https origins, or http on loopback (wrangler dev).
       return htmlPage('Use https', html`<h1>Use https</h1><p>This gateway must be reached over https.</p>`, { status: 421 });
     }
+    // The library stores its helpers on the env it is given, once; `env` is shared by every
+    // request, so without a copy a second origin would get the first origin's helpers.
+    const requestEnv = { ...env };
     if (url.pathname === PROTECTED_RESOURCE_ROOT) {
       // RFC 9728 clients also try the root document, which the library does not serve: it is
       // the one resource here, /mcp.
-      return provider.fetch(new Request(`${url.origin}${PROTECTED_RESOURCE_ROOT}${MCP_PATH}`, request), env, ctx);
+      return provider.fetch(new Request(`${url.origin}${PROTECTED_RESOURCE_ROOT}${MCP_PATH}`, request), requestEnv, ctx);
     }
-    return provider.fetch(request, env, ctx);
+    return provider.fetch(request, requestEnv, ctx);
   },
 } satisfies ExportedHandler<Env>;
 

@@ -2,6 +2,8 @@ import type { OAuthResourceContext } from '@cloudflare/workers-oauth-provider';
 import { refusalFor } from './access/allowlist';
 import type { Config } from './config';
 import type { Identity } from './identity';
+import { proxyMcpRequest } from './proxy/handler';
+import { jsonRpcErrorResponse } from './proxy/jsonrpc-error';
 
 /**
  * The MCP endpoint, reached only with a valid access token for this deployment's `/mcp`.
@@ -10,17 +12,13 @@ import type { Identity } from './identity';
  */
 export function mcpHandler(config: Config) {
   return {
-    async fetch(_request: Request, _env: Env, ctx: ExecutionContext): Promise<Response> {
+    async fetch(request: Request, _env: Env, ctx: ExecutionContext): Promise<Response> {
       // workers-oauth-provider sets props (what the callback stored) and auth on the API route.
       const { props: identity, auth } = ctx as OAuthResourceContext<Identity>;
       if (refusalFor(config, identity.email) === 'not_allowed') {
-        return Response.json(
-          { jsonrpc: '2.0', error: { code: -32001, message: 'This account is no longer allowed to use this server.' }, id: null },
-          { status: 403 },
-        );
+        return jsonRpcErrorResponse('notAllowed', null, request.headers.get('Origin'));
       }
-      // TODO(#3): replaced by the streaming proxy to the upstream.
-      return Response.json({ email: identity.email, clientId: auth.clientId });
+      return proxyMcpRequest(request, { config, identity, clientId: auth.clientId ?? 'unknown' }, ctx);
     },
   };
 }

@@ -147,6 +147,12 @@ describe('consent form', () => {
     await expectPage(response, 403);
   });
 
+  it("lets the browser send this site's Origin with the form", async () => {
+    // With `no-referrer` a browser posts `Origin: null`, which the check above must refuse.
+    const { response } = await authorize(gateway, new Browser(), await registerClient(gateway));
+    expect(response.headers.get('Referrer-Policy')).toBe('same-origin');
+  });
+
   it('answers other methods with 405', async () => {
     const response = await gateway.fetch('/authorize', { method: 'PUT' });
     await expectPage(response, 405);

@@ -10,6 +10,7 @@ import {
   Gateway,
   mcpRequest,
   ORIGIN,
+  PAT,
   RESOURCE,
   registerClient,
   signIn,
@@ -65,6 +66,13 @@ describe('discovery', () => {
     const response = await gateway.fetch('http://localhost:8787/.well-known/oauth-protected-resource/mcp');
     expect(await response.json()).toMatchObject({ resource: 'http://localhost:8787/mcp' });
   });
+
+  it('keeps each origin to its own resource when one Worker serves several', async () => {
+    // A custom domain and workers.dev share one isolate and one env.
+    expect((await gateway.fetch('http://localhost:8787/')).status).toBe(200);
+    const { tokens } = await signIn(gateway);
+    expect((await mcpRequest(gateway, tokens.access_token)).status).toBe(200);
+  });
 });
 
 describe('sign-in', () => {
@@ -77,7 +85,9 @@ describe('sign-in', () => {
 
     const response = await mcpRequest(gateway, tokens.access_token);
     expect(response.status).toBe(200);
-    expect(await response.json()).toMatchObject({ email: 'alice@example.com' });
+    expect(await response.json()).toEqual({ jsonrpc: '2.0', id: 1, result: {} });
+    // The upstream saw the gateway's PAT in place of the client's token.
+    expect(gateway.upstreamAuthorizations).toEqual([`Bearer ${PAT}`]);
   });
 
   it('signs in a confidential client registered with client_secret_post, as claude.ai may', async () => {

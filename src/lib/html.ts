@@ -45,7 +45,9 @@ export function htmlPage(title: string, body: SafeHtml, init: { status?: number;
   headers.set('Content-Security-Policy', PAGE_CSP);
   headers.set('X-Frame-Options', 'DENY');
   headers.set('Cache-Control', 'no-store');
-  headers.set('Referrer-Policy', 'no-referrer');
+  // Not no-referrer: with it, browsers send `Origin: null` on the consent form's POST, which
+  // the CSRF check must refuse. same-origin still keeps client URLs from leaking to Access.
+  headers.set('Referrer-Policy', 'same-origin');
   headers.set('X-Content-Type-Options', 'nosniff');
   const page = html`<!doctype html>
 <html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">

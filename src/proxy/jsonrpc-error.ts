@@ -10,6 +10,7 @@ export type JsonRpcId = string | number | null;
 /** -32600 is JSON-RPC's own; the rest sit in its implementation-defined server range. */
 export const ProxyError = {
   pathRefused: { status: 400, code: -32600, message: 'invalid MCP endpoint path' },
+  notAllowed: { status: 403, code: -32001, message: 'this account is no longer allowed to use this server' },
   methodNotAllowed: { status: 405, code: -32600, message: 'method not allowed: use POST, GET or DELETE' },
   noUpstreamCredential: {
     status: 403,
