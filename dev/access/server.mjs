@@ -48,9 +48,10 @@ export async function startAccessStandIn(/** @type {AccessStandInOptions} */ opt
   const prefix = `/cdn-cgi/access/sso/oidc/${encodeURIComponent(options.clientId)}`;
   const issuer = `http://127.0.0.1:${port}${prefix}`;
   const provider = createProvider(issuer, options);
-  provider.on('server_error', (_ctx, error) => log(`error: ${error.message}`));
-  provider.on('authorization.error', (_ctx, error) => log(`authorization refused: ${error.message}`));
-  provider.on('grant.error', (_ctx, error) => log(`token request refused: ${error.message}`));
+  // oidc-provider ships no types; its context objects are typed `*` (any) where they appear.
+  provider.on('server_error', (/** @type {*} */ _ctx, /** @type {Error} */ error) => log(`error: ${error.message}`));
+  provider.on('authorization.error', (/** @type {*} */ _ctx, /** @type {Error} */ error) => log(`authorization refused: ${error.message}`));
+  provider.on('grant.error', (/** @type {*} */ _ctx, /** @type {Error} */ error) => log(`token request refused: ${error.message}`));
 
   const oidc = provider.callback();
   server.on('request', (req, res) => {
@@ -89,7 +90,7 @@ function createProvider(issuer, options) {
   // users (an allowed one, then one the gateway refuses) needs no cookie clearing.
   const policy = interactionPolicy.base();
   policy.get('login')?.checks.add(
-    new interactionPolicy.Check('demo_asks_every_time', 'the stand-in asks for an email on every sign-in', (ctx) =>
+    new interactionPolicy.Check('demo_asks_every_time', 'the stand-in asks for an email on every sign-in', (/** @type {*} */ ctx) =>
       ctx.oidc.result?.login ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT,
     ),
   );
@@ -127,8 +128,8 @@ function createProvider(issuer, options) {
       pushedAuthorizationRequests: { enabled: false },
       dPoP: { enabled: false },
     },
-    interactions: { policy, url: (_ctx, interaction) => `${LOGIN_PATH}${interaction.uid}` },
-    async loadExistingGrant(ctx) {
+    interactions: { policy, url: (/** @type {*} */ _ctx, /** @type {{ uid: string }} */ interaction) => `${LOGIN_PATH}${interaction.uid}` },
+    async loadExistingGrant(/** @type {*} */ ctx) {
       // First-party app: consent is implied, as on Access's own login page.
       const { oidc } = ctx;
       if (!oidc.session?.accountId || !oidc.client) return undefined;
@@ -142,7 +143,7 @@ function createProvider(issuer, options) {
       await grant.save();
       return grant;
     },
-    async findAccount(_ctx, accountId) {
+    async findAccount(/** @type {*} */ _ctx, /** @type {string} */ accountId) {
       const email = emailFromAccountId(accountId);
       if (!email) return undefined;
       const name = options.users.find((u) => u.email === email)?.name ?? nameFromEmail(email);

@@ -1,0 +1,113 @@
+/**
+ * The MCP TypeScript SDK's client with its own OAuth support, as an MCP host runs it: the SDK
+ * discovers, registers (or presents a client ID metadata document URL), runs PKCE and exchanges
+ * the code; the only thing done for it is the person at the browser (`Person`).
+ */
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { type OAuthClientProvider, UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
+import { type Decision, type Outcome, Person } from './person';
+import { Recorder } from './recorder';
+
+export const REDIRECT_URI = 'http://127.0.0.1:53682/oauth/callback';
+
+/** An in-memory OAuthClientProvider whose "browser" is a `Person`. */
+export class HeadlessOAuthProvider implements OAuthClientProvider {
+  client: OAuthClientInformationMixed | undefined;
+  savedTokens: OAuthTokens | undefined;
+  verifier = '';
+  /** How the last authorization ended. */
+  outcome: Outcome | undefined;
+  readonly clientMetadataUrl: string | undefined;
+
+  constructor(
+    readonly person: Person,
+    options: { clientMetadataUrl?: string; decision?: Decision } = {},
+  ) {
+    this.clientMetadataUrl = options.clientMetadataUrl;
+    this.decision = options.decision ?? 'approve';
+  }
+
+  private readonly decision: Decision;
+
+  get redirectUrl(): string {
+    return REDIRECT_URI;
+  }
+
+  get clientMetadata(): OAuthClientMetadata {
+    return {
+      client_name: 'e2e MCP SDK client',
+      redirect_uris: [REDIRECT_URI],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+    };
+  }
+
+  clientInformation() {
+    return this.client;
+  }
+  saveClientInformation(info: OAuthClientInformationMixed) {
+    this.client = info;
+  }
+  tokens() {
+    return this.savedTokens;
+  }
+  saveTokens(tokens: OAuthTokens) {
+    this.savedTokens = tokens;
+  }
+  saveCodeVerifier(verifier: string) {
+    this.verifier = verifier;
+  }
+  codeVerifier() {
+    return this.verifier;
+  }
+  async redirectToAuthorization(url: URL) {
+    this.outcome = await this.person.signIn(url, this.decision);
+  }
+
+  /** The code the client's redirect URI received, or why there is none. */
+  code(): string {
+    const outcome = this.outcome;
+    if (outcome?.kind !== 'redirect') throw new Error(`sign-in stopped at a ${outcome?.status} page: ${outcome?.text.slice(0, 300)}`);
+    const code = outcome.url.searchParams.get('code');
+    if (!code) throw new Error(`redirected without a code: ${outcome.url.search}`);
+    return code;
+  }
+}
+
+export interface Connected {
+  client: Client;
+  transport: StreamableHTTPClientTransport;
+  provider: HeadlessOAuthProvider;
+  recorder: Recorder;
+}
+
+/**
+ * Connects to the gateway's `/mcp` as a fresh client: the first attempt meets the 401, the SDK
+ * runs OAuth, the person signs in, and the second attempt connects with the token.
+ */
+export async function connectWithOAuth(
+  mcpUrl: string,
+  options: { email?: string; clientMetadataUrl?: string; recorder?: Recorder } = {},
+): Promise<Connected> {
+  const recorder = options.recorder ?? new Recorder();
+  const person = new Person(options.email ?? 'alice@example.com', (url) => url.href.startsWith(REDIRECT_URI));
+  recorder.watch(person);
+  const provider = new HeadlessOAuthProvider(person, { clientMetadataUrl: options.clientMetadataUrl });
+  const transportFor = () => new StreamableHTTPClientTransport(new URL(mcpUrl), { authProvider: provider, fetch: recorder.fetch });
+
+  let transport = transportFor();
+  let client = new Client({ name: 'e2e', version: '1.0.0' });
+  try {
+    await client.connect(transport);
+  } catch (error) {
+    if (!(error instanceof UnauthorizedError)) throw error;
+    await transport.finishAuth(provider.code());
+    transport = transportFor();
+    client = new Client({ name: 'e2e', version: '1.0.0' });
+    await client.connect(transport);
+  }
+  return { client, transport, provider, recorder };
+}
