@@ -27,7 +27,7 @@ export async function handleAccessCallback(request: Request, helpers: OAuthHelpe
       denied ? 403 : 502,
       denied ? 'Sign-in was declined' : 'Sign-in failed',
       denied
-        ? 'Cloudflare Access did not let this account in. If you think it should, ask whoever manages access to this server.'
+        ? 'The sign-in was cancelled, or Cloudflare Access did not let this account in. Go back to your app to try again; if this account should get in, ask whoever manages access to this server.'
         : 'Cloudflare Access could not complete the sign-in. Go back to your app and connect again.',
       `access returned error=${accessError}`,
       { headers },

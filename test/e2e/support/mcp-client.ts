@@ -5,8 +5,10 @@
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { type OAuthClientProvider, UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
+import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { type Decision, type Outcome, Person } from './person';
 import { Recorder } from './recorder';
 
@@ -63,7 +65,10 @@ export class HeadlessOAuthProvider implements OAuthClientProvider {
   codeVerifier() {
     return this.verifier;
   }
+  /** How many times the client sent the person to sign in. */
+  authorizations = 0;
   async redirectToAuthorization(url: URL) {
+    this.authorizations++;
     this.outcome = await this.person.signIn(url, this.decision);
   }
 
@@ -77,27 +82,68 @@ export class HeadlessOAuthProvider implements OAuthClientProvider {
   }
 }
 
-export interface Connected {
+export interface Connected<T = StreamableHTTPClientTransport> {
   client: Client;
-  transport: StreamableHTTPClientTransport;
+  transport: T;
   provider: HeadlessOAuthProvider;
   recorder: Recorder;
+}
+
+export interface ConnectOptions {
+  email?: string;
+  clientMetadataUrl?: string;
+  recorder?: Recorder;
+  /** Wraps the recording fetch the transport uses, e.g. to watch which requests it makes. */
+  wrapFetch?: (fetch: FetchLike) => FetchLike;
+}
+
+export interface HeadlessClient {
+  person: Person;
+  provider: HeadlessOAuthProvider;
+  recorder: Recorder;
+  /** The fetch transports use: the recorder's, wrapped as the options ask. */
+  fetch: FetchLike;
+  /** A new transport to `/mcp` that authorizes through `provider` and fetches through `recorder`. */
+  transport(): StreamableHTTPClientTransport;
+}
+
+/**
+ * The parts of an SDK client with OAuth, before connecting: for tests that expect the
+ * connection to fail (a refused sign-in, an upstream that refuses the gateway) and look at
+ * what the client and the person saw.
+ */
+export function headlessClient(mcpUrl: string, options: ConnectOptions & { decision?: Decision } = {}): HeadlessClient {
+  const recorder = options.recorder ?? new Recorder();
+  const person = new Person(options.email ?? 'alice@example.com', (url) => url.href.startsWith(REDIRECT_URI));
+  recorder.watch(person);
+  const provider = new HeadlessOAuthProvider(person, { clientMetadataUrl: options.clientMetadataUrl, decision: options.decision });
+  const fetch = options.wrapFetch ? options.wrapFetch(recorder.fetch) : recorder.fetch;
+  const transport = () => new StreamableHTTPClientTransport(new URL(mcpUrl), { authProvider: provider, fetch });
+  return { person, provider, recorder, fetch, transport };
 }
 
 /**
  * Connects to the gateway's `/mcp` as a fresh client: the first attempt meets the 401, the SDK
  * runs OAuth, the person signs in, and the second attempt connects with the token.
  */
-export async function connectWithOAuth(
-  mcpUrl: string,
-  options: { email?: string; clientMetadataUrl?: string; recorder?: Recorder } = {},
-): Promise<Connected> {
-  const recorder = options.recorder ?? new Recorder();
-  const person = new Person(options.email ?? 'alice@example.com', (url) => url.href.startsWith(REDIRECT_URI));
-  recorder.watch(person);
-  const provider = new HeadlessOAuthProvider(person, { clientMetadataUrl: options.clientMetadataUrl });
-  const transportFor = () => new StreamableHTTPClientTransport(new URL(mcpUrl), { authProvider: provider, fetch: recorder.fetch });
+export function connectWithOAuth(mcpUrl: string, options: ConnectOptions = {}): Promise<Connected> {
+  const parts = headlessClient(mcpUrl, options);
+  return connectThroughOAuth(parts, parts.transport);
+}
 
+/**
+ * The same over the older HTTP+SSE transport (`SSEClientTransport`): GET `mcpUrl` opens the event
+ * stream, whose `endpoint` event names where to POST messages. Same provider, person and recorder.
+ */
+export function connectSseWithOAuth(mcpUrl: string, options: ConnectOptions = {}): Promise<Connected<SSEClientTransport>> {
+  const parts = headlessClient(mcpUrl, options);
+  return connectThroughOAuth(parts, () => new SSEClientTransport(new URL(mcpUrl), { authProvider: parts.provider, fetch: parts.fetch }));
+}
+
+async function connectThroughOAuth<T extends StreamableHTTPClientTransport | SSEClientTransport>(
+  { provider, recorder }: HeadlessClient,
+  transportFor: () => T,
+): Promise<Connected<T>> {
   let transport = transportFor();
   let client = new Client({ name: 'e2e', version: '1.0.0' });
   try {
@@ -105,6 +151,7 @@ export async function connectWithOAuth(
   } catch (error) {
     if (!(error instanceof UnauthorizedError)) throw error;
     await transport.finishAuth(provider.code());
+    await transport.close();
     transport = transportFor();
     client = new Client({ name: 'e2e', version: '1.0.0' });
     await client.connect(transport);

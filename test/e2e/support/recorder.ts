@@ -4,6 +4,7 @@
  */
 import { expect } from 'vitest';
 import type { Person } from './person';
+import { readAll } from './streams';
 
 /** How long `everything()` waits for streams still open (a GET stream may never end). */
 const SETTLE_MS = 1_000;
@@ -11,29 +12,32 @@ const SETTLE_MS = 1_000;
 export class Recorder {
   private readonly received: { text: string; done: Promise<void>; cancel: () => void }[] = [];
   private readonly people: Person[] = [];
+  /** Every request made through `fetch`, in order, with the status it got. */
+  readonly requests: { method: string; url: URL; status: number }[] = [];
 
   /** A `fetch` for clients that keeps a copy of each response without delaying the original. */
   readonly fetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const response = await fetch(input, init);
+    const method = init?.method ?? (input instanceof Request ? input.method : 'GET');
+    const url = new URL(input instanceof Request ? input.url : input);
+    this.requests.push({ method: method.toUpperCase(), url, status: response.status });
     this.keep(response);
     return response;
   };
 
+  /** How many requests the client made to `pathname` (any origin). */
+  count(pathname: string, method?: string): number {
+    return this.requests.filter((r) => r.url.pathname === pathname && (!method || r.method === method)).length;
+  }
+
   keep(response: Response): void {
     const headers = [...response.headers].map(([name, value]) => `${name}: ${value}`).join('\n');
     const entry = { text: `${response.status} ${response.url}\n${headers}\n\n`, done: Promise.resolve(), cancel: () => {} };
-    const reader = response.body ? response.clone().body?.getReader() : undefined;
-    if (reader) {
+    if (response.body) {
       // Read as the client does, chunk by chunk: a stream still open keeps what came so far.
-      const decoder = new TextDecoder();
-      entry.cancel = () => void reader.cancel().catch(() => {});
-      entry.done = (async () => {
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) return;
-          entry.text += decoder.decode(value, { stream: true });
-        }
-      })().catch(() => {});
+      const stop = new AbortController();
+      entry.cancel = () => stop.abort();
+      entry.done = readAll(response.clone(), (text) => (entry.text += text), stop.signal);
     }
     this.received.push(entry);
   }
