@@ -74,13 +74,7 @@ describe('a person in Chromium', () => {
   let approvedIn: { context: BrowserContext; client: oauth.Client } | undefined;
 
   it('approves on the consent page, signs in at Access, and the client gets a working token', async () => {
-    const client = await register(CLIENT_NAME);
-    const { page, context, navigations } = await openBrowser();
-    const auth = await authorizationFor(client);
-
-    const consentResponse = await page.goto(auth.url.href);
-    expect(consentResponse?.status()).toBe(200);
-    await expectConsentPage(page, CLIENT_NAME);
+    const { client, auth, page, context, navigations } = await startAtConsent();
     await screenshot(page, 'consent.png', { readme: true });
 
     // A real form POST: Chromium sends the page's own Origin (not `null`), and the gateway's
@@ -96,8 +90,7 @@ describe('a person in Chromium', () => {
     await expectLoginPage(page);
     await screenshot(page, 'access-login.png', { readme: true });
 
-    await page.getByLabel('Email').fill(EMAIL);
-    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await signInAtAccess(page);
 
     const landed = await landOnRedirect(page);
     await expect.poll(() => page.getByRole('heading', { name: 'Connected' }).isVisible()).toBe(true);
@@ -133,20 +126,14 @@ describe('a person in Chromium', () => {
     // Straight to Access: the gateway answered /authorize with a redirect, never the consent page.
     expect(navigations.filter((n) => n.url.startsWith(`${stack.urls.gateway}/authorize`)).map((n) => `${n.method} ${n.status}`)).toEqual(['GET 302']);
 
-    await page.getByLabel('Email').fill(EMAIL);
-    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await signInAtAccess(page);
     const landed = await landOnRedirect(page);
     const tokens = await exchange(client, auth, landed);
     expect(await listTools(tokens.access_token)).toContain('list_boards');
   });
 
   it('denies on the consent page: the client gets access_denied and Access is never visited', async () => {
-    const client = await register(CLIENT_NAME);
-    const { page, requests } = await openBrowser();
-    const auth = await authorizationFor(client);
-
-    await page.goto(auth.url.href);
-    await expectConsentPage(page, CLIENT_NAME);
+    const { client, auth, page, requests } = await startAtConsent();
     await page.getByRole('button', { name: 'Deny' }).click();
 
     const landed = await landOnRedirect(page);
@@ -172,12 +159,7 @@ describe('a person in Chromium', () => {
   });
 
   it('cancels at the Access login page: the gateway shows a readable refusal page', async () => {
-    const client = await register(CLIENT_NAME);
-    const { page } = await openBrowser();
-    const auth = await authorizationFor(client);
-
-    await page.goto(auth.url.href);
-    await expectConsentPage(page, CLIENT_NAME);
+    const { auth, page } = await startAtConsent();
     await page.getByRole('button', { name: 'Approve' }).click();
     await arriveAtAccessLogin(page);
     await expectLoginPage(page);
@@ -203,12 +185,7 @@ describe('a person in Chromium', () => {
   });
 
   it('refuses the consent form when another site posts it', async () => {
-    const client = await register(CLIENT_NAME);
-    const { page, requests } = await openBrowser();
-    const auth = await authorizationFor(client);
-
-    await page.goto(auth.url.href);
-    await expectConsentPage(page, CLIENT_NAME);
+    const { page, requests } = await startAtConsent();
     const handle = await page.locator('input[name="handle"]').inputValue();
     expect(handle).not.toBe('');
 
@@ -238,6 +215,23 @@ interface Navigation {
   status: number;
   /** The page's text for an error status, else empty. */
   text: Promise<string>;
+}
+
+/** A newly registered client's authorization, opened in a fresh browser, on the consent page. */
+async function startAtConsent() {
+  const client = await register(CLIENT_NAME);
+  const opened = await openBrowser();
+  const auth = await authorizationFor(client);
+  const response = await opened.page.goto(auth.url.href);
+  expect(response?.status()).toBe(200);
+  await expectConsentPage(opened.page, CLIENT_NAME);
+  return { ...opened, client, auth };
+}
+
+/** Types the email on the Access login page and signs in, as a person does. */
+async function signInAtAccess(page: Page): Promise<void> {
+  await page.getByLabel('Email').fill(EMAIL);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
 }
 
 /** A fresh browser context (its own cookies) with one page, and logs of what it requested. */
