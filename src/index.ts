@@ -1,6 +1,6 @@
 import { type Config, ConfigError, configFor } from './config';
 import { html, htmlPage } from './lib/html';
-import { MCP_PATH, providerFor } from './provider';
+import { gatewayFor, handleBrowserRequest, type OriginGateway } from './provider';
 
 const PROTECTED_RESOURCE_ROOT = '/.well-known/oauth-protected-resource';
 const reported = new WeakSet<ConfigError>();
@@ -12,24 +12,49 @@ export default {
     if (url.pathname === '/health') return health(config);
     if (config instanceof ConfigError) return misconfigured(config);
 
-    let provider: ReturnType<typeof providerFor>;
+    let gateway: OriginGateway;
     try {
-      provider = providerFor(url.origin, config);
+      gateway = gatewayFor(url.origin, config);
     } catch {
       // The library accepts only https origins, or http on loopback (wrangler dev).
       return htmlPage('Use https', html`<h1>Use https</h1><p>This gateway must be reached over https.</p>`, { status: 421 });
     }
-    // The library stores its helpers on the env it is given, once; `env` is shared by every
-    // request, so without a copy a second origin would get the first origin's helpers.
-    const requestEnv = { ...env };
-    if (url.pathname === PROTECTED_RESOURCE_ROOT) {
-      // RFC 9728 clients also try the root document, which the library does not serve: it is
-      // the one resource here, /mcp.
-      return provider.fetch(new Request(`${url.origin}${PROTECTED_RESOURCE_ROOT}${MCP_PATH}`, request), requestEnv, ctx);
-    }
-    return provider.fetch(request, requestEnv, ctx);
+
+    const resourceServer = gateway.resourceServers.get(upstreamNameIn(url.pathname) ?? '');
+    if (resourceServer) return resourceServer.fetch(request, env, ctx);
+    if (url.pathname === PROTECTED_RESOURCE_ROOT) return rootResourceMetadata(request, env, ctx, gateway);
+
+    const page = await handleBrowserRequest(request, env, gateway, config);
+    if (page) return page;
+    const response = await gateway.authorizationServer.fetch(request, env, ctx);
+    // The library's own 404 has no body; say what happened in the JSON the other endpoints use.
+    return response.status === 404 && response.body === null ? Response.json({ error: 'not_found' }, { status: 404 }) : response;
   },
 } satisfies ExportedHandler<Env>;
+
+/**
+ * The upstream a path belongs to: `/mcp…` is the single upstream, `/<name>/mcp…` a named one,
+ * and so are their RFC 9728 metadata paths under `/.well-known/oauth-protected-resource`.
+ */
+function upstreamNameIn(pathname: string): string | undefined {
+  const path = pathname.startsWith(`${PROTECTED_RESOURCE_ROOT}/`) ? pathname.slice(PROTECTED_RESOURCE_ROOT.length) : pathname;
+  const [, first, second] = path.split('/', 3);
+  if (first === 'mcp') return 'mcp';
+  return second === 'mcp' ? first : undefined;
+}
+
+/**
+ * RFC 9728 clients also try the root document, which the library does not serve: it describes
+ * `/mcp`, or the one upstream there is. With several and no `/mcp`, no resource stands for the
+ * origin, and clients use the path-specific document their 401 named.
+ */
+function rootResourceMetadata(request: Request, env: Env, ctx: ExecutionContext, gateway: OriginGateway): Promise<Response> | Response {
+  const upstream = gateway.defaultUpstream;
+  const server = upstream && gateway.resourceServers.get(upstream.name);
+  if (!upstream || !server) return Response.json({ error: 'not_found' }, { status: 404 });
+  const url = new URL(request.url);
+  return server.fetch(new Request(`${url.origin}${PROTECTED_RESOURCE_ROOT}${upstream.path}`, request), env, ctx);
+}
 
 function health(config: Config | ConfigError): Response {
   const headers = { 'Cache-Control': 'no-store' };

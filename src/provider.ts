@@ -1,42 +1,56 @@
-import { OAuthError, type OAuthHelpers, OAuthProvider } from '@cloudflare/workers-oauth-provider';
+import { OAuthAuthorizationServer, OAuthError, type OAuthHelpers, OAuthResourceServer } from '@cloudflare/workers-oauth-provider';
 import { handleAccessCallback } from './access/callback';
 import { refusalFor } from './access/allowlist';
-import type { Config } from './config';
+import { type Config, type UpstreamConfig, upstreamLabel } from './config';
 import { GRANTED_SCOPES, handleAuthorize } from './consent/handler';
 import { PageError, renderInternalError, renderPageError } from './errors';
 import type { Identity } from './identity';
 import { html, htmlPage } from './lib/html';
 import { mcpHandler } from './mcp';
 
-export const MCP_PATH = '/mcp';
-
-type BrowserEnv = { OAUTH_PROVIDER: OAuthHelpers };
-
 /**
- * The authorization server and resource for one origin. Tokens are bound to `<origin>/mcp`
- * (RFC 8707), which workers-oauth-provider fixes at construction, so each origin the Worker is
- * reached on (workers.dev, a custom domain, a local port) gets its own provider.
+ * The OAuth roles for one origin: one authorization server at the origin's root (claude.ai builds
+ * `/authorize`, `/token` and `/register` from the origin), and one protected resource per upstream
+ * at `<origin><upstream.path>` (RFC 8707), each with its own metadata and audience. Resources are
+ * fixed at construction and must be canonical URLs of this origin, so each origin the Worker is
+ * reached on (workers.dev, a custom domain, a local port) gets its own set.
  */
-export function buildProvider(origin: string, config: Config): OAuthProvider<Env> {
-  return new OAuthProvider<Env>({
-    apiRoute: MCP_PATH,
-    apiHandler: mcpHandler(config),
-    defaultHandler: browserHandler(config),
+export interface OriginGateway {
+  authorizationServer: OAuthAuthorizationServer<Env>;
+  /** Upstream name -> its resource server. */
+  resourceServers: ReadonlyMap<string, OAuthResourceServer<Env, Identity>>;
+  /** The upstream a canonical resource URL stands for. */
+  upstreamFor(resource: string | undefined): UpstreamConfig | undefined;
+  /** The resource the root `/.well-known/oauth-protected-resource` describes, if one stands out. */
+  defaultUpstream: UpstreamConfig | undefined;
+}
+
+export function buildGateway(origin: string, config: Config): OriginGateway {
+  const byResource = new Map(config.upstreams.map((upstream) => [`${origin}${upstream.path}`, upstream]));
+  const upstreamFor = (resource: string | undefined) => (resource === undefined ? undefined : byResource.get(resource));
+  // `/mcp` is what single-upstream deployments always served, so clients that omit `resource`
+  // keep landing there; with several named upstreams only, a client must say which it wants.
+  const defaultUpstream = config.upstreams.length === 1 ? config.upstreams[0] : config.upstreams.find((u) => u.path === '/mcp');
+  const defaultResource = defaultUpstream && `${origin}${defaultUpstream.path}`;
+
+  const authorizationServer = new OAuthAuthorizationServer<Env>({
+    issuer: origin,
+    resources: [...byResource.keys()],
+    ...(defaultResource ? { defaultResource, legacyGrantResource: defaultResource } : {}),
     authorizeEndpoint: '/authorize',
     tokenEndpoint: '/token',
     clientRegistrationEndpoint: '/register',
     scopesSupported: GRANTED_SCOPES,
-    requiredScopes: GRANTED_SCOPES,
-    resourceMetadata: { resource: `${origin}${MCP_PATH}`, resource_name: 'MCP OAuth gateway' },
     // claude.ai and Claude Code prefer client ID metadata documents over registering anew each time.
     clientIdMetadataDocumentEnabled: true,
     accessTokenTTL: config.accessTokenTtl,
     refreshTokenTTL: config.refreshTokenTtl,
     // A grant lives while its client keeps refreshing, so active connectors never need a new login.
     refreshTokenIdleTTL: config.refreshTokenTtl,
-    tokenExchangeCallback({ grantType, props }) {
+    tokenExchangeCallback({ grantType, props, resource }) {
       const identity = props as Identity;
-      if (grantType === 'refresh_token' && refusalFor(config, identity.email)) {
+      const upstream = upstreamFor(resource);
+      if (grantType === 'refresh_token' && (!upstream || refusalFor(config, upstream, identity.email))) {
         // invalid_grant makes the library revoke the grant and its tokens.
         throw new OAuthError('invalid_grant', { description: 'this account is no longer allowed' });
       }
@@ -45,53 +59,64 @@ export function buildProvider(origin: string, config: Config): OAuthProvider<Env
       console.warn(JSON.stringify({ event: 'oauth_error', status, code, description, internal }));
     },
   });
+
+  const validateToken = (env: Env) => (resource: string, token: string) => authorizationServer.validateToken<Identity>(resource, token, env);
+  const resourceServers = new Map(
+    [...byResource].map(([resource, upstream]) => [
+      upstream.name,
+      new OAuthResourceServer<Env, Identity>({
+        resourceMetadata: { resource, authorization_servers: [origin], resource_name: upstream.title ?? 'MCP OAuth gateway' },
+        requiredScopes: GRANTED_SCOPES,
+        validateToken,
+        handler: mcpHandler(config, upstream),
+      }),
+    ]),
+  );
+  return { authorizationServer, resourceServers, upstreamFor, defaultUpstream };
 }
 
 const MAX_ORIGINS = 16;
-const providers = new WeakMap<Config, Map<string, OAuthProvider<Env>>>();
+const gateways = new WeakMap<Config, Map<string, OriginGateway>>();
 
-/** The memoized provider for an origin; a handful per deployment, bounded all the same. */
-export function providerFor(origin: string, config: Config): OAuthProvider<Env> {
-  let byOrigin = providers.get(config);
-  if (!byOrigin) providers.set(config, (byOrigin = new Map()));
-  let provider = byOrigin.get(origin);
-  if (!provider) {
-    provider = buildProvider(origin, config);
+/** The memoized roles for an origin; a handful per deployment, bounded all the same. */
+export function gatewayFor(origin: string, config: Config): OriginGateway {
+  let byOrigin = gateways.get(config);
+  if (!byOrigin) gateways.set(config, (byOrigin = new Map()));
+  let gateway = byOrigin.get(origin);
+  if (!gateway) {
+    gateway = buildGateway(origin, config);
     if (byOrigin.size >= MAX_ORIGINS) byOrigin.delete(byOrigin.keys().next().value as string);
-    byOrigin.set(origin, provider);
+    byOrigin.set(origin, gateway);
   }
-  return provider;
+  return gateway;
 }
 
-/** Everything outside /mcp that the library does not answer itself: the browser legs. */
-function browserHandler(config: Config) {
-  return {
-    async fetch(request: Request, env: Env): Promise<Response> {
-      const url = new URL(request.url);
-      // The provider injects its helpers into the environment it passes to this handler.
-      const helpers = (env as Env & BrowserEnv).OAUTH_PROVIDER;
-      try {
-        switch (url.pathname) {
-          case '/authorize':
-            return await handleAuthorize(request, helpers, config);
-          case '/callback':
-            if (request.method !== 'GET') break;
-            return await handleAccessCallback(request, helpers, config);
-          case '/':
-            if (request.method !== 'GET') break;
-            return landingPage(url.origin);
-        }
-        return Response.json({ error: 'not_found' }, { status: 404 });
-      } catch (error) {
-        return error instanceof PageError ? renderPageError(error) : renderInternalError(error);
-      }
-    },
-  };
+/** The pages a person's browser visits: the login legs and the landing page. */
+export async function handleBrowserRequest(request: Request, env: Env, gateway: OriginGateway, config: Config): Promise<Response | undefined> {
+  const url = new URL(request.url);
+  const helpers = (): OAuthHelpers => gateway.authorizationServer.getOAuthApi(env);
+  try {
+    switch (url.pathname) {
+      case '/authorize':
+        return await handleAuthorize(request, helpers(), gateway, config);
+      case '/callback':
+        return request.method === 'GET' ? await handleAccessCallback(request, helpers(), gateway, config) : undefined;
+      case '/':
+        return request.method === 'GET' ? landingPage(url.origin, config) : undefined;
+    }
+    return undefined;
+  } catch (error) {
+    return error instanceof PageError ? renderPageError(error) : renderInternalError(error);
+  }
 }
 
-function landingPage(origin: string): Response {
+/** Every connector URL, by title: never an upstream's own host. */
+function landingPage(origin: string, config: Config): Response {
+  const rows = config.upstreams.map(
+    (upstream) => html`<dt>${upstreamLabel(upstream) ?? 'MCP server'}</dt><dd><code>${origin}${upstream.path}</code></dd>`,
+  );
   return htmlPage(
     'MCP OAuth gateway',
-    html`<h1>MCP OAuth gateway</h1><p>Add this URL as a custom connector in your MCP client:</p><p><code>${origin}${MCP_PATH}</code></p>`,
+    html`<h1>MCP OAuth gateway</h1><p>Add ${config.upstreams.length === 1 ? 'this URL' : 'one of these URLs'} as a custom connector in your MCP client:</p><dl>${rows}</dl>`,
   );
 }

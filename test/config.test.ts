@@ -31,9 +31,9 @@ describe('configuration', () => {
     expect(config.access.issuer).toBe('https://team.cloudflareaccess.com/cdn-cgi/access/sso/oidc/cid');
     expect(config.accessTokenTtl).toBe(86_400);
     expect(config.refreshTokenTtl).toBe(2_592_000);
-    expect(config.upstream.authHeader).toBe('Authorization');
-    expect(config.upstream.authScheme).toBe('Bearer');
-    expect(config.upstream.timeoutMs).toBe(30_000);
+    expect(config.upstreams[0]?.authHeader).toBe('Authorization');
+    expect(config.upstreams[0]?.authScheme).toBe('Bearer');
+    expect(config.upstreams[0]?.timeoutMs).toBe(30_000);
     expect(config.allowedEmails).toBeUndefined();
     expect(config.access.allowInsecureRequests).toBe(false);
   });
@@ -78,7 +78,7 @@ describe('configuration', () => {
     expect(variables({ ...valid, ACCESS_TOKEN_TTL: '1.5' })).toEqual(['ACCESS_TOKEN_TTL']);
     expect(variables({ ...valid, REFRESH_TOKEN_TTL: '-1' })).toEqual(['REFRESH_TOKEN_TTL']);
     expect(variables({ ...valid, UPSTREAM_TIMEOUT: '0' })).toEqual(['UPSTREAM_TIMEOUT']);
-    expect(loadConfig({ ...valid, ACCESS_TOKEN_TTL: '3600', UPSTREAM_TIMEOUT: '5' })).toMatchObject({ accessTokenTtl: 3600, upstream: { timeoutMs: 5000 } });
+    expect(loadConfig({ ...valid, ACCESS_TOKEN_TTL: '3600', UPSTREAM_TIMEOUT: '5' })).toMatchObject({ accessTokenTtl: 3600, upstreams: [{ timeoutMs: 5000 }] });
   });
 
   it('requires at least 32 characters of cookie key', () => {
@@ -95,7 +95,7 @@ describe('configuration', () => {
 
   it('needs no UPSTREAM_TOKEN when every listed user has their own', () => {
     const env = { ...valid, UPSTREAM_TOKEN: undefined, ALLOWED_EMAILS: 'a@x.com', USER_TOKENS: '{"A@x.com":"pat_a"}' };
-    expect(loadConfig(env).upstream.userTokens.get('a@x.com')).toBe('pat_a');
+    expect(loadConfig(env).upstreams[0]?.userTokens.get('a@x.com')).toBe('pat_a');
     expect(variables({ ...env, ALLOWED_EMAILS: 'a@x.com,b@x.com' })).toEqual(['UPSTREAM_TOKEN']);
     expect(variables({ ...env, USER_TOKENS: '{}' })).toEqual(['UPSTREAM_TOKEN']);
   });
@@ -106,6 +106,6 @@ describe('configuration', () => {
     expect(variables({ ...valid, UPSTREAM_HEADERS: '{"X-A":"1\\r\\nX-B: 2"}' })).toEqual(['UPSTREAM_HEADERS']);
     expect(variables({ ...valid, UPSTREAM_HEADERS: '[]' })).toEqual(['UPSTREAM_HEADERS']);
     const config = loadConfig({ ...valid, UPSTREAM_AUTH_HEADER: 'X-API-Key', UPSTREAM_AUTH_SCHEME: '', UPSTREAM_HEADERS: '{"X-Readonly":"true"}' });
-    expect(config.upstream).toMatchObject({ authHeader: 'X-API-Key', authScheme: '', headers: [['X-Readonly', 'true']] });
+    expect(config.upstreams[0]).toMatchObject({ authHeader: 'X-API-Key', authScheme: '', headers: [['X-Readonly', 'true']] });
   });
 });

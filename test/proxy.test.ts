@@ -247,6 +247,7 @@ describe('proxy: log line', () => {
       {
         event: 'mcp_proxy',
         time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+        upstream: 'mcp',
         email: 'alice@example.com',
         clientId: CLIENT_ID,
         method: 'POST',

@@ -1,8 +1,9 @@
 import { AuthorizationError, type OAuthHelpers } from '@cloudflare/workers-oauth-provider';
 import * as oauth from 'oauth4webapi';
-import type { AccessConfig, Config } from '../config';
+import { type AccessConfig, type Config, upstreamLabel } from '../config';
 import { PageError } from '../errors';
 import type { Identity } from '../identity';
+import type { OriginGateway } from '../provider';
 import { refusalFor } from './allowlist';
 import { type AccessLoginData, CALLBACK_PATH } from './login';
 import { accessOidc } from './oidc';
@@ -14,7 +15,7 @@ const ACCESS_TIMEOUT_MS = 10_000;
  * single-use and bound to this browser), verifies who signed in, and issues our authorization
  * code to the MCP client. On any failure nothing is written: the grant is created last.
  */
-export async function handleAccessCallback(request: Request, helpers: OAuthHelpers, config: Config): Promise<Response> {
+export async function handleAccessCallback(request: Request, helpers: OAuthHelpers, gateway: OriginGateway, config: Config): Promise<Response> {
   const resumed = await resumeLogin(request, helpers);
   // These headers clear the browser-binding cookie: send them on every answer from here on.
   const headers = resumed.headers;
@@ -35,15 +36,19 @@ export async function handleAccessCallback(request: Request, helpers: OAuthHelpe
   }
 
   const identity = await verifyAccessLogin(config.access, url, resumed.data, headers);
-  const refusal = refusalFor(config, identity.email);
+  // The request was validated against this origin's resources, so an unknown one means the
+  // configuration changed during the login: refuse rather than guess.
+  const upstream = gateway.upstreamFor(resumed.request.resource);
+  const refusal = upstream ? refusalFor(config, upstream, identity.email) : 'not_allowed';
   if (refusal) {
+    const server = (upstream && upstreamLabel(upstream)) ?? 'this server';
     throw new PageError(
       403,
       'Not allowed',
       refusal === 'not_allowed'
-        ? `${identity.email} is not allowed to use this server. Ask whoever runs it to add you.`
-        : `${identity.email} has no credential for the server behind this gateway. Ask whoever runs it to add one.`,
-      `login refused: ${refusal}`,
+        ? `${identity.email} is not allowed to use ${server}. Ask whoever runs it to add you.`
+        : `${identity.email} has no credential for ${server === 'this server' ? 'the server behind this gateway' : server}. Ask whoever runs it to add one.`,
+      `login refused: ${refusal}${upstream ? ` for ${upstream.name}` : ''}`,
       { headers },
     );
   }

@@ -1,6 +1,7 @@
 import { type AuthRequest, AuthorizationError, CimdFetchError, type OAuthHelpers } from '@cloudflare/workers-oauth-provider';
 import { redirectToAccess } from '../access/login';
-import type { Config } from '../config';
+import { type Config, upstreamLabel } from '../config';
+import type { OriginGateway } from '../provider';
 import { PageError } from '../errors';
 import { renderConsentPage } from './page';
 
@@ -18,7 +19,7 @@ const START_AGAIN = 'Go back to your app and connect again.';
  * always comes before the Access redirect: the confused-deputy rule for a proxy with one
  * upstream client ID.
  */
-export async function handleAuthorize(request: Request, helpers: OAuthHelpers, config: Config): Promise<Response> {
+export async function handleAuthorize(request: Request, helpers: OAuthHelpers, gateway: OriginGateway, config: Config): Promise<Response> {
   const origin = new URL(request.url).origin;
   const remember = { secret: config.cookieSecret };
 
@@ -29,8 +30,9 @@ export async function handleAuthorize(request: Request, helpers: OAuthHelpers, c
       return redirectToAccess(helpers, config.access, authRequest, origin);
     }
     const details = await describeClient(helpers, authRequest);
+    const upstream = gateway.upstreamFor(authRequest.resource);
     const consent = await helpers.beginConsent(authRequest);
-    return renderConsentPage(details, consent.handle, consent.headers);
+    return renderConsentPage(details, upstream && upstreamLabel(upstream), consent.handle, consent.headers);
   }
 
   if (request.method === 'POST') {

@@ -1,16 +1,18 @@
 import type { ConsentDescription } from '@cloudflare/workers-oauth-provider';
 import { html, htmlPage } from '../lib/html';
 
-const SCOPE_TEXT: Record<string, string> = {
-  mcp: "Use this server's tools and data as you, through this gateway",
-};
 
 /**
  * The consent page. Everything in `details` may come from the client (its registration or
- * metadata document) and is escaped by `html`. `headers` come from `beginConsent`: they bind the
- * form's handle to this browser and forbid framing.
+ * metadata document) and is escaped by `html`. `upstream` names the server being connected (its
+ * title or name; undefined for the single `/mcp` one). `headers` come from `beginConsent`: they
+ * bind the form's handle to this browser and forbid framing.
  */
-export function renderConsentPage(details: ConsentDescription, handle: string, headers: Headers): Response {
+export function renderConsentPage(details: ConsentDescription, upstream: string | undefined, handle: string, headers: Headers): Response {
+  const server = upstream === undefined ? html`this MCP server` : html`<strong>${upstream}</strong>`;
+  const scopeText: Record<string, string> = {
+    mcp: `Use ${upstream === undefined ? 'this server' : upstream}'s tools and data as you, through this gateway`,
+  };
   const publisher = details.clientDomain
     ? html`<p>Published by <strong>${details.clientDomain}</strong>: its identity is a document on that domain.</p>`
     : html`<p class="warn">This app registered itself, so its name is not verified. Continue only if you just started connecting it.</p>`;
@@ -18,13 +20,13 @@ export function renderConsentPage(details: ConsentDescription, handle: string, h
     details.redirectIsLoopback &&
     html`<p class="warn">Access will go to an app on <strong>this computer</strong>. Continue only if you just started signing in from it.</p>`;
   return htmlPage(
-    `Connect ${details.clientName}?`,
-    html`<h1>Connect ${details.clientName}?</h1>
-<p><strong>${details.clientName}</strong> wants to use this MCP server on your behalf.</p>
+    upstream === undefined ? `Connect ${details.clientName}?` : `Connect ${details.clientName} to ${upstream}?`,
+    html`<h1>Connect ${details.clientName}${upstream === undefined ? '' : html` to ${upstream}`}?</h1>
+<p><strong>${details.clientName}</strong> wants to use ${server} on your behalf.</p>
 ${publisher}
 <dl>
   <dt>Access goes to</dt><dd><code>${details.redirectHost}</code></dd>
-  <dt>Permissions</dt><dd>${details.scope.map((scope) => html`<div>${SCOPE_TEXT[scope] ?? scope}</div>`)}</dd>
+  <dt>Permissions</dt><dd>${details.scope.map((scope) => html`<div>${scopeText[scope] ?? scope}</div>`)}</dd>
 </dl>
 ${loopback}
 <form method="post" action="/authorize">

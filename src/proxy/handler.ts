@@ -1,9 +1,10 @@
 /**
- * `/mcp` after authentication: a streaming, credential-swapping proxy to UPSTREAM_URL. The OAuth
- * provider has already checked the caller's token and the allowlist; this swaps that token for the
- * upstream credential and carries MCP traffic unchanged in both directions.
+ * An upstream's gateway path after authentication: a streaming, credential-swapping proxy to that
+ * upstream. Its resource server has already checked the caller's token and audience, and the
+ * allowlists; this swaps that token for the upstream credential and carries MCP traffic unchanged
+ * in both directions.
  */
-import type { Config } from '../config';
+import type { Config, UpstreamConfig } from '../config';
 import type { Identity } from '../identity';
 import { upstreamAuthHeader } from '../upstream/credentials';
 import { forwardToUpstream } from './forward';
@@ -16,6 +17,8 @@ import { gatewayPathFor, routeToUpstream } from './route';
 
 export interface ProxyCaller {
   config: Config;
+  /** The upstream whose gateway path was requested. */
+  upstream: UpstreamConfig;
   identity: Identity;
   /** The OAuth client the token was issued to, for the log. */
   clientId: string;
@@ -26,16 +29,17 @@ const FORWARDED_METHODS = new Set(['GET', 'POST', 'DELETE']);
 const NULL_BODY_STATUSES = new Set([101, 204, 205, 304]);
 
 /**
- * Proxies one authenticated MCP request (`/mcp` or `/mcp/<rest>`) to the upstream. Always resolves
+ * Proxies one authenticated MCP request (`<path>` or `<path>/<rest>`) to the upstream. Always resolves
  * to a response: the proxy's own failures are JSON-RPC errors (400, 403, 405, 502, 504).
  * `_ctx` is unused: a client disconnect cancels the upstream fetch through `request.signal` and
  * the runtime's cancellation of the response stream, so nothing needs `waitUntil`.
  */
 export async function proxyMcpRequest(request: Request, caller: ProxyCaller, _ctx: ExecutionContext): Promise<Response> {
-  const { config, identity, clientId } = caller;
+  const { config, upstream: settings, identity, clientId } = caller;
   const url = new URL(request.url);
   const origin = request.headers.get('Origin');
   const entry: ProxyLogEntry = {
+    upstream: settings.name,
     email: identity.email,
     clientId,
     method: request.method,
@@ -58,27 +62,27 @@ export async function proxyMcpRequest(request: Request, caller: ProxyCaller, _ct
   if (request.method === 'OPTIONS') return finish(preflightResponse(origin), 'preflight');
   if (!FORWARDED_METHODS.has(request.method)) return fail('methodNotAllowed', 'method_not_allowed', null, { Allow: ALLOWED_METHODS });
 
-  const route = routeToUpstream(url, config.upstream.url);
+  const route = routeToUpstream(url, settings.path, settings.url);
   const target =
     route.kind === 'mapped'
       ? route.target
       : route.kind === 'signed'
-        ? await upstreamUrlForSignedEndpoint(route.token, route.search, config)
+        ? await upstreamUrlForSignedEndpoint(route.token, route.search, settings, config)
         : undefined;
   if (!target) return fail('pathRefused', 'path_refused');
 
   const { body, rpcMethod, id } = await readRequestBody(request);
   entry.rpcMethod = rpcMethod;
-  const credential = upstreamAuthHeader(config.upstream, identity.email);
+  const credential = upstreamAuthHeader(settings, identity.email);
   if (!credential) return fail('noUpstreamCredential', 'no_upstream_credential', id);
 
   const started = Date.now();
   const result = await forwardToUpstream(target, {
     method: request.method,
-    headers: upstreamRequestHeaders(request.headers, config.upstream, credential),
+    headers: upstreamRequestHeaders(request.headers, settings, credential),
     body,
     signal: request.signal,
-    timeoutMs: config.upstream.timeoutMs,
+    timeoutMs: settings.timeoutMs,
   });
   entry.latencyMs = Date.now() - started;
   if (result.outcome !== 'response') {
@@ -104,7 +108,7 @@ export async function proxyMcpRequest(request: Request, caller: ProxyCaller, _ct
     // the gateway URL for it: the client never sees the upstream's host, and a redirect elsewhere
     // is refused rather than followed with the credential.
     const to = URL.canParse(location, target.href) ? new URL(location, target) : undefined;
-    const path = to && gatewayPathFor(to, config.upstream.url);
+    const path = to && gatewayPathFor(to, settings.path, settings.url);
     if (!path) {
       discard(upstream);
       return fail('upstreamBadResponse', 'upstream_redirect_refused', id);
@@ -116,9 +120,11 @@ export async function proxyMcpRequest(request: Request, caller: ProxyCaller, _ct
   // Only a GET stream can be a legacy HTTP+SSE stream; POST answers pass untouched.
   if (responseBody && request.method === 'GET' && upstream.ok && isEventStream(headers)) {
     responseBody = rewriteEndpointEvents(responseBody, async (data) => {
-      const endpoint = await gatewayEndpointFor(data, target, config);
+      const endpoint = await gatewayEndpointFor(data, target, settings, config);
       if (endpoint === undefined) {
-        console.warn(JSON.stringify({ event: 'mcp_proxy_endpoint_refused', email: identity.email, clientId, path: url.pathname }));
+        console.warn(
+          JSON.stringify({ event: 'mcp_proxy_endpoint_refused', upstream: settings.name, email: identity.email, clientId, path: url.pathname }),
+        );
       }
       return endpoint;
     });

@@ -3,35 +3,35 @@
  * names the URL to POST messages to. Through the gateway that URL must lead back to the gateway.
  *
  * Design: only an endpoint on the upstream's own origin is accepted. If it lies under UPSTREAM_URL's
- * path it becomes the ordinary `/mcp/<rest>` URL. Often it lies outside (`/sse` announcing
+ * path it becomes the ordinary `<gateway path>/<rest>` URL. Often it lies outside (`/sse` announcing
  * `/message?sessionId=…`); mapping arbitrary upstream paths would let any token holder reach any
  * upstream path with the gateway's credential, so instead the path is signed:
- * `/mcp/.endpoint/<base64url(path)>.<base64url(HMAC)>`, the HMAC keyed from COOKIE_ENCRYPTION_KEY
+ * `<gateway path>/.endpoint/<base64url(path)>.<base64url(HMAC)>`, the HMAC keyed from COOKIE_ENCRYPTION_KEY
  * (via HKDF, so the cookie key and this one stay independent) over the upstream origin and path.
  * Only paths the upstream itself announced are then reachable; the query (the session id) is the
  * client's, as for any other request. An endpoint on another origin ends the stream: the client
  * must never learn or be sent to another host.
  */
-import type { Config } from '../config';
-import { gatewayPathFor, GATEWAY_MCP_PATH, SIGNED_ENDPOINT_SEGMENT } from './route';
+import type { Config, UpstreamConfig } from '../config';
+import { gatewayPathFor, SIGNED_ENDPOINT_SEGMENT } from './route';
 
 const encoder = new TextEncoder();
 const keys = new WeakMap<Config, Promise<CryptoKey>>();
 
 /** The gateway URL (path and query) to announce for an upstream's `endpoint` event data, or undefined to refuse it. */
-export async function gatewayEndpointFor(data: string, upstreamStream: URL, config: Config): Promise<string | undefined> {
-  const base = config.upstream.url;
+export async function gatewayEndpointFor(data: string, upstreamStream: URL, upstream: UpstreamConfig, config: Config): Promise<string | undefined> {
+  const base = upstream.url;
   const announced = URL.canParse(data, upstreamStream.href) ? new URL(data, upstreamStream) : undefined;
   if (!announced || announced.origin !== base.origin) return undefined;
-  const mapped = gatewayPathFor(announced, base);
+  const mapped = gatewayPathFor(announced, upstream.path, base);
   if (mapped) return mapped;
-  const signature = await crypto.subtle.sign('HMAC', await endpointKey(config), signedMessage(base, announced.pathname));
-  return `${GATEWAY_MCP_PATH}/${SIGNED_ENDPOINT_SEGMENT}/${base64url(encoder.encode(announced.pathname))}.${base64url(signature)}${announced.search}`;
+  const signature = await crypto.subtle.sign('HMAC', await endpointKey(config), signedMessage(upstream, announced.pathname));
+  return `${upstream.path}/${SIGNED_ENDPOINT_SEGMENT}/${base64url(encoder.encode(announced.pathname))}.${base64url(signature)}${announced.search}`;
 }
 
-/** The upstream URL a signed endpoint token leads to, or undefined if the token is not one the gateway made. */
-export async function upstreamUrlForSignedEndpoint(token: string, search: string, config: Config): Promise<URL | undefined> {
-  const base = config.upstream.url;
+/** The upstream URL a signed endpoint token leads to, or undefined if the token is not one the gateway made for this upstream. */
+export async function upstreamUrlForSignedEndpoint(token: string, search: string, upstream: UpstreamConfig, config: Config): Promise<URL | undefined> {
+  const base = upstream.url;
   const [encodedPath, encodedSignature, ...extra] = token.split('.');
   if (!encodedPath || !encodedSignature || extra.length > 0) return undefined;
   const path = fromBase64url(encodedPath);
@@ -39,7 +39,7 @@ export async function upstreamUrlForSignedEndpoint(token: string, search: string
   if (!path || !signature) return undefined;
   const pathname = new TextDecoder().decode(path);
   // crypto.subtle.verify compares in constant time.
-  if (!(await crypto.subtle.verify('HMAC', await endpointKey(config), signature, signedMessage(base, pathname)))) return undefined;
+  if (!(await crypto.subtle.verify('HMAC', await endpointKey(config), signature, signedMessage(upstream, pathname)))) return undefined;
   const target = new URL(`${base.origin}${pathname}${search}`);
   return target.origin === base.origin && target.pathname === pathname ? target : undefined;
 }
@@ -170,8 +170,15 @@ export function rewriteEndpointEvents(
   );
 }
 
-function signedMessage(base: URL, pathname: string): Uint8Array {
-  return encoder.encode(`${base.origin}\n${pathname}`);
+/**
+ * What the HMAC covers: the upstream's origin and the announced path, and for a named upstream its
+ * gateway path too, so an endpoint signed for one upstream opens nothing on another (even one on
+ * the same origin). The single `/mcp` upstream keeps the original form, so legacy sessions open
+ * across an upgrade keep working.
+ */
+function signedMessage(upstream: UpstreamConfig, pathname: string): Uint8Array {
+  const message = `${upstream.url.origin}\n${pathname}`;
+  return encoder.encode(upstream.path === '/mcp' ? message : `${upstream.path}\n${message}`);
 }
 
 function endpointKey(config: Config): Promise<CryptoKey> {

@@ -17,6 +17,8 @@ export type ProxyOutcome =
   | 'client_closed';
 
 export interface ProxyLogEntry {
+  /** The upstream's name (`mcp` for the single upstream at /mcp). */
+  upstream: string;
   email: string;
   clientId: string;
   method: string;

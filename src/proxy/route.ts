@@ -1,13 +1,11 @@
 /**
- * Gateway URL <-> upstream URL. `/mcp` is UPSTREAM_URL exactly and `/mcp/<rest>` is UPSTREAM_URL
- * followed by `/<rest>`; nothing a client sends may leave the upstream's base path.
+ * Gateway URL <-> upstream URL. An upstream's gateway path (its `mount`: `/mcp`, `/<name>/mcp`) is
+ * its URL exactly and `<mount>/<rest>` is its URL followed by `/<rest>`; nothing a client sends
+ * may leave the upstream's base path.
  */
 
-/** Where the gateway serves MCP; the OAuth provider's API route. */
-export const GATEWAY_MCP_PATH = '/mcp';
-
 /**
- * First segment under `/mcp/` reserved for signed legacy HTTP+SSE message endpoints (see
+ * First segment under an upstream's gateway path reserved for signed legacy HTTP+SSE message endpoints (see
  * legacy-sse.ts). An upstream path segment of exactly this name is therefore not reachable.
  */
 export const SIGNED_ENDPOINT_SEGMENT = '.endpoint';
@@ -18,15 +16,15 @@ export type UpstreamRoute =
   | { kind: 'signed'; token: string; search: string }
   | { kind: 'refused' };
 
-/** Maps a gateway request URL onto the upstream, or refuses it (answered 400). */
-export function routeToUpstream(gateway: URL, base: URL): UpstreamRoute {
+/** Maps a gateway request URL under `mount` onto the upstream at `base`, or refuses it (answered 400). */
+export function routeToUpstream(gateway: URL, mount: string, base: URL): UpstreamRoute {
   const { pathname } = gateway;
-  if (pathname === GATEWAY_MCP_PATH) {
+  if (pathname === mount) {
     return { kind: 'mapped', target: new URL(`${base.origin}${base.pathname}${mergeQuery(base, gateway.search)}`) };
   }
-  if (!pathname.startsWith(`${GATEWAY_MCP_PATH}/`)) return { kind: 'refused' };
+  if (!pathname.startsWith(`${mount}/`)) return { kind: 'refused' };
 
-  const rest = pathname.slice(GATEWAY_MCP_PATH.length + 1);
+  const rest = pathname.slice(mount.length + 1);
   const segments = rest.split('/');
   if (!segments.every((segment, i) => isSafeSegment(segment, i === segments.length - 1))) return { kind: 'refused' };
   if (segments[0] === SIGNED_ENDPOINT_SEGMENT) {
@@ -42,15 +40,15 @@ export function routeToUpstream(gateway: URL, base: URL): UpstreamRoute {
  * The gateway path (with query) that routes back to this upstream URL, or undefined when none does:
  * another origin, or outside the base path. Used for redirects and legacy endpoint events.
  */
-export function gatewayPathFor(upstream: URL, base: URL): string | undefined {
+export function gatewayPathFor(upstream: URL, mount: string, base: URL): string | undefined {
   if (upstream.origin !== base.origin) return undefined;
-  if (upstream.pathname === base.pathname) return `${GATEWAY_MCP_PATH}${upstream.search}`;
+  if (upstream.pathname === base.pathname) return `${mount}${upstream.search}`;
   if (!isUnderBase(upstream, base)) return undefined;
   const rest = upstream.pathname.slice(trimSlash(base.pathname).length + 1);
   const segments = rest.split('/');
   if (segments[0] === SIGNED_ENDPOINT_SEGMENT) return undefined;
   if (!segments.every((segment, i) => isSafeSegment(segment, i === segments.length - 1))) return undefined;
-  return `${GATEWAY_MCP_PATH}/${rest}${upstream.search}`;
+  return `${mount}/${rest}${upstream.search}`;
 }
 
 function isUnderBase(url: URL, base: URL): boolean {

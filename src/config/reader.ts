@@ -1,0 +1,187 @@
+/**
+ * Reads settings one at a time from a source (the Worker's environment, or one `UPSTREAMS`
+ * entry), recording a problem instead of throwing so that every mistake is reported at once.
+ * A problem names the setting (`UPSTREAM_URL`, `UPSTREAMS.github.url`) and never its value.
+ */
+
+export interface ConfigProblem {
+  /** The setting to fix; the only part that leaves the Worker (on /health). */
+  variable: string;
+  /** How to fix it. Never contains the setting's value. */
+  message: string;
+}
+
+export interface EmailAllowlist {
+  emails: ReadonlySet<string>;
+  /** Domains, lowercased, without the leading "@". */
+  domains: ReadonlySet<string>;
+}
+
+export interface ReadOptions {
+  optional?: boolean;
+  allowEmpty?: boolean;
+}
+
+// RFC 9110 §5.1 field-name token.
+export const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// Visible ASCII and spaces: no CR/LF, which would let a value inject another header.
+export const HEADER_VALUE = /^[\t\x20-\x7e]*$/;
+
+export function isLoopbackHost(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
+}
+
+export class Reader {
+  constructor(
+    private readonly source: Readonly<Record<string, unknown>>,
+    readonly problems: ConfigProblem[],
+    /** Put before every key in a problem: `UPSTREAMS.github.` for an upstream's settings. */
+    private readonly prefix = '',
+  ) {}
+
+  /** The setting's full name, as problems print it. */
+  label(key: string): string {
+    return `${this.prefix}${key}`;
+  }
+
+  has(key: string): boolean {
+    const value = this.source[key];
+    return value !== undefined && value !== null && value !== '';
+  }
+
+  problem(key: string, message: string): void {
+    this.problems.push({ variable: this.label(key), message });
+  }
+
+  string(key: string, what: string, options?: ReadOptions & { optional?: false }): string;
+  string(key: string, what: string, options: ReadOptions): string | undefined;
+  string(key: string, what: string, options: ReadOptions = {}): string | undefined {
+    const value = this.source[key];
+    if (value === undefined || value === null || (value === '' && !options.allowEmpty)) {
+      if (!options.optional) this.problem(key, `is not set: set it to ${what} (see .dev.vars.example)`);
+      return undefined;
+    }
+    if (typeof value !== 'string') {
+      this.problem(key, 'must be a string');
+      return undefined;
+    }
+    return value.trim();
+  }
+
+  url(key: string, what: string, options: ReadOptions = {}): URL | undefined {
+    const value = this.string(key, what, options);
+    if (value === undefined) return undefined;
+    const url = URL.canParse(value) ? new URL(value) : undefined;
+    const secure = url?.protocol === 'https:' || (url?.protocol === 'http:' && isLoopbackHost(url.hostname));
+    if (!url || !secure || url.username || url.password || url.hash) {
+      this.problem(key, `must be an absolute https URL (http only on localhost) without credentials or fragment: ${what}`);
+      return undefined;
+    }
+    return url;
+  }
+
+  /** Whole seconds, from a number (a JSON setting) or a string of digits (a variable). */
+  seconds(key: string, fallback: number, min: number, max: number): number {
+    const value = this.source[key];
+    if (value === undefined || value === null || value === '') return fallback;
+    const seconds = typeof value === 'number' ? value : typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : Number.NaN;
+    if (!(Number.isInteger(seconds) && seconds >= min && seconds <= max)) {
+      this.problem(key, `must be a whole number of seconds from ${min} to ${max}; unset it for the default, ${fallback}`);
+      return fallback;
+    }
+    return seconds;
+  }
+
+  headerName(key: string): string | undefined {
+    const value = this.string(key, '', { optional: true });
+    if (value !== undefined && !HEADER_NAME.test(value)) {
+      this.problem(key, 'must be an HTTP header name such as Authorization or X-API-Key');
+      return undefined;
+    }
+    return value;
+  }
+
+  /** A scheme word before the credential (`Bearer`, `token`), or empty for a bare key. */
+  authScheme(key: string): string {
+    const scheme = this.string(key, '', { optional: true, allowEmpty: true }) ?? 'Bearer';
+    if (!HEADER_VALUE.test(scheme) || scheme.includes(' ') || scheme.includes('\t')) {
+      this.problem(key, 'must be one word such as Bearer or token, or empty for a bare key');
+      return 'Bearer';
+    }
+    return scheme;
+  }
+
+  headers(key: string): Array<readonly [string, string]> {
+    const object = this.jsonObject(key, 'a JSON object of header name to value, e.g. {"X-MCP-Readonly":"true"}');
+    const headers: Array<readonly [string, string]> = [];
+    for (const [name, value] of Object.entries(object ?? {})) {
+      if (!HEADER_NAME.test(name) || typeof value !== 'string' || !HEADER_VALUE.test(value)) {
+        this.problem(key, 'every key must be a header name and every value a single-line string');
+        return [];
+      }
+      headers.push([name, value]);
+    }
+    return headers;
+  }
+
+  /** Comma-separated emails and `@domain` entries (or, in JSON, an array of them). */
+  allowlist(key: string): EmailAllowlist | undefined {
+    const value = this.source[key];
+    if (value === undefined || value === null || value === '') return undefined;
+    const raw = typeof value === 'string' ? value.split(',') : Array.isArray(value) && value.every((v) => typeof v === 'string') ? value : undefined;
+    const entries = (raw ?? []).map((entry: string) => entry.trim().toLowerCase()).filter(Boolean);
+    const emails = new Set<string>();
+    const domains = new Set<string>();
+    const invalid = raw === undefined || entries.some((entry) => !addAllowlistEntry(entry, emails, domains));
+    if (invalid) {
+      this.problem(key, 'must be comma-separated emails and @domain entries, e.g. alice@example.com,@example.org');
+      return undefined;
+    }
+    if (entries.length === 0) {
+      this.problem(key, 'lists nobody: name at least one email or @domain, or unset it to allow everyone Access lets in');
+      return undefined;
+    }
+    return { emails, domains };
+  }
+
+  /** A JSON object of email to that person's own upstream token. */
+  userTokens(key: string): Map<string, string> {
+    const object = this.jsonObject(key, 'a JSON object of email to upstream token, e.g. {"alice@example.com":"..."}');
+    const tokens = new Map<string, string>();
+    for (const [email, token] of Object.entries(object ?? {})) {
+      if (!email.includes('@') || typeof token !== 'string' || token.trim() === '') {
+        this.problem(key, 'every key must be an email and every value a non-empty token string');
+        return new Map();
+      }
+      tokens.set(email.trim().toLowerCase(), token.trim());
+    }
+    return tokens;
+  }
+
+  /** A JSON object, given as one (a `vars` entry in wrangler.jsonc) or as its text (a secret). */
+  jsonObject(key: string, what: string): Record<string, unknown> | undefined {
+    const value = this.source[key];
+    if (value === undefined || value === null || value === '') return undefined;
+    let parsed: unknown = value;
+    if (typeof value === 'string') {
+      try {
+        parsed = JSON.parse(value);
+      } catch {
+        // The parser's message quotes the input, which may be a secret: say only what is expected.
+        parsed = undefined;
+      }
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      this.problem(key, `must be ${what}`);
+      return undefined;
+    }
+    return parsed as Record<string, unknown>;
+  }
+}
+
+function addAllowlistEntry(entry: string, emails: Set<string>, domains: Set<string>): boolean {
+  if (/^@[^@\s]+\.[^@\s]+$/.test(entry)) domains.add(entry.slice(1));
+  else if (/^[^@\s]+@[^@\s]+$/.test(entry)) emails.add(entry);
+  else return false;
+  return true;
+}

@@ -1,0 +1,193 @@
+/**
+ * The upstream MCP servers: the single-upstream variables (`UPSTREAM_URL`, ..., served at `/mcp`)
+ * and `UPSTREAMS` (each served at `/<name>/mcp`). Both may be set together.
+ */
+import { type ConfigProblem, type EmailAllowlist, Reader } from './reader';
+
+export interface UpstreamConfig {
+  /** The `UPSTREAMS` key; `mcp` for the single-upstream variables (a name UPSTREAMS cannot use). */
+  name: string;
+  /** Shown to people; undefined for the single upstream, which pages call "this MCP server". */
+  title: string | undefined;
+  /** Where the gateway serves it: `/mcp`, or `/<name>/mcp`. Also its resource's path (RFC 8707). */
+  path: string;
+  url: URL;
+  /** The shared credential; undefined when every allowed user has their own in `userTokens`. */
+  token: string | undefined;
+  /** Lowercased email -> that user's own upstream credential. */
+  userTokens: ReadonlyMap<string, string>;
+  authHeader: string;
+  /** Prefix before the credential, without the space; empty for a bare key. */
+  authScheme: string;
+  headers: ReadonlyArray<readonly [string, string]>;
+  timeoutMs: number;
+  /** Narrows ALLOWED_EMAILS for this upstream only; undefined: no narrowing. */
+  allowedEmails: EmailAllowlist | undefined;
+}
+
+export const SINGLE_UPSTREAM_NAME = 'mcp';
+export const DEFAULT_UPSTREAM_TIMEOUT = 30;
+
+/** Paths the gateway answers itself, which an upstream name would shadow. */
+const RESERVED_NAMES = new Set(['mcp', 'authorize', 'callback', 'token', 'register', 'health', 'connections']);
+const NAME = /^[a-z0-9-]{1,32}$/;
+const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** The gateway's own secrets: an upstream setting naming one would send it upstream. */
+const GATEWAY_SECRETS = new Set(['ACCESS_CLIENT_SECRET', 'COOKIE_ENCRYPTION_KEY', 'TOKEN_ENCRYPTION_KEY', 'TOKEN_ENCRYPTION_KEY_PREVIOUS']);
+const SETTINGS = ['url', 'title', 'token', 'userTokens', 'authHeader', 'authScheme', 'headers', 'timeout', 'allowedEmails'] as const;
+const SINGLE_UPSTREAM_VARIABLES = ['UPSTREAM_TOKEN', 'USER_TOKENS', 'UPSTREAM_AUTH_HEADER', 'UPSTREAM_AUTH_SCHEME', 'UPSTREAM_HEADERS', 'UPSTREAM_TIMEOUT'];
+const UPSTREAM_URL_HINT = "the upstream MCP server's endpoint, e.g. https://mcp.example.com/mcp";
+
+/** Every configured upstream, the single one first; problems are added to `problems`. */
+export function readUpstreams(env: Readonly<Record<string, unknown>>, problems: ConfigProblem[], allowlist: EmailAllowlist | undefined): UpstreamConfig[] {
+  const reader = new Reader(env, problems);
+  const several = reader.jsonObject('UPSTREAMS', 'a JSON object of upstream name to its settings, e.g. {"github":{"url":"https://api.githubcopilot.com/mcp/","token":"GITHUB_TOKEN"}}');
+  const hasSeveral = reader.has('UPSTREAMS');
+  const upstreams: UpstreamConfig[] = [];
+
+  if (reader.has('UPSTREAM_URL') || !hasSeveral) {
+    const single = readSingleUpstream(reader, allowlist, hasSeveral);
+    if (single) upstreams.push(single);
+  } else {
+    for (const variable of SINGLE_UPSTREAM_VARIABLES.filter((name) => reader.has(name))) {
+      reader.problem(variable, 'is set but UPSTREAM_URL is not: set UPSTREAM_URL to serve that upstream at /mcp, or unset this');
+    }
+  }
+  if (several && Object.keys(several).length === 0 && !reader.has('UPSTREAM_URL')) {
+    reader.problem('UPSTREAMS', 'lists no upstream: add one, e.g. {"github":{"url":"https://api.githubcopilot.com/mcp/","token":"GITHUB_TOKEN"}}');
+  }
+  for (const [name, settings] of Object.entries(several ?? {})) {
+    const upstream = readNamedUpstream(name, settings, env, problems, allowlist);
+    if (upstream) upstreams.push(upstream);
+  }
+  return upstreams;
+}
+
+function readSingleUpstream(reader: Reader, allowlist: EmailAllowlist | undefined, hasSeveral: boolean): UpstreamConfig | undefined {
+  const url = reader.url('UPSTREAM_URL', hasSeveral ? UPSTREAM_URL_HINT : `${UPSTREAM_URL_HINT}, or configure several in UPSTREAMS`);
+  const token = reader.string('UPSTREAM_TOKEN', '', { optional: true });
+  const userTokens = reader.userTokens('USER_TOKENS');
+  if (token === undefined) requireOwnTokens(reader, 'UPSTREAM_TOKEN', 'USER_TOKENS', allowlist, userTokens);
+  const upstream = {
+    name: SINGLE_UPSTREAM_NAME,
+    title: undefined,
+    path: `/${SINGLE_UPSTREAM_NAME}`,
+    token,
+    userTokens,
+    authHeader: reader.headerName('UPSTREAM_AUTH_HEADER') ?? 'Authorization',
+    authScheme: reader.authScheme('UPSTREAM_AUTH_SCHEME'),
+    headers: reader.headers('UPSTREAM_HEADERS'),
+    timeoutMs: reader.seconds('UPSTREAM_TIMEOUT', DEFAULT_UPSTREAM_TIMEOUT, 1, 600) * 1000,
+    allowedEmails: undefined,
+  };
+  return url ? { ...upstream, url } : undefined;
+}
+
+function readNamedUpstream(
+  name: string,
+  settings: unknown,
+  env: Readonly<Record<string, unknown>>,
+  problems: ConfigProblem[],
+  globalAllowlist: EmailAllowlist | undefined,
+): UpstreamConfig | undefined {
+  const label = `UPSTREAMS.${name}`;
+  const before = problems.length;
+  if (!NAME.test(name) || RESERVED_NAMES.has(name)) {
+    problems.push({
+      variable: label,
+      message: `is not a usable name: use 1 to 32 of a-z, 0-9 and -, other than ${[...RESERVED_NAMES].join(', ')}`,
+    });
+  }
+  if (typeof settings !== 'object' || settings === null || Array.isArray(settings)) {
+    problems.push({ variable: label, message: 'must be an object of settings, e.g. {"url":"https://…","token":"GITHUB_TOKEN"}' });
+    return undefined;
+  }
+  const reader = new Reader(settings as Record<string, unknown>, problems, `${label}.`);
+  for (const key of Object.keys(settings).filter((key) => !(SETTINGS as readonly string[]).includes(key))) {
+    reader.problem(key, `is not a setting: use ${SETTINGS.join(', ')}`);
+  }
+
+  const url = reader.url('url', UPSTREAM_URL_HINT);
+  const title = reader.string('title', '', { optional: true });
+  if (title !== undefined && (title.length > 80 || !/^[^\x00-\x1f\x7f]*$/.test(title))) reader.problem('title', 'must be one line of at most 80 characters');
+  const allowedEmails = reader.allowlist('allowedEmails');
+  const token = referencedSecret(reader, 'token', env);
+  const userTokensVariable = reference(reader, 'userTokens', env);
+  const userTokens = userTokensVariable
+    ? new Reader({ [`${label}.userTokens`]: env[userTokensVariable] }, problems).userTokens(`${label}.userTokens`)
+    : new Map<string, string>();
+  if (token === undefined && !reader.has('token')) requireOwnTokens(reader, 'token', 'userTokens', allowedEmails ?? globalAllowlist, userTokens);
+
+  const upstream = {
+    name,
+    title,
+    path: `/${name}/mcp`,
+    token,
+    userTokens,
+    authHeader: reader.headerName('authHeader') ?? 'Authorization',
+    authScheme: reader.authScheme('authScheme'),
+    headers: reader.headers('headers'),
+    timeoutMs: reader.seconds('timeout', DEFAULT_UPSTREAM_TIMEOUT, 1, 600) * 1000,
+    allowedEmails,
+  };
+  return url && problems.length === before ? { ...upstream, url } : undefined;
+}
+
+/**
+ * The name of another variable that holds a secret (`"token": "GITHUB_TOKEN"`): UPSTREAMS may be
+ * committed in wrangler.jsonc, so it names secrets and never holds them.
+ */
+function reference(reader: Reader, key: string, env: Readonly<Record<string, unknown>>): string | undefined {
+  const variable = reader.string(key, '', { optional: true });
+  if (variable === undefined) return undefined;
+  if (!VARIABLE_NAME.test(variable) || variable.length > 64) {
+    reader.problem(key, 'must be the NAME of a Worker secret or variable (e.g. GITHUB_TOKEN), never the token itself');
+    return undefined;
+  }
+  if (GATEWAY_SECRETS.has(variable) || variable.startsWith('ACCESS_')) {
+    reader.problem(key, `names ${variable}, one of the gateway's own settings: give the upstream a secret of its own`);
+    return undefined;
+  }
+  if (env[variable] === undefined || env[variable] === null || env[variable] === '') {
+    reader.problem(key, `names ${variable}, which is not set: add it with \`npx wrangler secret put ${variable}\` (locally, a line in .dev.vars)`);
+    return undefined;
+  }
+  return variable;
+}
+
+function referencedSecret(reader: Reader, key: string, env: Readonly<Record<string, unknown>>): string | undefined {
+  const variable = reference(reader, key, env);
+  if (variable === undefined) return undefined;
+  const value = env[variable];
+  if (typeof value !== 'string' || value.trim() === '') {
+    reader.problem(key, `names ${variable}, which must hold the token as text`);
+    return undefined;
+  }
+  return value.trim();
+}
+
+/** Without a shared token, everyone the allowlist names must have their own. */
+function requireOwnTokens(
+  reader: Reader,
+  tokenKey: string,
+  userTokensKey: string,
+  allowlist: EmailAllowlist | undefined,
+  userTokens: ReadonlyMap<string, string>,
+): void {
+  const token = reader.label(tokenKey);
+  const own = reader.label(userTokensKey);
+  if (userTokens.size === 0) {
+    reader.problem(tokenKey, `is required: set the token the gateway sends upstream, or give every user their own in ${own}`);
+    return;
+  }
+  const uncovered = allowlist ? [...allowlist.emails].filter((email) => !userTokens.has(email)) : [];
+  if (uncovered.length > 0) {
+    const entries = `${uncovered.length} allowed email${uncovered.length === 1 ? ' has' : 's have'}`;
+    reader.problem(tokenKey, `is required because ${entries} no ${own} entry: add theirs or set ${token}`);
+  }
+}
+
+/** How pages name an upstream: its title, else its name; undefined for the single `/mcp` one. */
+export function upstreamLabel(upstream: UpstreamConfig): string | undefined {
+  return upstream.title ?? (upstream.name === SINGLE_UPSTREAM_NAME ? undefined : upstream.name);
+}
