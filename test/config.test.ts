@@ -109,3 +109,78 @@ describe('configuration', () => {
     expect(config.upstreams[0]).toMatchObject({ authHeader: 'X-API-Key', authScheme: '', headers: [['X-Readonly', 'true']] });
   });
 });
+
+describe('configuration: UPSTREAMS', () => {
+  const github = { url: 'https://api.githubcopilot.com/mcp/', token: 'GITHUB_TOKEN', title: 'GitHub' };
+  const several = { ...valid, UPSTREAMS: JSON.stringify({ github }), GITHUB_TOKEN: 'ghp_SECRET_github' };
+  const withUpstream = (settings: unknown, extra: Record<string, unknown> = {}) => ({ ...several, UPSTREAMS: JSON.stringify({ github: settings }), ...extra });
+
+  it('serves each named upstream at /<name>/mcp beside the single /mcp', () => {
+    const config = loadConfig(several);
+    expect(config.upstreams.map((u) => [u.name, u.path, u.url.href])).toEqual([
+      ['mcp', '/mcp', 'https://mcp.example.com/mcp'],
+      ['github', '/github/mcp', 'https://api.githubcopilot.com/mcp/'],
+    ]);
+    expect(config.upstreams[1]).toMatchObject({ title: 'GitHub', token: 'ghp_SECRET_github', authHeader: 'Authorization', authScheme: 'Bearer', timeoutMs: 30_000 });
+  });
+
+  it('takes UPSTREAMS as a JSON object from wrangler.jsonc vars as well as a JSON string', () => {
+    const config = loadConfig({ ...several, UPSTREAMS: { github: { ...github, timeout: 5, headers: { 'X-MCP-Toolsets': 'repos' } } } });
+    expect(config.upstreams[1]).toMatchObject({ timeoutMs: 5000, headers: [['X-MCP-Toolsets', 'repos']] });
+  });
+
+  it('needs no single upstream when UPSTREAMS is set, and refuses stray single-upstream variables', () => {
+    const named = { ...several, UPSTREAM_URL: undefined, UPSTREAM_TOKEN: undefined };
+    expect(loadConfig(named).upstreams.map((u) => u.name)).toEqual(['github']);
+    expect(variables({ ...named, UPSTREAM_TOKEN: 'pat' })).toEqual(['UPSTREAM_TOKEN']);
+    expect(variables({ ...named, UPSTREAMS: '{}' })).toEqual(['UPSTREAMS']);
+    expect(variables({ ...named, UPSTREAMS: '[1]' })).toEqual(['UPSTREAMS']);
+  });
+
+  it.each(['mcp', 'health', 'connections', 'authorize', 'GitHub', 'a_b', '.well-known', '', 'x'.repeat(33)])('refuses the upstream name %j', (name) => {
+    expect(variables({ ...several, UPSTREAMS: JSON.stringify({ [name]: github }) })).toEqual([`UPSTREAMS.${name}`]);
+  });
+
+  it.each([
+    ['url', { ...github, url: undefined }],
+    ['url', { ...github, url: 'http://mcp.example.com/mcp' }],
+    ['title', { ...github, title: 'x'.repeat(81) }],
+    ['authHeader', { ...github, authHeader: 'X API' }],
+    ['authScheme', { ...github, authScheme: 'two words' }],
+    ['headers', { ...github, headers: { 'X-A': 1 } }],
+    ['timeout', { ...github, timeout: 601 }],
+    ['timeout', { ...github, timeout: 'soon' }],
+    ['allowedEmails', { ...github, allowedEmails: 'not-an-email' }],
+    ['surprise', { ...github, surprise: true }],
+    ['token', { ...github, token: 'ghp-not/a-name' }],
+    ['token', { ...github, token: 'COOKIE_ENCRYPTION_KEY' }],
+    ['token', { ...github, token: 'ACCESS_CLIENT_SECRET' }],
+  ])('names the upstream and the field when %s is wrong', (field, settings) => {
+    expect(variables(withUpstream(settings))).toEqual([`UPSTREAMS.github.${field}`]);
+  });
+
+  it('says so when token names a variable that is not set, without printing what it names', () => {
+    const found = problems(withUpstream({ ...github, token: 'ghp_PASTED_BY_MISTAKE' }));
+    expect(found.map((p) => p.variable)).toEqual(['UPSTREAMS.github.token']);
+    expect(found[0]?.message).toContain('not set');
+    expect(JSON.stringify(found)).not.toContain('PASTED');
+  });
+
+  it("reads people's own tokens from the variable userTokens names, and requires a token for everyone else", () => {
+    const own = { url: github.url, userTokens: 'GITHUB_USER_TOKENS' };
+    const env = withUpstream(own, { GITHUB_USER_TOKENS: '{"Alice@x.com":"ghp_alice"}', ALLOWED_EMAILS: 'alice@x.com' });
+    expect(loadConfig(env).upstreams[1]?.userTokens.get('alice@x.com')).toBe('ghp_alice');
+    expect(variables({ ...env, ALLOWED_EMAILS: 'alice@x.com,bob@x.com' })).toEqual(['UPSTREAMS.github.token']);
+    // An upstream's own allowedEmails is the list that must be covered.
+    expect(variables(withUpstream({ ...own, allowedEmails: 'alice@x.com' }, { GITHUB_USER_TOKENS: '{"alice@x.com":"ghp_alice"}', ALLOWED_EMAILS: '@x.com' }))).toEqual([]);
+    expect(variables(withUpstream(own, { GITHUB_USER_TOKENS: 'ghp_SECRET_not_json' }))).toEqual(['UPSTREAMS.github.userTokens', 'UPSTREAMS.github.token']);
+    expect(JSON.stringify(problems(withUpstream(own, { GITHUB_USER_TOKENS: 'ghp_SECRET_not_json' })))).not.toContain('SECRET');
+    expect(variables(withUpstream({ url: github.url }))).toEqual(['UPSTREAMS.github.token']);
+  });
+
+  it('parses allowedEmails as a comma list or an array', () => {
+    const config = loadConfig(withUpstream({ ...github, allowedEmails: ['Alice@X.com', '@y.org'] }));
+    expect([...(config.upstreams[1]?.allowedEmails?.emails ?? [])]).toEqual(['alice@x.com']);
+    expect([...(config.upstreams[1]?.allowedEmails?.domains ?? [])]).toEqual(['y.org']);
+  });
+});

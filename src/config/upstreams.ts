@@ -149,7 +149,8 @@ function reference(reader: Reader, key: string, env: Readonly<Record<string, unk
     return undefined;
   }
   if (env[variable] === undefined || env[variable] === null || env[variable] === '') {
-    reader.problem(key, `names ${variable}, which is not set: add it with \`npx wrangler secret put ${variable}\` (locally, a line in .dev.vars)`);
+    // Not echoed: a token pasted here by mistake would otherwise end up in the logs.
+    reader.problem(key, 'names a variable that is not set: add that secret with `npx wrangler secret put <NAME>` (locally, a line in .dev.vars)');
     return undefined;
   }
   return variable;
@@ -160,7 +161,7 @@ function referencedSecret(reader: Reader, key: string, env: Readonly<Record<stri
   if (variable === undefined) return undefined;
   const value = env[variable];
   if (typeof value !== 'string' || value.trim() === '') {
-    reader.problem(key, `names ${variable}, which must hold the token as text`);
+    reader.problem(key, 'names a variable that does not hold the token as text');
     return undefined;
   }
   return value.trim();
