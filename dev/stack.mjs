@@ -31,8 +31,11 @@ export const DEMO_USERS = Object.freeze([
   { email: 'mallory@example.net', name: 'Mallory Outsider', allowed: false },
 ]);
 
-/** The one token the demo upstream accepts. A demo value, printed on purpose; not a secret. */
+/** The one token the demo kanban upstream accepts. A demo value, printed on purpose; not a secret. */
 export const DEMO_UPSTREAM_TOKEN = 'demo-kanban-pat-1234567890';
+
+/** A token the demo notes upstream accepts (each accepted token has its own notebook). */
+export const DEMO_NOTES_TOKEN = 'demo-notes-token-0987654321';
 
 export const ACCESS_CLIENT_ID = 'local-access-app';
 
@@ -54,7 +57,8 @@ const LOG_TAIL = 40;
  * @property {number} [upstreamPort] default 8789; 0 picks a free port
  * @property {readonly DemoUser[]} [users]  listed on the sign-in page; default DEMO_USERS
  * @property {readonly string[]} [allowedEmails]  the gateway's ALLOWED_EMAILS; default the `allowed` users
- * @property {string} [upstreamToken]  the PAT the demo upstream accepts and the gateway sends
+ * @property {string} [upstreamToken]  the PAT the demo kanban upstream accepts and the gateway sends
+ * @property {readonly string[]} [notesTokens]  the tokens the demo notes upstream accepts; the first is the one the gateway sends
  * @property {string} [upstreamUrl]  front this MCP endpoint instead of starting the demo upstream
  * @property {Record<string, string>} [gatewayVars]  more gateway settings (e.g. ACCESS_TOKEN_TTL), last word
  * @property {string} [stateDir]  where both Workers keep KV and Durable Object data; default .wrangler/dev-state
@@ -69,10 +73,19 @@ const LOG_TAIL = 40;
  * @property {{ gateway: number, access: number, upstream: number | undefined }} ports
  * @property {{ gateway: string, mcp: string, health: string, upstreamMcp: string,
  *   access: { issuer: string, authorization: string, token: string, jwks: string, discovery: string } }} urls
+ * @property {Connector[]} connectors  every connector URL the gateway serves, `/mcp` first
  * @property {readonly DemoUser[]} users
  * @property {readonly string[]} allowedEmails
  * @property {string} upstreamToken
  * @property {() => Promise<void>} stop  stops every process it started; safe to call twice
+ */
+
+/**
+ * @typedef {object} Connector
+ * @property {string} name  `mcp` for the single upstream, else its UPSTREAMS name
+ * @property {string} title
+ * @property {string} url  the gateway URL to give an MCP client
+ * @property {string} upstreamUrl  where the gateway forwards it
  */
 
 /** A part failed to start; `logs` holds its last output lines. */
@@ -105,6 +118,17 @@ export async function startStack(options = {}) {
   };
   const gatewayOrigin = `http://${GATEWAY_HOST}:${ports.gateway}`;
   const upstreamMcp = options.upstreamUrl ?? `http://127.0.0.1:${ports.upstream}/mcp`;
+  const notesTokens = options.notesTokens ?? [DEMO_NOTES_TOKEN];
+  /** @type {Connector[]} */
+  const connectors = [{ name: 'mcp', title: demoUpstream ? 'Kanban, at /mcp' : 'MCP server', url: `${gatewayOrigin}/mcp`, upstreamUrl: upstreamMcp }];
+  if (demoUpstream) {
+    // The demo stack also shows several upstreams behind one gateway: the same kanban at
+    // /kanban/mcp, and the notes server at /notes/mcp.
+    connectors.push(
+      { name: 'kanban', title: 'Kanban board', url: `${gatewayOrigin}/kanban/mcp`, upstreamUrl: upstreamMcp },
+      { name: 'notes', title: 'Notes', url: `${gatewayOrigin}/notes/mcp`, upstreamUrl: `http://127.0.0.1:${ports.upstream}/notes/mcp` },
+    );
+  }
 
   /** @type {Record<Part, string[]>} */
   const tails = { access: [], upstream: [], gateway: [] };
@@ -153,7 +177,7 @@ export async function startStack(options = {}) {
     /** @type {Promise<void>[]} */
     const ready = [];
     if (ports.upstream !== undefined) {
-      const envFile = await writeEnvFile(secretsDir, 'upstream.env', { DEMO_PAT: upstreamToken });
+      const envFile = await writeEnvFile(secretsDir, 'upstream.env', { DEMO_PAT: upstreamToken, DEMO_NOTES_TOKENS: notesTokens.join(',') });
       const proc = startPart('upstream', [
         ...['--config', join(REPO, 'dev', 'upstream', 'wrangler.jsonc')],
         ...(await listenArgs(ports.upstream)),
@@ -173,6 +197,7 @@ export async function startStack(options = {}) {
       ALLOWED_EMAILS: allowedEmails.join(','),
       UPSTREAM_URL: upstreamMcp,
       UPSTREAM_TOKEN: upstreamToken,
+      ...(demoUpstream ? demoUpstreams(connectors, upstreamToken, notesTokens[0] ?? '') : {}),
       ...options.gatewayVars,
     };
     // Settings go through --env-file: wrangler then ignores a .dev.vars the developer may keep,
@@ -189,6 +214,7 @@ export async function startStack(options = {}) {
     return {
       ports,
       urls: { gateway: gatewayOrigin, mcp: `${gatewayOrigin}/mcp`, health: `${gatewayOrigin}/health`, upstreamMcp, access: { issuer: access.issuer, ...access.urls } },
+      connectors,
       users,
       allowedEmails,
       upstreamToken,
@@ -198,6 +224,20 @@ export async function startStack(options = {}) {
     await stop();
     throw error;
   }
+}
+
+/**
+ * UPSTREAMS for the demo: each named upstream's token comes from a variable of its own, as a
+ * deployment would keep them in secrets.
+ * @param {Connector[]} connectors @param {string} kanbanToken @param {string} notesToken
+ */
+function demoUpstreams(connectors, kanbanToken, notesToken) {
+  const named = Object.fromEntries(
+    connectors
+      .filter((c) => c.name !== 'mcp')
+      .map((c) => [c.name, { url: c.upstreamUrl, title: c.title, token: `${c.name.toUpperCase()}_TOKEN` }]),
+  );
+  return { UPSTREAMS: JSON.stringify(named), KANBAN_TOKEN: kanbanToken, NOTES_TOKEN: notesToken };
 }
 
 /** @param {string} name @param {number} port */

@@ -14,7 +14,7 @@ if ((major ?? 0) < 22) {
   process.exit(1);
 }
 
-const { DEFAULT_PORTS, DEFAULT_STATE_DIR, startStack, StackStartError } = await import('./stack.mjs');
+const { DEFAULT_PORTS, DEFAULT_STATE_DIR, DEMO_NOTES_TOKEN, startStack, StackStartError } = await import('./stack.mjs');
 const { PortBusyError } = await import('./lib/ports.mjs');
 
 /** @typedef {import('./stack.mjs').Part} Part */
@@ -140,6 +140,7 @@ function readPort(p) {
 /** @param {import('./stack.mjs').Stack} s @param {number} seconds */
 function printGuide(s, seconds) {
   const mcp = s.urls.mcp;
+  const notes = s.connectors.find((c) => c.name === 'notes');
   const width = Math.max(...s.users.map((u) => u.email.length));
   const state = relative(process.cwd(), DEFAULT_STATE_DIR) || '.';
   console.log(`
@@ -150,8 +151,13 @@ mcp-oauth-gateway: local stack ready in ${seconds.toFixed(1)} s
                   a stand-in for Cloudflare Access (OIDC discovery at …/.well-known/openid-configuration)
   Demo upstream   ${s.urls.upstreamMcp}   kanban MCP server; answers 401 without
                   Authorization: Bearer ${s.upstreamToken}   (demo token, sent by the gateway)
+${notes ? `                  ${notes.upstreamUrl}   notes MCP server; answers 401 without
+                  Authorization: Bearer ${DEMO_NOTES_TOKEN}   (demo token, sent by the gateway)
+` : ''}
+Connector URLs:
+${s.connectors.map((c) => `  ${c.title.padEnd(14)}  ${c.url}`).join('\n')}
 
-Connector URL:    ${mcp}
+Each is its own connector with its own sign-in; the examples below use the first.
 
   Claude Code     claude mcp add --transport http kanban-demo ${mcp}
   MCP Inspector   npx @modelcontextprotocol/inspector

@@ -1,0 +1,61 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEMO_NOTES_TOKEN } from '../../dev/stack.mjs';
+import { connectWithOAuth } from './support/mcp-client';
+import { Recorder } from './support/recorder';
+import { type E2EStack, gatewayLogs, need, startE2EStack } from './support/stack';
+
+/** Several upstreams behind one gateway: the demo kanban at /kanban/mcp and the notes server at /notes/mcp. */
+
+let stack: E2EStack | undefined;
+beforeAll(async () => {
+  stack = await startE2EStack();
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+function connectorUrl(name: string): string {
+  const url = need(stack).connectors.find((c) => c.name === name)?.url;
+  if (!url) throw new Error(`no connector named ${name}`);
+  return url;
+}
+
+describe('several upstreams behind one gateway', () => {
+  it('connects the SDK client to two upstreams in one run, one sign-in each, each upstream with its own token', async () => {
+    const { upstreamToken } = need(stack);
+    const recorder = new Recorder();
+    const kanban = await connectWithOAuth(connectorUrl('kanban'), { recorder });
+    const notes = await connectWithOAuth(connectorUrl('notes'), { recorder });
+
+    // Each upstream accepts only its own demo token, so a working tools/list shows it got it.
+    expect((await kanban.client.listTools()).tools.map((t) => t.name)).toContain('list_boards');
+    expect((await notes.client.listTools()).tools.map((t) => t.name)).toEqual(expect.arrayContaining(['add_note', 'whoami']));
+    const whoami = await notes.client.callTool({ name: 'whoami', arguments: {} });
+    expect(JSON.stringify(whoami.content)).toContain(`ending in ${DEMO_NOTES_TOKEN.slice(-4)}`);
+
+    // One consent page each, naming the upstream being connected.
+    for (const [connected, title] of [[kanban, 'Kanban board'], [notes, 'Notes']] as const) {
+      const consents = connected.provider.person.seen.filter((v) => v.url.pathname === '/authorize' && v.response.status === 200);
+      expect(consents).toHaveLength(1);
+      expect(consents[0]?.text).toContain(`to ${title}?`);
+      expect(connected.provider.authorizations).toBe(1);
+    }
+
+    // A token for one upstream is refused by the other: the audiences are kept apart.
+    const kanbanToken = kanban.provider.savedTokens?.access_token ?? '';
+    const crossed = await fetch(connectorUrl('notes'), {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${kanbanToken}`, 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
+    });
+    expect(crossed.status).toBe(401);
+    expect(crossed.headers.get('WWW-Authenticate')).toContain('error="invalid_token"');
+
+    for (const connected of [kanban, notes]) await connected.client.close();
+    await recorder.expectNever(upstreamToken);
+    await recorder.expectNever(DEMO_NOTES_TOKEN);
+    const logs = gatewayLogs(need(stack));
+    expect(logs.filter((line) => line.includes(upstreamToken) || line.includes(DEMO_NOTES_TOKEN))).toEqual([]);
+    expect(logs.some((line) => line.includes('"upstream":"notes"'))).toBe(true);
+  });
+});
