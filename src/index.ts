@@ -24,7 +24,7 @@ export default {
     if (resourceServer) return resourceServer.fetch(request, env, ctx);
     if (url.pathname === PROTECTED_RESOURCE_ROOT) return rootResourceMetadata(request, env, ctx, gateway);
 
-    const page = await handleBrowserRequest(request, env, gateway, config);
+    const page = await handleBrowserRequest(request, env, ctx, gateway, config);
     if (page) return page;
     const response = await gateway.authorizationServer.fetch(request, env, ctx);
     // The library's own 404 has no body; say what happened in the JSON the other endpoints use.

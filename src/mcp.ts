@@ -4,6 +4,7 @@ import type { Config, UpstreamConfig } from './config';
 import type { Identity } from './identity';
 import { proxyMcpRequest } from './proxy/handler';
 import { jsonRpcErrorResponse } from './proxy/jsonrpc-error';
+import { TokenVault } from './vault/store';
 
 /**
  * One upstream's MCP endpoint, reached only with a valid access token for its resource (the
@@ -13,12 +14,13 @@ import { jsonRpcErrorResponse } from './proxy/jsonrpc-error';
  */
 export function mcpHandler(config: Config, upstream: UpstreamConfig) {
   return {
-    async fetch(request: Request, _env: Env, ctx: OAuthResourceContext<Identity>): Promise<Response> {
+    async fetch(request: Request, env: Env, ctx: OAuthResourceContext<Identity>): Promise<Response> {
       const { props: identity, auth } = ctx;
       if (refusalFor(config, upstream, identity.email) === 'not_allowed') {
         return jsonRpcErrorResponse('notAllowed', null, request.headers.get('Origin'));
       }
-      return proxyMcpRequest(request, { config, upstream, identity, clientId: auth.clientId ?? 'unknown' }, ctx);
+      const vault = upstream.userSupplied ? new TokenVault(env.OAUTH_KV, config.tokenKeys) : undefined;
+      return proxyMcpRequest(request, { config, upstream, identity, clientId: auth.clientId ?? 'unknown', ...(vault ? { vault } : {}) }, ctx);
     },
   };
 }

@@ -1,5 +1,7 @@
 import { OAuthAuthorizationServer, OAuthError, type OAuthHelpers, OAuthResourceServer } from '@cloudflare/workers-oauth-provider';
 import { handleAccessCallback } from './access/callback';
+import { handleConnections } from './connections/handler';
+import { CONNECTIONS_PATH, finishConnectionsLogin, isConnectionsState } from './connections/session';
 import { refusalFor } from './access/allowlist';
 import { type Config, type UpstreamConfig, upstreamLabel } from './config';
 import { GRANTED_SCOPES, handleAuthorize } from './consent/handler';
@@ -7,6 +9,7 @@ import { PageError, renderInternalError, renderPageError } from './errors';
 import type { Identity } from './identity';
 import { html, htmlPage } from './lib/html';
 import { mcpHandler } from './mcp';
+import { handleTokenStep, TOKEN_STEP_PATH } from './own-token/login-step';
 
 /**
  * The OAuth roles for one origin: one authorization server at the origin's root (claude.ai builds
@@ -91,8 +94,14 @@ export function gatewayFor(origin: string, config: Config): OriginGateway {
   return gateway;
 }
 
-/** The pages a person's browser visits: the login legs and the landing page. */
-export async function handleBrowserRequest(request: Request, env: Env, gateway: OriginGateway, config: Config): Promise<Response | undefined> {
+/** The pages a person's browser visits: the login legs, /connections and the landing page. */
+export async function handleBrowserRequest(
+  request: Request,
+  env: Env,
+  ctx: ExecutionContext,
+  gateway: OriginGateway,
+  config: Config,
+): Promise<Response | undefined> {
   const url = new URL(request.url);
   const helpers = (): OAuthHelpers => gateway.authorizationServer.getOAuthApi(env);
   try {
@@ -100,7 +109,14 @@ export async function handleBrowserRequest(request: Request, env: Env, gateway: 
       case '/authorize':
         return await handleAuthorize(request, helpers(), gateway, config);
       case '/callback':
-        return request.method === 'GET' ? await handleAccessCallback(request, helpers(), gateway, config) : undefined;
+        if (request.method !== 'GET') return undefined;
+        // The one redirect URL the Access app knows serves both sign-ins, told apart by state.
+        if (isConnectionsState(url)) return await finishConnectionsLogin(request, env.OAUTH_KV, config);
+        return await handleAccessCallback(request, helpers(), gateway, config, env, ctx);
+      case TOKEN_STEP_PATH:
+        return await handleTokenStep(request, helpers(), gateway, config, env, ctx);
+      case CONNECTIONS_PATH:
+        return await handleConnections(request, helpers(), config, env, ctx);
       case '/':
         return request.method === 'GET' ? landingPage(url.origin, config) : undefined;
     }

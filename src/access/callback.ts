@@ -1,10 +1,12 @@
 import { AuthorizationError, type OAuthHelpers } from '@cloudflare/workers-oauth-provider';
 import * as oauth from 'oauth4webapi';
-import { type AccessConfig, type Config, upstreamLabel } from '../config';
+import type { AccessConfig, Config } from '../config';
 import { PageError } from '../errors';
 import type { Identity } from '../identity';
+import { ownTokenProblem, offerTokenStep } from '../own-token/login-step';
 import type { OriginGateway } from '../provider';
-import { refusalFor } from './allowlist';
+import { TokenVault } from '../vault/store';
+import { allowedUpstream, issueCode } from './complete';
 import { type AccessLoginData, CALLBACK_PATH } from './login';
 import { accessOidc } from './oidc';
 
@@ -13,9 +15,17 @@ const ACCESS_TIMEOUT_MS = 10_000;
 /**
  * GET /callback: Access sends the browser back here. Resumes the approved request (state is
  * single-use and bound to this browser), verifies who signed in, and issues our authorization
- * code to the MCP client. On any failure nothing is written: the grant is created last.
+ * code to the MCP client, or first asks for the person's own token on a `userSupplied` upstream.
+ * On any failure nothing is written: the grant is created last.
  */
-export async function handleAccessCallback(request: Request, helpers: OAuthHelpers, gateway: OriginGateway, config: Config): Promise<Response> {
+export async function handleAccessCallback(
+  request: Request,
+  helpers: OAuthHelpers,
+  gateway: OriginGateway,
+  config: Config,
+  env: Env,
+  ctx: ExecutionContext,
+): Promise<Response> {
   const resumed = await resumeLogin(request, helpers);
   // These headers clear the browser-binding cookie: send them on every answer from here on.
   const headers = resumed.headers;
@@ -38,31 +48,12 @@ export async function handleAccessCallback(request: Request, helpers: OAuthHelpe
   const identity = await verifyAccessLogin(config.access, url, resumed.data, headers);
   // The request was validated against this origin's resources, so an unknown one means the
   // configuration changed during the login: refuse rather than guess.
-  const upstream = gateway.upstreamFor(resumed.request.resource);
-  const refusal = upstream ? refusalFor(config, upstream, identity.email) : 'not_allowed';
-  if (refusal) {
-    const server = (upstream && upstreamLabel(upstream)) ?? 'this server';
-    throw new PageError(
-      403,
-      'Not allowed',
-      refusal === 'not_allowed'
-        ? `${identity.email} is not allowed to use ${server}. Ask whoever runs it to add you.`
-        : `${identity.email} has no credential for ${server === 'this server' ? 'the server behind this gateway' : server}. Ask whoever runs it to add one.`,
-      `login refused: ${refusal}${upstream ? ` for ${upstream.name}` : ''}`,
-      { headers },
-    );
+  const upstream = allowedUpstream(gateway, config, resumed.request, identity, headers);
+  if (upstream.userSupplied) {
+    const problem = await ownTokenProblem(upstream, identity.email, new TokenVault(env.OAUTH_KV, config.tokenKeys), ctx);
+    if (problem !== undefined) return offerTokenStep(helpers, resumed.request, identity, upstream, headers, problem);
   }
-
-  const { redirectTo } = await helpers.completeAuthorization({
-    request: resumed.request,
-    userId: identity.email,
-    metadata: {},
-    scope: resumed.request.scope,
-    props: identity,
-  });
-  headers.set('Location', redirectTo);
-  headers.set('Cache-Control', 'no-store');
-  return new Response(null, { status: 302, headers });
+  return issueCode(helpers, resumed.request, identity, headers);
 }
 
 async function resumeLogin(request: Request, helpers: OAuthHelpers) {
@@ -85,7 +76,7 @@ async function resumeLogin(request: Request, helpers: OAuthHelpers) {
  * `iat`, `nonce` and the expected algorithm by oauth4webapi's processing, then the signature
  * against Access's JWKS (cached; an unknown `kid` refetches), then a non-empty `email`.
  */
-async function verifyAccessLogin(access: AccessConfig, callbackUrl: URL, data: AccessLoginData, headers: Headers): Promise<Identity> {
+export async function verifyAccessLogin(access: AccessConfig, callbackUrl: URL, data: AccessLoginData, headers: Headers): Promise<Identity> {
   const { as, client } = accessOidc(access);
   const fail = (status: number, reason: string, cause: unknown) =>
     new PageError(

@@ -22,10 +22,14 @@ export interface AccessConfig {
 
 export interface Config {
   access: AccessConfig;
-  /** Signs the remembered-consent cookie. */
+  /** Signs the remembered-consent cookie, the /connections session and legacy SSE endpoints. */
   cookieSecret: string;
+  /** Encrypts people's own tokens: the current secret first, then TOKEN_ENCRYPTION_KEY_PREVIOUS. Empty without userSupplied upstreams. */
+  tokenKeys: readonly string[];
   /** Undefined: anyone Cloudflare Access lets in. */
   allowedEmails: EmailAllowlist | undefined;
+  /** Who may see and manage everyone's connections on /connections. */
+  adminEmails: EmailAllowlist | undefined;
   /** Every upstream, the single-upstream `/mcp` first when configured; never empty. */
   upstreams: readonly UpstreamConfig[];
   accessTokenTtl: number;
@@ -74,11 +78,14 @@ export function loadConfig(env: Readonly<Record<string, unknown>>): Config {
   }
 
   const allowedEmails = reader.allowlist('ALLOWED_EMAILS');
+  const upstreams = readUpstreams(env, problems, allowedEmails);
   const config: Config = {
     access,
     cookieSecret: cookieSecret ?? '',
+    tokenKeys: readTokenKeys(reader, upstreams.some((u) => u.userSupplied)),
     allowedEmails,
-    upstreams: readUpstreams(env, problems, allowedEmails),
+    adminEmails: reader.allowlist('ADMIN_EMAILS'),
+    upstreams,
     accessTokenTtl: reader.seconds('ACCESS_TOKEN_TTL', DEFAULT_ACCESS_TOKEN_TTL, 60, 2_592_000),
     refreshTokenTtl: reader.seconds('REFRESH_TOKEN_TTL', DEFAULT_REFRESH_TOKEN_TTL, 60, 31_536_000),
   };
@@ -102,6 +109,25 @@ export function configFor(env: object): Config | ConfigError {
     cache.set(env, result);
   }
   return result;
+}
+
+/**
+ * TOKEN_ENCRYPTION_KEY encrypts what people paste; required once an upstream takes their tokens.
+ * TOKEN_ENCRYPTION_KEY_PREVIOUS still decrypts, during a rotation.
+ */
+function readTokenKeys(reader: Reader, needed: boolean): string[] {
+  const hint = 'at least 32 random characters, e.g. from `openssl rand -hex 32`, kept apart from COOKIE_ENCRYPTION_KEY';
+  const keys: string[] = [];
+  for (const name of ['TOKEN_ENCRYPTION_KEY', 'TOKEN_ENCRYPTION_KEY_PREVIOUS']) {
+    const key = reader.string(name, `${hint}: an upstream takes people's own tokens (userSupplied)`, { optional: !needed || name.endsWith('PREVIOUS') });
+    if (key === undefined) continue;
+    if (key.length < 32) reader.problem(name, `must be at least 32 characters: ${hint}`);
+    else keys.push(key);
+  }
+  if (keys.length === 1 && reader.has('TOKEN_ENCRYPTION_KEY_PREVIOUS') && !reader.has('TOKEN_ENCRYPTION_KEY')) {
+    reader.problem('TOKEN_ENCRYPTION_KEY', 'is not set but TOKEN_ENCRYPTION_KEY_PREVIOUS is: set the new key, keep the old one as PREVIOUS');
+  }
+  return keys;
 }
 
 /** The upstream served at this gateway path (`/mcp`, `/<name>/mcp`), if any. */

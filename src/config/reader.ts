@@ -92,6 +92,16 @@ export class Reader {
     return seconds;
   }
 
+  /** `true`/`false`, as JSON or as the text of a variable; unset is false. */
+  boolean(key: string): boolean {
+    const value = this.source[key];
+    if (value === undefined || value === null || value === '') return false;
+    if (value === true || value === 'true') return true;
+    if (value === false || value === 'false') return false;
+    this.problem(key, 'must be true or false');
+    return false;
+  }
+
   headerName(key: string): string | undefined {
     const value = this.string(key, '', { optional: true });
     if (value !== undefined && !HEADER_NAME.test(value)) {

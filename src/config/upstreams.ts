@@ -23,6 +23,10 @@ export interface UpstreamConfig {
   timeoutMs: number;
   /** Narrows ALLOWED_EMAILS for this upstream only; undefined: no narrowing. */
   allowedEmails: EmailAllowlist | undefined;
+  /** People bring their own token (asked for at login, kept in the vault); `token`/`userTokens` are the fallback. */
+  userSupplied: boolean;
+  /** Where a person makes a token for this upstream, linked from the token page. */
+  tokenHelp: URL | undefined;
 }
 
 export const SINGLE_UPSTREAM_NAME = 'mcp';
@@ -34,8 +38,29 @@ const NAME = /^[a-z0-9-]{1,32}$/;
 const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** The gateway's own secrets: an upstream setting naming one would send it upstream. */
 const GATEWAY_SECRETS = new Set(['ACCESS_CLIENT_SECRET', 'COOKIE_ENCRYPTION_KEY', 'TOKEN_ENCRYPTION_KEY', 'TOKEN_ENCRYPTION_KEY_PREVIOUS']);
-const SETTINGS = ['url', 'title', 'token', 'userTokens', 'authHeader', 'authScheme', 'headers', 'timeout', 'allowedEmails'] as const;
-const SINGLE_UPSTREAM_VARIABLES = ['UPSTREAM_TOKEN', 'USER_TOKENS', 'UPSTREAM_AUTH_HEADER', 'UPSTREAM_AUTH_SCHEME', 'UPSTREAM_HEADERS', 'UPSTREAM_TIMEOUT'];
+const SETTINGS = [
+  'url',
+  'title',
+  'token',
+  'userTokens',
+  'userSupplied',
+  'tokenHelp',
+  'authHeader',
+  'authScheme',
+  'headers',
+  'timeout',
+  'allowedEmails',
+] as const;
+const SINGLE_UPSTREAM_VARIABLES = [
+  'UPSTREAM_TOKEN',
+  'USER_TOKENS',
+  'UPSTREAM_USER_SUPPLIED',
+  'UPSTREAM_TOKEN_HELP',
+  'UPSTREAM_AUTH_HEADER',
+  'UPSTREAM_AUTH_SCHEME',
+  'UPSTREAM_HEADERS',
+  'UPSTREAM_TIMEOUT',
+];
 const UPSTREAM_URL_HINT = "the upstream MCP server's endpoint, e.g. https://mcp.example.com/mcp";
 
 /** Every configured upstream, the single one first; problems are added to `problems`. */
@@ -67,7 +92,8 @@ function readSingleUpstream(reader: Reader, allowlist: EmailAllowlist | undefine
   const url = reader.url('UPSTREAM_URL', hasSeveral ? UPSTREAM_URL_HINT : `${UPSTREAM_URL_HINT}, or configure several in UPSTREAMS`);
   const token = reader.string('UPSTREAM_TOKEN', '', { optional: true });
   const userTokens = reader.userTokens('USER_TOKENS');
-  if (token === undefined) requireOwnTokens(reader, 'UPSTREAM_TOKEN', 'USER_TOKENS', allowlist, userTokens);
+  const userSupplied = reader.boolean('UPSTREAM_USER_SUPPLIED');
+  if (token === undefined && !userSupplied) requireOwnTokens(reader, 'UPSTREAM_TOKEN', 'USER_TOKENS', allowlist, userTokens);
   const upstream = {
     name: SINGLE_UPSTREAM_NAME,
     title: undefined,
@@ -79,6 +105,8 @@ function readSingleUpstream(reader: Reader, allowlist: EmailAllowlist | undefine
     headers: reader.headers('UPSTREAM_HEADERS'),
     timeoutMs: reader.seconds('UPSTREAM_TIMEOUT', DEFAULT_UPSTREAM_TIMEOUT, 1, 600) * 1000,
     allowedEmails: undefined,
+    userSupplied,
+    tokenHelp: reader.url('UPSTREAM_TOKEN_HELP', 'a page where people make a token', { optional: true }),
   };
   return url ? { ...upstream, url } : undefined;
 }
@@ -116,7 +144,10 @@ function readNamedUpstream(
   const userTokens = userTokensVariable
     ? new Reader({ [`${label}.userTokens`]: env[userTokensVariable] }, problems).userTokens(`${label}.userTokens`)
     : new Map<string, string>();
-  if (token === undefined && !reader.has('token')) requireOwnTokens(reader, 'token', 'userTokens', allowedEmails ?? globalAllowlist, userTokens);
+  const userSupplied = reader.boolean('userSupplied');
+  if (token === undefined && !reader.has('token') && !userSupplied) {
+    requireOwnTokens(reader, 'token', 'userTokens', allowedEmails ?? globalAllowlist, userTokens);
+  }
 
   const upstream = {
     name,
@@ -129,6 +160,8 @@ function readNamedUpstream(
     headers: reader.headers('headers'),
     timeoutMs: reader.seconds('timeout', DEFAULT_UPSTREAM_TIMEOUT, 1, 600) * 1000,
     allowedEmails,
+    userSupplied,
+    tokenHelp: reader.url('tokenHelp', 'a page where people make a token', { optional: true }),
   };
   return url && problems.length === before ? { ...upstream, url } : undefined;
 }
@@ -178,7 +211,7 @@ function requireOwnTokens(
   const token = reader.label(tokenKey);
   const own = reader.label(userTokensKey);
   if (userTokens.size === 0) {
-    reader.problem(tokenKey, `is required: set the token the gateway sends upstream, or give every user their own in ${own}`);
+    reader.problem(tokenKey, `is required: set the token the gateway sends upstream, give every user their own in ${own}, or let people bring their own (userSupplied)`);
     return;
   }
   const uncovered = allowlist ? [...allowlist.emails].filter((email) => !userTokens.has(email)) : [];

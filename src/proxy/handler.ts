@@ -6,7 +6,8 @@
  */
 import type { Config, UpstreamConfig } from '../config';
 import type { Identity } from '../identity';
-import { upstreamAuthHeader } from '../upstream/credentials';
+import { upstreamCredential } from '../upstream/credentials';
+import type { TokenVault } from '../vault/store';
 import { forwardToUpstream } from './forward';
 import { ALLOWED_METHODS, clientResponseHeaders, preflightResponse, upstreamRequestHeaders } from './headers';
 import { type JsonRpcId, jsonRpcErrorResponse, type ProxyErrorKind } from './jsonrpc-error';
@@ -19,6 +20,8 @@ export interface ProxyCaller {
   config: Config;
   /** The upstream whose gateway path was requested. */
   upstream: UpstreamConfig;
+  /** People's own tokens, for a `userSupplied` upstream. */
+  vault?: TokenVault;
   identity: Identity;
   /** The OAuth client the token was issued to, for the log. */
   clientId: string;
@@ -35,7 +38,7 @@ const NULL_BODY_STATUSES = new Set([101, 204, 205, 304]);
  * the runtime's cancellation of the response stream, so nothing needs `waitUntil`.
  */
 export async function proxyMcpRequest(request: Request, caller: ProxyCaller, _ctx: ExecutionContext): Promise<Response> {
-  const { config, upstream: settings, identity, clientId } = caller;
+  const { config, upstream: settings, identity, clientId, vault } = caller;
   const url = new URL(request.url);
   const origin = request.headers.get('Origin');
   const entry: ProxyLogEntry = {
@@ -57,7 +60,7 @@ export async function proxyMcpRequest(request: Request, caller: ProxyCaller, _ct
     return response;
   };
   const fail = (kind: ProxyErrorKind, outcome: ProxyOutcome, id: JsonRpcId = null, extra?: HeadersInit) =>
-    finish(jsonRpcErrorResponse(kind, id, origin, extra), outcome);
+    finish(jsonRpcErrorResponse(kind, id, origin, extra, url.origin), outcome);
 
   if (request.method === 'OPTIONS') return finish(preflightResponse(origin), 'preflight');
   if (!FORWARDED_METHODS.has(request.method)) return fail('methodNotAllowed', 'method_not_allowed', null, { Allow: ALLOWED_METHODS });
@@ -73,13 +76,13 @@ export async function proxyMcpRequest(request: Request, caller: ProxyCaller, _ct
 
   const { body, rpcMethod, id } = await readRequestBody(request);
   entry.rpcMethod = rpcMethod;
-  const credential = upstreamAuthHeader(settings, identity.email);
-  if (!credential) return fail('noUpstreamCredential', 'no_upstream_credential', id);
+  const credential = await upstreamCredential(settings, identity.email, vault);
+  if (!credential) return fail(settings.userSupplied ? 'noOwnToken' : 'noUpstreamCredential', 'no_upstream_credential', id);
 
   const started = Date.now();
   const result = await forwardToUpstream(target, {
     method: request.method,
-    headers: upstreamRequestHeaders(request.headers, settings, credential),
+    headers: upstreamRequestHeaders(request.headers, settings, credential.header),
     body,
     signal: request.signal,
     timeoutMs: settings.timeoutMs,
@@ -98,7 +101,7 @@ export async function proxyMcpRequest(request: Request, caller: ProxyCaller, _ct
   // WWW-Authenticate would send the client back through OAuth, which cannot fix it, in a loop.
   if (upstream.status === 401 || upstream.status === 403) {
     discard(upstream);
-    return fail('upstreamRefusedCredential', 'upstream_refused_credential', id);
+    return fail(credential.own ? 'upstreamRefusedOwnToken' : 'upstreamRefusedCredential', 'upstream_refused_credential', id);
   }
 
   const headers = clientResponseHeaders(upstream.headers, origin);

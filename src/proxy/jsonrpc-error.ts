@@ -17,10 +17,20 @@ export const ProxyError = {
     code: -32002,
     message: 'this gateway has no upstream credential for your account: ask its operator to add one',
   },
+  noOwnToken: {
+    status: 403,
+    code: -32002,
+    message: 'this server needs a token of your own: add it at {origin}/connections',
+  },
   upstreamRefusedCredential: {
     status: 502,
     code: -32003,
     message: "the upstream MCP server refused the gateway's credential: its operator needs to renew it",
+  },
+  upstreamRefusedOwnToken: {
+    status: 502,
+    code: -32003,
+    message: 'the upstream MCP server refused your token: replace it at {origin}/connections',
   },
   upstreamUnreachable: { status: 502, code: -32004, message: 'the upstream MCP server could not be reached' },
   upstreamBadResponse: { status: 502, code: -32004, message: 'the upstream MCP server redirected outside this endpoint' },
@@ -29,9 +39,13 @@ export const ProxyError = {
 
 export type ProxyErrorKind = keyof typeof ProxyError;
 
-/** Renders one of the proxy's errors; `extra` adds headers such as `Allow`. */
-export function jsonRpcErrorResponse(kind: ProxyErrorKind, id: JsonRpcId, origin: string | null, extra?: HeadersInit): Response {
-  const { status, code, message } = ProxyError[kind];
+/**
+ * Renders one of the proxy's errors; `extra` adds headers such as `Allow`. `{origin}` in a message
+ * becomes the gateway's own origin, so a person is told where to fix their token.
+ */
+export function jsonRpcErrorResponse(kind: ProxyErrorKind, id: JsonRpcId, origin: string | null, extra?: HeadersInit, gatewayOrigin = ''): Response {
+  const { status, code } = ProxyError[kind];
+  const message = ProxyError[kind].message.replace('{origin}', gatewayOrigin);
   const headers = withCors(new Headers(extra), origin);
   headers.set('Content-Type', 'application/json');
   headers.set('Cache-Control', 'no-store');

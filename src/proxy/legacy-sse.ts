@@ -13,6 +13,7 @@
  * must never learn or be sent to another host.
  */
 import type { Config, UpstreamConfig } from '../config';
+import { base64url, fromBase64url } from '../lib/base64url';
 import { gatewayPathFor, SIGNED_ENDPOINT_SEGMENT } from './route';
 
 const encoder = new TextEncoder();
@@ -198,20 +199,4 @@ function endpointKey(config: Config): Promise<CryptoKey> {
     keys.set(config, key);
   }
   return key;
-}
-
-function base64url(bytes: ArrayBuffer | Uint8Array): string {
-  let binary = '';
-  for (const byte of new Uint8Array(bytes)) binary += String.fromCharCode(byte);
-  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-}
-
-function fromBase64url(text: string): Uint8Array | undefined {
-  if (!/^[A-Za-z0-9_-]+$/.test(text)) return undefined;
-  try {
-    const binary = atob(text.replace(/-/g, '+').replace(/_/g, '/'));
-    return Uint8Array.from(binary, (c) => c.charCodeAt(0));
-  } catch {
-    return undefined;
-  }
 }

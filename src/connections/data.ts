@@ -1,0 +1,103 @@
+/**
+ * What /connections shows: per person and upstream, the stored token's status and the MCP apps
+ * connected (the library's grants). Never a token: only when it was saved, and for its owner the
+ * last four characters.
+ */
+import type { GrantSummary, OAuthHelpers } from '@cloudflare/workers-oauth-provider';
+import { isAllowedEmail } from '../access/allowlist';
+import type { Config, UpstreamConfig } from '../config';
+import type { TokenVault } from '../vault/store';
+
+export interface AppView {
+  grantId: string;
+  clientName: string;
+  redirectHost: string;
+  /** Unix seconds. */
+  connectedAt: number;
+}
+
+export interface UpstreamView {
+  upstream: UpstreamConfig;
+  /** Set on a `userSupplied` upstream when a token is stored. */
+  token: { savedAt: number; lastFour?: string } | undefined;
+  apps: AppView[];
+}
+
+export interface PersonView {
+  email: string;
+  upstreams: UpstreamView[];
+}
+
+const MAX_GRANT_PAGES = 10;
+
+/** The grants of one person, every page of them (bounded). */
+export async function grantsOf(helpers: OAuthHelpers, email: string): Promise<GrantSummary[]> {
+  const grants: GrantSummary[] = [];
+  let cursor: string | undefined;
+  for (let page = 0; page < MAX_GRANT_PAGES; page++) {
+    const result = await helpers.listUserGrants(email, cursor ? { cursor } : {});
+    grants.push(...result.items);
+    cursor = result.cursor;
+    if (!cursor) break;
+  }
+  return grants;
+}
+
+/** The upstream a grant was made for: its resource's path, on whichever origin issued it. */
+export function upstreamOfGrant(config: Config, grant: GrantSummary): UpstreamConfig | undefined {
+  const resource = Array.isArray(grant.resource) ? grant.resource[0] : grant.resource;
+  const path = resource && URL.canParse(resource) ? new URL(resource).pathname : undefined;
+  return config.upstreams.find((u) => u.path === path);
+}
+
+/** One person's view. `own`: they are looking at it themselves, so the token's last four are shown. */
+export async function personView(helpers: OAuthHelpers, vault: TokenVault, config: Config, email: string, own: boolean): Promise<PersonView> {
+  const grants = await grantsOf(helpers, email);
+  const names = new Map<string, Promise<string>>();
+  const clientName = (clientId: string) => {
+    let name = names.get(clientId);
+    if (!name) {
+      // A client ID metadata document may be refetched here; its failure only costs the name.
+      name = helpers.lookupClient(clientId).then((c) => c?.clientName?.trim() || clientId, () => clientId);
+      names.set(clientId, name);
+    }
+    return name;
+  };
+  const upstreams = config.upstreams.filter((u) => isAllowedEmail(config, u, email) || grants.some((g) => upstreamOfGrant(config, g) === u));
+  return {
+    email,
+    upstreams: await Promise.all(
+      upstreams.map(async (upstream): Promise<UpstreamView> => {
+        const stored = upstream.userSupplied ? await vault.read(email, upstream.name) : undefined;
+        const apps = await Promise.all(
+          grants
+            .filter((grant) => upstreamOfGrant(config, grant) === upstream)
+            .map(async (grant) => ({
+              grantId: grant.id,
+              clientName: await clientName(grant.clientId),
+              redirectHost: grant.redirectUri && URL.canParse(grant.redirectUri) ? new URL(grant.redirectUri).host : '',
+              connectedAt: grant.createdAt,
+            })),
+        );
+        return {
+          upstream,
+          token: stored && { savedAt: stored.savedAt, ...(own ? { lastFour: stored.token.slice(-4) } : {}) },
+          apps: apps.sort((a, b) => b.connectedAt - a.connectedAt),
+        };
+      }),
+    ),
+  };
+}
+
+/** Everyone with a grant or a stored token: the admin's list. */
+export async function everyone(kv: KVNamespace, vault: TokenVault): Promise<string[]> {
+  const emails = new Set((await vault.list()).map((status) => status.email));
+  let cursor: string | undefined;
+  do {
+    const page = await kv.list({ prefix: 'grant:', ...(cursor ? { cursor } : {}) });
+    // The library's grant keys are `grant:<userId>:<grantId>`, and the userId here is the email.
+    for (const { name } of page.keys) emails.add(name.slice('grant:'.length, name.lastIndexOf(':')));
+    cursor = page.list_complete ? undefined : page.cursor;
+  } while (cursor);
+  return [...emails].sort();
+}

@@ -1,0 +1,125 @@
+/**
+ * Signing in to /connections: the same Cloudflare Access login as an MCP client's, returning to
+ * the same `/callback` (the one redirect URL the Access app knows), told apart by its `state`
+ * prefix. The state is single-use (a KV record deleted on use), short-lived (ten minutes) and
+ * bound to the browser (a `__Host-` cookie holding its hash). The session that follows is a
+ * signed `__Host-` cookie of its own, good for SESSION_SECONDS, never an MCP access token.
+ */
+import * as oauth from 'oauth4webapi';
+import { admits } from '../access/allowlist';
+import { verifyAccessLogin } from '../access/callback';
+import { type AccessLoginData, buildAccessAuthorizeUrl, CALLBACK_PATH } from '../access/login';
+import type { Config } from '../config';
+import { PageError } from '../errors';
+import type { Identity } from '../identity';
+import { base64url, fromBase64url } from '../lib/base64url';
+import { hmacKey, sha256, sign, verify } from '../lib/hmac';
+
+export const CONNECTIONS_PATH = '/connections';
+export const STATE_PREFIX = 'cx.';
+export const SESSION_SECONDS = 30 * 60;
+const LOGIN_SECONDS = 600;
+const SESSION_COOKIE = '__Host-connections';
+const LOGIN_COOKIE = '__Host-connections-login';
+const SESSION_INFO = 'mcp-oauth-gateway connections session v1';
+const CSRF_INFO = 'mcp-oauth-gateway connections csrf v1';
+
+export interface Session {
+  email: string;
+  admin: boolean;
+  /** The form field every POST must carry: tied to this session, unreadable by other sites. */
+  csrf: string;
+}
+
+/** Whether this `/callback` is the end of a /connections sign-in. */
+export function isConnectionsState(url: URL): boolean {
+  return url.searchParams.get('state')?.startsWith(STATE_PREFIX) ?? false;
+}
+
+/** Sends the browser to Access to sign in to /connections. */
+export async function startConnectionsLogin(kv: KVNamespace, config: Config, origin: string): Promise<Response> {
+  const state = `${STATE_PREFIX}${oauth.generateRandomState()}`;
+  const data: AccessLoginData = { verifier: oauth.generateRandomCodeVerifier(), nonce: oauth.generateRandomNonce() };
+  const hash = await sha256(state);
+  await kv.put(`connections-login:${hash}`, JSON.stringify(data), { expirationTtl: LOGIN_SECONDS });
+  const url = buildAccessAuthorizeUrl(config.access, {
+    redirectUri: `${origin}${CALLBACK_PATH}`,
+    state,
+    nonce: data.nonce,
+    codeChallenge: await oauth.calculatePKCECodeChallenge(data.verifier),
+  });
+  const headers = new Headers({ Location: url.href, 'Cache-Control': 'no-store' });
+  headers.append('Set-Cookie', cookie(LOGIN_COOKIE, hash, LOGIN_SECONDS));
+  return new Response(null, { status: 302, headers });
+}
+
+/** GET /callback with a /connections state: verifies the sign-in and starts the session. */
+export async function finishConnectionsLogin(request: Request, kv: KVNamespace, config: Config): Promise<Response> {
+  const url = new URL(request.url);
+  const headers = new Headers({ 'Cache-Control': 'no-store' });
+  headers.append('Set-Cookie', cookie(LOGIN_COOKIE, '', 0));
+  const state = url.searchParams.get('state') ?? '';
+  const hash = await sha256(state);
+  const stale = new PageError(
+    400,
+    'This sign-in link no longer works',
+    `It has expired, was already used, or was opened in a different browser from the one that started signing in. Open ${CONNECTIONS_PATH} again.`,
+    'connections state refused',
+    { headers },
+  );
+  if (readCookie(request, LOGIN_COOKIE) !== hash) throw stale;
+  const record = await kv.get<AccessLoginData>(`connections-login:${hash}`, 'json');
+  if (!record) throw stale;
+  await kv.delete(`connections-login:${hash}`);
+  if (url.searchParams.has('error')) {
+    throw new PageError(403, 'Sign-in was declined', 'The sign-in was cancelled, or Cloudflare Access did not let this account in.', `access returned error=${url.searchParams.get('error')}`, { headers });
+  }
+
+  const identity: Identity = await verifyAccessLogin(config.access, url, record, headers);
+  if (!admits(config.allowedEmails, identity.email)) {
+    throw new PageError(403, 'Not allowed', `${identity.email} is not allowed to use this gateway.`, 'connections login refused: not_allowed', { headers });
+  }
+  const payload = base64url(new TextEncoder().encode(JSON.stringify({ email: identity.email, exp: Math.floor(Date.now() / 1000) + SESSION_SECONDS })));
+  const value = `${payload}.${await sign(await hmacKey(config.cookieSecret, SESSION_INFO), payload)}`;
+  headers.append('Set-Cookie', cookie(SESSION_COOKIE, value, SESSION_SECONDS));
+  headers.set('Location', CONNECTIONS_PATH);
+  return new Response(null, { status: 303, headers });
+}
+
+/** The signed-in person, or undefined: no cookie, a forged or expired one, or someone no longer allowed. */
+export async function readSession(request: Request, config: Config): Promise<Session | undefined> {
+  const value = readCookie(request, SESSION_COOKIE);
+  const [payload, signature, ...rest] = value?.split('.') ?? [];
+  if (!value || !payload || !signature || rest.length > 0) return undefined;
+  if (!(await verify(await hmacKey(config.cookieSecret, SESSION_INFO), payload, signature))) return undefined;
+  let claims: unknown;
+  try {
+    claims = JSON.parse(new TextDecoder().decode(fromBase64url(payload)));
+  } catch {
+    return undefined;
+  }
+  if (typeof claims !== 'object' || claims === null) return undefined;
+  const { email, exp } = claims as { email?: unknown; exp?: unknown };
+  if (typeof email !== 'string' || typeof exp !== 'number' || exp <= Date.now() / 1000) return undefined;
+  // Removal from ALLOWED_EMAILS ends a session at its next request, not when it expires.
+  if (!admits(config.allowedEmails, email)) return undefined;
+  const csrf = await sign(await hmacKey(config.cookieSecret, CSRF_INFO), value);
+  return { email, admin: config.adminEmails !== undefined && admits(config.adminEmails, email), csrf };
+}
+
+/** The Set-Cookie that ends the session. */
+export function signOutCookie(): string {
+  return cookie(SESSION_COOKIE, '', 0);
+}
+
+function cookie(name: string, value: string, maxAge: number): string {
+  return `${name}=${value}; Max-Age=${maxAge}; Path=/; Secure; HttpOnly; SameSite=Lax`;
+}
+
+function readCookie(request: Request, name: string): string | undefined {
+  for (const part of (request.headers.get('Cookie') ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
