@@ -34,8 +34,11 @@ export const DEMO_USERS = Object.freeze([
 /** The one token the demo kanban upstream accepts. A demo value, printed on purpose; not a secret. */
 export const DEMO_UPSTREAM_TOKEN = 'demo-kanban-pat-1234567890';
 
-/** A token the demo notes upstream accepts (each accepted token has its own notebook). */
-export const DEMO_NOTES_TOKEN = 'demo-notes-token-0987654321';
+/**
+ * The tokens the demo notes upstream accepts, each its own notebook. The gateway asks each person
+ * for theirs (`userSupplied`): demo values, printed on purpose.
+ */
+export const DEMO_NOTES_TOKENS = Object.freeze(['demo-notes-alice-1111', 'demo-notes-bob-2222']);
 
 export const ACCESS_CLIENT_ID = 'local-access-app';
 
@@ -58,7 +61,7 @@ const LOG_TAIL = 40;
  * @property {readonly DemoUser[]} [users]  listed on the sign-in page; default DEMO_USERS
  * @property {readonly string[]} [allowedEmails]  the gateway's ALLOWED_EMAILS; default the `allowed` users
  * @property {string} [upstreamToken]  the PAT the demo kanban upstream accepts and the gateway sends
- * @property {readonly string[]} [notesTokens]  the tokens the demo notes upstream accepts; the first is the one the gateway sends
+ * @property {readonly string[]} [notesTokens]  the tokens the demo notes upstream accepts (people paste their own)
  * @property {string} [upstreamUrl]  front this MCP endpoint instead of starting the demo upstream
  * @property {Record<string, string>} [gatewayVars]  more gateway settings (e.g. ACCESS_TOKEN_TTL), last word
  * @property {string} [stateDir]  where both Workers keep KV and Durable Object data; default .wrangler/dev-state
@@ -118,7 +121,7 @@ export async function startStack(options = {}) {
   };
   const gatewayOrigin = `http://${GATEWAY_HOST}:${ports.gateway}`;
   const upstreamMcp = options.upstreamUrl ?? `http://127.0.0.1:${ports.upstream}/mcp`;
-  const notesTokens = options.notesTokens ?? [DEMO_NOTES_TOKEN];
+  const notesTokens = options.notesTokens ?? DEMO_NOTES_TOKENS;
   /** @type {Connector[]} */
   const connectors = [{ name: 'mcp', title: demoUpstream ? 'Kanban, at /mcp' : 'MCP server', url: `${gatewayOrigin}/mcp`, upstreamUrl: upstreamMcp }];
   if (demoUpstream) {
@@ -197,7 +200,7 @@ export async function startStack(options = {}) {
       ALLOWED_EMAILS: allowedEmails.join(','),
       UPSTREAM_URL: upstreamMcp,
       UPSTREAM_TOKEN: upstreamToken,
-      ...(demoUpstream ? demoUpstreams(connectors, upstreamToken, notesTokens[0] ?? '') : {}),
+      ...(demoUpstream ? demoUpstreams(connectors, upstreamToken) : {}),
       ...options.gatewayVars,
     };
     // Settings go through --env-file: wrangler then ignores a .dev.vars the developer may keep,
@@ -227,17 +230,23 @@ export async function startStack(options = {}) {
 }
 
 /**
- * UPSTREAMS for the demo: each named upstream's token comes from a variable of its own, as a
- * deployment would keep them in secrets.
- * @param {Connector[]} connectors @param {string} kanbanToken @param {string} notesToken
+ * UPSTREAMS for the demo: the kanban's token comes from a variable of its own, as a deployment
+ * keeps it in a secret; the notes server takes each person's own token.
+ * @param {Connector[]} connectors @param {string} kanbanToken
  */
-function demoUpstreams(connectors, kanbanToken, notesToken) {
-  const named = Object.fromEntries(
-    connectors
-      .filter((c) => c.name !== 'mcp')
-      .map((c) => [c.name, { url: c.upstreamUrl, title: c.title, token: `${c.name.toUpperCase()}_TOKEN` }]),
-  );
-  return { UPSTREAMS: JSON.stringify(named), KANBAN_TOKEN: kanbanToken, NOTES_TOKEN: notesToken };
+function demoUpstreams(connectors, kanbanToken) {
+  const url = (/** @type {string} */ name) => connectors.find((c) => c.name === name)?.upstreamUrl;
+  const upstreams = {
+    kanban: { url: url('kanban'), title: 'Kanban board', token: 'KANBAN_TOKEN' },
+    notes: { url: url('notes'), title: 'Notes', userSupplied: true },
+  };
+  return {
+    UPSTREAMS: JSON.stringify(upstreams),
+    KANBAN_TOKEN: kanbanToken,
+    TOKEN_ENCRYPTION_KEY: randomBytes(32).toString('hex'),
+    // The first demo user sees everyone's connections on /connections.
+    ADMIN_EMAILS: DEMO_USERS[0]?.email ?? '',
+  };
 }
 
 /** @param {string} name @param {number} port */

@@ -14,7 +14,7 @@ if ((major ?? 0) < 22) {
   process.exit(1);
 }
 
-const { DEFAULT_PORTS, DEFAULT_STATE_DIR, DEMO_NOTES_TOKEN, startStack, StackStartError } = await import('./stack.mjs');
+const { DEFAULT_PORTS, DEFAULT_STATE_DIR, DEMO_NOTES_TOKENS, DEMO_USERS, startStack, StackStartError } = await import('./stack.mjs');
 const { PortBusyError } = await import('./lib/ports.mjs');
 
 /** @typedef {import('./stack.mjs').Part} Part */
@@ -151,8 +151,8 @@ mcp-oauth-gateway: local stack ready in ${seconds.toFixed(1)} s
                   a stand-in for Cloudflare Access (OIDC discovery at …/.well-known/openid-configuration)
   Demo upstream   ${s.urls.upstreamMcp}   kanban MCP server; answers 401 without
                   Authorization: Bearer ${s.upstreamToken}   (demo token, sent by the gateway)
-${notes ? `                  ${notes.upstreamUrl}   notes MCP server; answers 401 without
-                  Authorization: Bearer ${DEMO_NOTES_TOKEN}   (demo token, sent by the gateway)
+${notes ? `                  ${notes.upstreamUrl}   notes MCP server; takes each person's own token:
+                  the gateway asks for it at sign-in. Demo tokens it accepts: ${DEMO_NOTES_TOKENS.join(', ')}
 ` : ''}
 Connector URLs:
 ${s.connectors.map((c) => `  ${c.title.padEnd(14)}  ${c.url}`).join('\n')}
@@ -168,6 +168,7 @@ Each is its own connector with its own sign-in; the examples below use the first
 Sign in with any email; the gateway lets in only some:
 ${s.users.map((u) => `  ${u.email.padEnd(width)}   ${u.allowed ? 'allowed' : 'not allowed (shows the refusal)'}`).join('\n')}
 
+Your tokens and connected apps: ${s.urls.gateway}/connections (${DEMO_USERS[0]?.email} is an admin there).
 Data lives in ${state} (delete it to start over). Ctrl-C stops everything.
 `);
 }

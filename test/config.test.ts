@@ -184,3 +184,24 @@ describe('configuration: UPSTREAMS', () => {
     expect([...(config.upstreams[1]?.allowedEmails?.domains ?? [])]).toEqual(['y.org']);
   });
 });
+
+describe("configuration: people's own tokens", () => {
+  const notes = { url: 'https://notes.example/mcp', userSupplied: true };
+  const env = { ...valid, UPSTREAMS: JSON.stringify({ notes }), TOKEN_ENCRYPTION_KEY: 't'.repeat(32) };
+
+  it('needs no shared token for a userSupplied upstream, but a TOKEN_ENCRYPTION_KEY of 32+ characters', () => {
+    expect(loadConfig(env).upstreams[1]).toMatchObject({ userSupplied: true, token: undefined });
+    expect(variables({ ...env, TOKEN_ENCRYPTION_KEY: undefined })).toEqual(['TOKEN_ENCRYPTION_KEY']);
+    expect(variables({ ...env, TOKEN_ENCRYPTION_KEY: 'short' })).toEqual(['TOKEN_ENCRYPTION_KEY']);
+    expect(variables({ ...env, TOKEN_ENCRYPTION_KEY_PREVIOUS: 'short' })).toEqual(['TOKEN_ENCRYPTION_KEY_PREVIOUS']);
+    expect(loadConfig({ ...env, TOKEN_ENCRYPTION_KEY_PREVIOUS: 'p'.repeat(32) }).tokenKeys).toEqual(['t'.repeat(32), 'p'.repeat(32)]);
+  });
+
+  it('validates userSupplied, tokenHelp and ADMIN_EMAILS', () => {
+    expect(variables({ ...env, UPSTREAMS: JSON.stringify({ notes: { ...notes, userSupplied: 'yes' } }) })).toEqual(['UPSTREAMS.notes.userSupplied', 'UPSTREAMS.notes.token']);
+    expect(variables({ ...env, UPSTREAMS: JSON.stringify({ notes: { ...notes, tokenHelp: 'http://example.com/tokens' } }) })).toEqual(['UPSTREAMS.notes.tokenHelp']);
+    expect(loadConfig({ ...env, UPSTREAMS: JSON.stringify({ notes: { ...notes, tokenHelp: 'https://example.com/tokens' } }) }).upstreams[1]?.tokenHelp?.href).toBe('https://example.com/tokens');
+    expect(variables({ ...env, ADMIN_EMAILS: 'not-an-email' })).toEqual(['ADMIN_EMAILS']);
+    expect(loadConfig({ ...valid, UPSTREAM_USER_SUPPLIED: 'true', UPSTREAM_TOKEN: undefined, TOKEN_ENCRYPTION_KEY: 't'.repeat(32) }).upstreams[0]?.userSupplied).toBe(true);
+  });
+});

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEMO_NOTES_TOKEN } from '../../dev/stack.mjs';
+import { DEMO_NOTES_TOKENS } from '../../dev/stack.mjs';
 import { connectWithOAuth } from './support/mcp-client';
 import { Recorder } from './support/recorder';
 import { type E2EStack, gatewayLogs, need, startE2EStack } from './support/stack';
@@ -25,13 +25,14 @@ describe('several upstreams behind one gateway', () => {
     const { upstreamToken } = need(stack);
     const recorder = new Recorder();
     const kanban = await connectWithOAuth(connectorUrl('kanban'), { recorder });
-    const notes = await connectWithOAuth(connectorUrl('notes'), { recorder });
+    const [notesToken = ''] = DEMO_NOTES_TOKENS;
+    const notes = await connectWithOAuth(connectorUrl('notes'), { recorder, ownTokens: [notesToken] });
 
     // Each upstream accepts only its own demo token, so a working tools/list shows it got it.
     expect((await kanban.client.listTools()).tools.map((t) => t.name)).toContain('list_boards');
     expect((await notes.client.listTools()).tools.map((t) => t.name)).toEqual(expect.arrayContaining(['add_note', 'whoami']));
     const whoami = await notes.client.callTool({ name: 'whoami', arguments: {} });
-    expect(JSON.stringify(whoami.content)).toContain(`ending in ${DEMO_NOTES_TOKEN.slice(-4)}`);
+    expect(JSON.stringify(whoami.content)).toContain(`ending in ${notesToken.slice(-4)}`);
 
     // One consent page each, naming the upstream being connected.
     for (const [connected, title] of [[kanban, 'Kanban board'], [notes, 'Notes']] as const) {
@@ -53,9 +54,9 @@ describe('several upstreams behind one gateway', () => {
 
     for (const connected of [kanban, notes]) await connected.client.close();
     await recorder.expectNever(upstreamToken);
-    await recorder.expectNever(DEMO_NOTES_TOKEN);
+    await recorder.expectNever(notesToken);
     const logs = gatewayLogs(need(stack));
-    expect(logs.filter((line) => line.includes(upstreamToken) || line.includes(DEMO_NOTES_TOKEN))).toEqual([]);
+    expect(logs.filter((line) => line.includes(upstreamToken) || line.includes(notesToken))).toEqual([]);
     expect(logs.some((line) => line.includes('"upstream":"notes"'))).toBe(true);
   });
 });

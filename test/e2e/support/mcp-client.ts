@@ -91,6 +91,8 @@ export interface Connected<T = StreamableHTTPClientTransport> {
 
 export interface ConnectOptions {
   email?: string;
+  /** Tokens the person pastes, in turn, when the gateway asks for their own. */
+  ownTokens?: string[];
   clientMetadataUrl?: string;
   recorder?: Recorder;
   /** Wraps the recording fetch the transport uses, e.g. to watch which requests it makes. */
@@ -115,6 +117,7 @@ export interface HeadlessClient {
 export function headlessClient(mcpUrl: string, options: ConnectOptions & { decision?: Decision } = {}): HeadlessClient {
   const recorder = options.recorder ?? new Recorder();
   const person = new Person(options.email ?? 'alice@example.com', (url) => url.href.startsWith(REDIRECT_URI));
+  person.tokensToPaste = [...(options.ownTokens ?? [])];
   recorder.watch(person);
   const provider = new HeadlessOAuthProvider(person, { clientMetadataUrl: options.clientMetadataUrl, decision: options.decision });
   const fetch = options.wrapFetch ? options.wrapFetch(recorder.fetch) : recorder.fetch;

@@ -57,6 +57,8 @@ export class Person {
   private readonly jar = new CookieJar();
   /** Every page and redirect seen, for leak checks. */
   readonly seen: Visit[] = [];
+  /** What this person pastes, in turn, each time the gateway asks for their own upstream token. */
+  tokensToPaste: string[] = [];
 
   constructor(
     readonly email: string,
@@ -96,6 +98,8 @@ export class Person {
         visit = await this.post(form.action, { handle: form.fields.handle ?? '', decision });
       } else if (form?.kind === 'login') {
         visit = await this.post(form.action, { email: this.email, action: 'login' });
+      } else if (form?.kind === 'token' && this.tokensToPaste.length > 0) {
+        visit = await this.post(form.action, { state: form.fields.state ?? '', token: this.tokensToPaste.shift() ?? '' });
       } else {
         return { kind: 'page', status: response.status, url, text };
       }
@@ -112,13 +116,15 @@ export class Person {
   }
 }
 
-/** Recognises the two pages a person acts on by their forms. */
+/** Recognises the pages a person acts on by their forms: consent, Access's login, the token page. */
 function pageForm(text: string, base: URL) {
   const action = /<form method="post" action="([^"]+)"/.exec(text)?.[1];
   if (!action) return undefined;
   const url = new URL(decodeEntities(action), base);
   const handle = /name="handle" value="([^"]+)"/.exec(text)?.[1];
   if (handle) return { kind: 'consent' as const, action: url, fields: { handle: decodeEntities(handle) } };
+  const state = /name="state" value="([^"]+)"/.exec(text)?.[1];
+  if (state && /name="token"/.test(text)) return { kind: 'token' as const, action: url, fields: { state: decodeEntities(state) } };
   if (/name="email"/.test(text)) return { kind: 'login' as const, action: url, fields: {} };
   return undefined;
 }

@@ -1,0 +1,189 @@
+import { env } from 'cloudflare:test';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { Browser } from './fixtures/browser';
+import { Gateway, mcpRequest, ORIGIN, signIn } from './fixtures/gateway';
+import {
+  ALICE_TOKEN,
+  BOB_TOKEN,
+  connectionsPost,
+  csrfOf,
+  NotesUpstream,
+  openConnections,
+  ownTokensEnv,
+  signInWithOwnToken,
+} from './fixtures/own-tokens';
+
+let gateway: Gateway;
+let notes: NotesUpstream;
+beforeEach(async () => {
+  for (const prefix of ['user-token:', 'grant:']) {
+    for (const { name } of (await env.OAUTH_KV.list({ prefix })).keys) await env.OAUTH_KV.delete(name);
+  }
+  gateway = await Gateway.start(ownTokensEnv());
+  notes = new NotesUpstream();
+  notes.install(gateway);
+});
+afterEach(() => {
+  vi.unstubAllGlobals();
+  vi.restoreAllMocks();
+});
+
+const ping = (token: string, path = '/notes/mcp') => mcpRequest(gateway, token, undefined, path);
+
+describe('/connections: signing in', () => {
+  it('sends a browser without a session to Access, and never accepts an MCP access token instead', async () => {
+    const { tokens } = await signInWithOwnToken(gateway, ALICE_TOKEN);
+    const response = await gateway.fetch('/connections', { headers: { Authorization: `Bearer ${tokens.access_token}` }, redirect: 'manual' });
+    expect(response.status).toBe(302);
+    const location = new URL(response.headers.get('Location') ?? '');
+    expect(location.searchParams.get('redirect_uri')).toBe(`${ORIGIN}/callback`);
+    expect(location.searchParams.get('state')).toMatch(/^cx\./);
+    expect(response.headers.getSetCookie().join()).toMatch(/__Host-connections-login=.*Max-Age=600/);
+  });
+
+  it('starts a short-lived __Host- session after the Access sign-in', async () => {
+    const browser = new Browser();
+    const start = browser.receive(await gateway.fetch('/connections', { redirect: 'manual' }));
+    const back = await gateway.fetch(`/callback?${gateway.access.login(start.headers.get('Location') ?? '')}`, { headers: browser.headers(), redirect: 'manual' });
+    expect(back.status).toBe(303);
+    const session = back.headers.getSetCookie().find((c) => c.startsWith('__Host-connections='));
+    expect(session).toMatch(/Max-Age=1800; Path=\/; Secure; HttpOnly; SameSite=Lax$/);
+  });
+
+  it('refuses a sign-in state from another browser, or used twice', async () => {
+    const browser = new Browser();
+    const start = browser.receive(await gateway.fetch('/connections', { redirect: 'manual' }));
+    const query = gateway.access.login(start.headers.get('Location') ?? '');
+    expect((await gateway.fetch(`/callback?${query}`, { redirect: 'manual' })).status).toBe(400);
+    expect((await gateway.fetch(`/callback?${query}`, { headers: browser.headers(), redirect: 'manual' })).status).toBe(303);
+    expect((await gateway.fetch(`/callback?${query}`, { headers: browser.headers(), redirect: 'manual' })).status).toBe(400);
+  });
+
+  it('lets nobody in whom ALLOWED_EMAILS leaves out, and ends a session when someone is removed', async () => {
+    gateway.env = ownTokensEnv({ ALLOWED_EMAILS: 'alice@example.com' });
+    const mallory = await openConnections(gateway, { email: 'mallory@example.net' });
+    expect(mallory.page.status).toBe(403);
+
+    const alice = await openConnections(gateway);
+    expect(alice.page.status).toBe(200);
+    gateway.env = ownTokensEnv({ ALLOWED_EMAILS: 'bob@example.com' });
+    expect((await gateway.fetch('/connections', { headers: alice.browser.headers(), redirect: 'manual' })).status).toBe(302);
+  });
+});
+
+describe('/connections: what a person sees and does', () => {
+  it('lists the stored token by its last four characters and the apps connected, never the token', async () => {
+    await signInWithOwnToken(gateway, ALICE_TOKEN);
+    const { page } = await openConnections(gateway);
+    const html = await page.text();
+    expect(html).toContain('alice@example.com');
+    expect(html).toContain(`ending in <code>${ALICE_TOKEN.slice(-4)}</code>`);
+    expect(html).toContain('Test MCP Client');
+    expect(html).toContain('localhost:33418');
+    expect(html).not.toContain(ALICE_TOKEN);
+    expect(page.headers.get('X-Frame-Options')).toBe('DENY');
+    expect(html).not.toMatch(/<script/i);
+  });
+
+  it('disconnects an app: its access and refresh tokens stop working at once', async () => {
+    const { client, tokens } = await signInWithOwnToken(gateway, ALICE_TOKEN);
+    expect((await ping(tokens.access_token)).status).toBe(200);
+    const { browser, page } = await openConnections(gateway);
+    const html = await page.text();
+    const grant = /name="grant" value="([^"]+)"/.exec(html)?.[1] ?? '';
+    const done = await connectionsPost(gateway, browser, { csrf: csrfOf(html), action: 'disconnect', grant });
+    expect(done.status).toBe(303);
+    expect((await ping(tokens.access_token)).status).toBe(401);
+    const refresh = await gateway.fetch('/token', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token, client_id: client.clientId }),
+    });
+    expect(refresh.status).toBe(400);
+  });
+
+  it('replaces a token after checking it, and refuses one the upstream refuses', async () => {
+    const { tokens } = await signInWithOwnToken(gateway, ALICE_TOKEN);
+    const { browser, page } = await openConnections(gateway);
+    const csrf = csrfOf(await page.text());
+    const refused = await connectionsPost(gateway, browser, { csrf, action: 'replace-token', upstream: 'notes', token: 'notes_wrong' });
+    expect(refused.status).toBe(400);
+    expect(await refused.text()).toContain('That token was refused by Notes');
+
+    notes.accepted.add('notes_alice_NEW_9999');
+    expect((await connectionsPost(gateway, browser, { csrf, action: 'replace-token', upstream: 'notes', token: 'notes_alice_NEW_9999' })).status).toBe(303);
+    expect(await (await ping(tokens.access_token)).json()).toMatchObject({ result: { as: '9999' } });
+  });
+
+  it('deletes a token and disconnects the apps that used it', async () => {
+    const { tokens } = await signInWithOwnToken(gateway, ALICE_TOKEN);
+    const { browser, page } = await openConnections(gateway);
+    expect((await connectionsPost(gateway, browser, { csrf: csrfOf(await page.text()), action: 'delete-token', upstream: 'notes' })).status).toBe(303);
+    expect(await env.OAUTH_KV.get('user-token:notes:alice@example.com')).toBeNull();
+    expect((await ping(tokens.access_token)).status).toBe(401);
+  });
+
+  it('refuses a post without the session field, from another site, or without a session', async () => {
+    await signInWithOwnToken(gateway, ALICE_TOKEN);
+    const { browser, page } = await openConnections(gateway);
+    const csrf = csrfOf(await page.text());
+    expect((await connectionsPost(gateway, browser, { action: 'delete-token', upstream: 'notes' })).status).toBe(403);
+    expect((await connectionsPost(gateway, browser, { csrf, action: 'delete-token', upstream: 'notes' }, 'https://evil.example')).status).toBe(403);
+    expect((await connectionsPost(gateway, new Browser(), { csrf, action: 'delete-token', upstream: 'notes' })).status).toBe(403);
+    expect(await env.OAUTH_KV.get('user-token:notes:alice@example.com')).not.toBeNull();
+  });
+
+  it("refuses a person's post that touches another person's grant or token", async () => {
+    const bob = await signInWithOwnToken(gateway, BOB_TOKEN, { email: 'bob@example.com' });
+    const bobGrant = (await env.OAUTH_KV.list({ prefix: 'grant:bob@example.com:' })).keys[0]?.name.split(':')[2] ?? '';
+    await signInWithOwnToken(gateway, ALICE_TOKEN);
+    const { browser, page } = await openConnections(gateway);
+    const csrf = csrfOf(await page.text());
+    expect((await connectionsPost(gateway, browser, { csrf, action: 'disconnect', grant: bobGrant })).status).toBe(404);
+    expect((await connectionsPost(gateway, browser, { csrf, action: 'disconnect', grant: bobGrant, email: 'bob@example.com' })).status).toBe(403);
+    expect((await connectionsPost(gateway, browser, { csrf, action: 'delete-token', upstream: 'notes', email: 'bob@example.com' })).status).toBe(403);
+    expect((await ping(bob.tokens.access_token)).status).toBe(200);
+  });
+
+  it('signs out', async () => {
+    const { browser, page } = await openConnections(gateway);
+    const out = await connectionsPost(gateway, browser, { csrf: csrfOf(await page.text()), action: 'sign-out' });
+    expect(out.status).toBe(200);
+    expect(out.headers.getSetCookie().join()).toMatch(/__Host-connections=; Max-Age=0/);
+    expect((await gateway.fetch('/connections', { headers: browser.headers(), redirect: 'manual' })).status).toBe(302);
+  });
+});
+
+describe('/connections: admins', () => {
+  it("shows everyone's connections and token status, never a token, and logs what an admin does to whom", async () => {
+    const bob = await signInWithOwnToken(gateway, BOB_TOKEN, { email: 'bob@example.com' });
+    const single = await signIn(gateway, { login: { email: 'carol@example.com' } });
+    const logs = vi.spyOn(console, 'log');
+    const { browser, page } = await openConnections(gateway, { email: 'admin@example.com' });
+    const html = await page.text();
+    expect(html).toContain('Everyone (admin)');
+    expect(html).toContain('bob@example.com');
+    expect(html).toContain('carol@example.com');
+    expect(html).not.toContain(BOB_TOKEN);
+    expect(html).not.toContain(BOB_TOKEN.slice(-4));
+
+    const csrf = csrfOf(html);
+    expect((await connectionsPost(gateway, browser, { csrf, action: 'delete-token', upstream: 'notes', email: 'bob@example.com' })).status).toBe(303);
+    expect((await ping(bob.tokens.access_token)).status).toBe(401);
+    const carolGrant = (await env.OAUTH_KV.list({ prefix: 'grant:carol@example.com:' })).keys[0]?.name.split(':')[2] ?? '';
+    expect((await connectionsPost(gateway, browser, { csrf, action: 'disconnect', grant: carolGrant, email: 'carol@example.com' })).status).toBe(303);
+    expect((await ping(single.tokens.access_token, '/mcp')).status).toBe(401);
+
+    const audit = logs.mock.calls.map(([line]) => JSON.parse(String(line)) as Record<string, unknown>).filter((l) => l.event === 'admin_action');
+    expect(audit).toEqual([
+      expect.objectContaining({ admin: 'admin@example.com', person: 'bob@example.com', action: 'delete-token', upstream: 'notes' }),
+      expect.objectContaining({ admin: 'admin@example.com', person: 'carol@example.com', action: 'disconnect', upstream: 'mcp' }),
+    ]);
+  });
+
+  it('does not let an admin save a token for someone else', async () => {
+    const { browser, page } = await openConnections(gateway, { email: 'admin@example.com' });
+    const answer = await connectionsPost(gateway, browser, { csrf: csrfOf(await page.text()), action: 'replace-token', upstream: 'notes', token: ALICE_TOKEN, email: 'alice@example.com' });
+    expect(answer.status).toBe(403);
+  });
+});
