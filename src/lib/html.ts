@@ -38,7 +38,7 @@ code{background:#f6f8fa;border-radius:4px;padding:.1rem .3rem}.buttons{display:f
 button{font:inherit;padding:.55rem 1.3rem;border-radius:6px;border:1px solid #d1d9e0;background:#f6f8fa;cursor:pointer}
 button.primary{background:#1f883d;border-color:#1f883d;color:#fff}dl{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1rem}dt{color:#59636e}dd{margin:0;overflow-wrap:anywhere}
 input[type=password]{width:100%;box-sizing:border-box;font:inherit;padding:.45rem;border:1px solid #d1d9e0;border-radius:6px}
-table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem}td,th{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #d1d9e0;vertical-align:top;overflow-wrap:anywhere}
+table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem}td,th{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #d1d9e0;vertical-align:top;overflow-wrap:break-word}td:last-child,td code{white-space:nowrap}
 th{color:#59636e;font-weight:500}td form{margin:0}td button{padding:.2rem .7rem;font-size:.9rem}h2{font-size:1.1rem;margin:1.5rem 0 .3rem}`;
 
 /** A complete page response: no script, not frameable, never cached. */

@@ -25,13 +25,15 @@ export class HeadlessOAuthProvider implements OAuthClientProvider {
 
   constructor(
     readonly person: Person,
-    options: { clientMetadataUrl?: string; decision?: Decision } = {},
+    options: { clientMetadataUrl?: string | undefined; decision?: Decision | undefined; browse?: ((url: URL) => Promise<URL>) | undefined } = {},
   ) {
     this.clientMetadataUrl = options.clientMetadataUrl;
     this.decision = options.decision ?? 'approve';
+    this.browse = options.browse;
   }
 
   private readonly decision: Decision;
+  private readonly browse: ((url: URL) => Promise<URL>) | undefined;
 
   get redirectUrl(): string {
     return REDIRECT_URI;
@@ -69,7 +71,7 @@ export class HeadlessOAuthProvider implements OAuthClientProvider {
   authorizations = 0;
   async redirectToAuthorization(url: URL) {
     this.authorizations++;
-    this.outcome = await this.person.signIn(url, this.decision);
+    this.outcome = this.browse ? { kind: 'redirect', url: await this.browse(url) } : await this.person.signIn(url, this.decision);
   }
 
   /** The code the client's redirect URI received, or why there is none. */
@@ -97,6 +99,8 @@ export interface ConnectOptions {
   recorder?: Recorder;
   /** Wraps the recording fetch the transport uses, e.g. to watch which requests it makes. */
   wrapFetch?: (fetch: FetchLike) => FetchLike;
+  /** Where the client sends the person to sign in, instead of the headless `Person`: a real browser. */
+  browse?: (authorizationUrl: URL) => Promise<URL>;
 }
 
 export interface HeadlessClient {
@@ -119,7 +123,7 @@ export function headlessClient(mcpUrl: string, options: ConnectOptions & { decis
   const person = new Person(options.email ?? 'alice@example.com', (url) => url.href.startsWith(REDIRECT_URI));
   person.tokensToPaste = [...(options.ownTokens ?? [])];
   recorder.watch(person);
-  const provider = new HeadlessOAuthProvider(person, { clientMetadataUrl: options.clientMetadataUrl, decision: options.decision });
+  const provider = new HeadlessOAuthProvider(person, { clientMetadataUrl: options.clientMetadataUrl, decision: options.decision, browse: options.browse });
   const fetch = options.wrapFetch ? options.wrapFetch(recorder.fetch) : recorder.fetch;
   const transport = () => new StreamableHTTPClientTransport(new URL(mcpUrl), { authProvider: provider, fetch });
   return { person, provider, recorder, fetch, transport };
