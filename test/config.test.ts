@@ -213,6 +213,7 @@ describe('issue #11: ACCESS_TEAM_DOMAIN and example values', () => {
       const found = problems({ ...withoutUrls, ACCESS_TEAM_DOMAIN: team });
       expect(found.map((p) => p.variable)).toContain('ACCESS_TEAM_DOMAIN');
       expect(found.every((p) => !p.message.includes(team))).toBe(true);
+      expect(found.map((p) => p.variable)).toEqual(['ACCESS_TEAM_DOMAIN']);
     }
   });
 

@@ -56,8 +56,8 @@ export function loadConfig(env: Readonly<Record<string, unknown>>): Config {
   // ACCESS_TEAM_DOMAIN with ACCESS_CLIENT_ID stands for the three endpoint URLs; explicit ones win.
   const team = accessTeamBase(reader);
   const urls = new Reader(team && clientId ? { ...teamEndpoints(team, clientId), ...definedOnly(env) } : env, problems);
-  // Without a client ID the URLs cannot be derived; its own problem says what to set.
-  const optional = { optional: team !== undefined && !clientId };
+  // With the shortcut chosen but unusable (no client ID, a bad team name), its own problem says what to set.
+  const optional = { optional: reader.has('ACCESS_TEAM_DOMAIN') && !(team && clientId) };
   const authorizationUrl = urls.url('ACCESS_AUTHORIZATION_URL', `the Access app's authorization endpoint, ${ACCESS_URL_HINT}authorization${OR_TEAM}`, optional);
   const tokenUrl = urls.url('ACCESS_TOKEN_URL', `the Access app's token endpoint, ${ACCESS_URL_HINT}token${OR_TEAM}`, optional);
   const jwksUrl = urls.url('ACCESS_JWKS_URL', `the Access app's key endpoint, ${ACCESS_URL_HINT}jwks${OR_TEAM}`, optional);
