@@ -245,6 +245,8 @@ describe('issue #11: ACCESS_TEAM_DOMAIN and example values', () => {
     );
     expect(found.every((p) => p.message.includes('.dev.vars.example'))).toBe(true);
     expect(variables({ ...valid, ACCESS_TEAM_DOMAIN: 'your-team' })).toEqual(['ACCESS_TEAM_DOMAIN']);
+    // As copied: the team and client ID are named, not the URLs derived from them.
+    expect(variables({ ...withoutUrls, ACCESS_TEAM_DOMAIN: 'your-team', ACCESS_CLIENT_ID: 'replace-with-access-client-id' }).sort()).toEqual(['ACCESS_CLIENT_ID', 'ACCESS_TEAM_DOMAIN']);
     expect(variables({ ...valid, UPSTREAMS: JSON.stringify({ gh: { url: 'https://replace-with-host/mcp', token: 'UPSTREAM_TOKEN' } }) })).toContain('UPSTREAMS.gh.url');
   });
 

@@ -52,12 +52,14 @@ export function loadConfig(env: Readonly<Record<string, unknown>>): Config {
   const problems: ConfigProblem[] = [];
   const reader = new Reader(env, problems);
 
+  const before = problems.length;
   const clientId = reader.string('ACCESS_CLIENT_ID', "the Access app's client ID");
   // ACCESS_TEAM_DOMAIN with ACCESS_CLIENT_ID stands for the three endpoint URLs; explicit ones win.
   const team = accessTeamBase(reader);
-  const urls = new Reader(team && clientId ? { ...teamEndpoints(team, clientId), ...definedOnly(env) } : env, problems);
+  const shortcut = team && clientId && problems.length === before ? teamEndpoints(team, clientId) : undefined;
+  const urls = new Reader(shortcut ? { ...shortcut, ...definedOnly(env) } : env, problems);
   // With the shortcut chosen but unusable (no client ID, a bad team name), its own problem says what to set.
-  const optional = { optional: reader.has('ACCESS_TEAM_DOMAIN') && !(team && clientId) };
+  const optional = { optional: reader.has('ACCESS_TEAM_DOMAIN') && !shortcut };
   const authorizationUrl = urls.url('ACCESS_AUTHORIZATION_URL', `the Access app's authorization endpoint, ${ACCESS_URL_HINT}authorization${OR_TEAM}`, optional);
   const tokenUrl = urls.url('ACCESS_TOKEN_URL', `the Access app's token endpoint, ${ACCESS_URL_HINT}token${OR_TEAM}`, optional);
   const jwksUrl = urls.url('ACCESS_JWKS_URL', `the Access app's key endpoint, ${ACCESS_URL_HINT}jwks${OR_TEAM}`, optional);
@@ -120,7 +122,7 @@ export function upstreamAt(config: Config, path: string): UpstreamConfig | undef
 
 /** The team's Access origin from ACCESS_TEAM_DOMAIN (`team`, `team.cloudflareaccess.com` or its https URL). */
 function accessTeamBase(reader: Reader): string | undefined {
-  const value = reader.string('ACCESS_TEAM_DOMAIN', '', { optional: true });
+  const value = reader.string('ACCESS_TEAM_DOMAIN', 'your Zero Trust team name, e.g. myteam for myteam.cloudflareaccess.com', { optional: true });
   if (value === undefined) return undefined;
   const team = TEAM_DOMAIN.exec(value)?.[1];
   if (!team) {

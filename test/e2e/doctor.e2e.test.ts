@@ -154,7 +154,7 @@ describe('npm run doctor -- --env-file', () => {
     const run = await runScript('doctor', ['--env-file', '.dev.vars.example']);
     expect(run.code).toBe(1);
     const variables = failed(run).map((line) => line.split(' ')[1]);
-    expect(variables.sort()).toEqual(['ACCESS_AUTHORIZATION_URL', 'ACCESS_CLIENT_ID', 'ACCESS_CLIENT_SECRET', 'ACCESS_JWKS_URL', 'ACCESS_TOKEN_URL', 'COOKIE_ENCRYPTION_KEY', 'UPSTREAM_TOKEN']);
+    expect(variables.sort()).toEqual(['ACCESS_CLIENT_ID', 'ACCESS_CLIENT_SECRET', 'ACCESS_TEAM_DOMAIN', 'COOKIE_ENCRYPTION_KEY', 'UPSTREAM_TOKEN', 'UPSTREAM_URL']);
     expect(failed(run).every((line) => line.includes('.dev.vars.example'))).toBe(true);
   });
 });
