@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { access, chmod, writeFile } from 'node:fs/promises';
-import { createInterface } from 'node:readline/promises';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { checkSettings, Report } from './lib/doctor.mjs';
 import { loadWorkerConfig } from './lib/worker-config.mjs';
@@ -184,21 +184,30 @@ async function ask(question, given, how = {}) {
   }
   for (;;) {
     const hint = given ? (how.secret ? ' [keep the given one]' : ` [${given}]`) : '';
-    const answer = (await (how.secret ? askHidden(rl, `${question}${hint}: `) : rl.question(`${question}${hint}: `))).trim();
+    const answer = (await (how.secret ? askHidden(rl, `${question}${hint}: `) : questionOf(rl, `${question}${hint}: `))).trim();
     const value = answer || given?.trim() || '';
     if (value || how.required === undefined) return value;
     console.log('  This one is needed.');
   }
 }
 
-/** Reads a line without echoing it. @param {import('node:readline/promises').Interface} face @param {string} prompt */
+/** @param {import('node:readline').Interface} face @param {string} prompt @returns {Promise<string>} */
+function questionOf(face, prompt) {
+  return new Promise((resolve) => face.question(prompt, resolve));
+}
+
+/**
+ * Reads a line without echoing it: readline echoes through `_writeToOutput` (the callback
+ * interface's; the promises one has no such hook), silenced while the secret is typed.
+ * @param {import('node:readline').Interface} face @param {string} prompt
+ */
 async function askHidden(face, prompt) {
   const writable = /** @type {{ _writeToOutput: (text: string) => void }} */ (/** @type {unknown} */ (face));
   const original = writable._writeToOutput;
   process.stdout.write(prompt);
   writable._writeToOutput = () => {};
   try {
-    return await face.question('');
+    return await questionOf(face, '');
   } finally {
     writable._writeToOutput = original;
     process.stdout.write('\n');
@@ -208,7 +217,7 @@ async function askHidden(face, prompt) {
 /** @param {string} question */
 async function confirm(question) {
   if (!rl) return false;
-  return /^y(es)?$/i.test((await rl.question(`${question} [y/N] `)).trim());
+  return /^y(es)?$/i.test((await questionOf(rl, `${question} [y/N] `)).trim());
 }
 
 /** `NAME=VALUE` flags as a map. @param {string[]} values @param {string} flag */

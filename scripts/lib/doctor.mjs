@@ -185,6 +185,7 @@ async function probeUpstream(upstream, where, credential, tokenName, names, repo
   const serverName = typeof serverInfo?.name === 'string' ? serverInfo.name.slice(0, 60) : 'unnamed server';
 
   const sessionId = init.response.headers.get('Mcp-Session-Id');
+  /** @type {Record<string, string>} */
   const later = { ...headers, 'MCP-Protocol-Version': String(/** @type {{ protocolVersion?: unknown }} */ (initialized.result).protocolVersion ?? PROTOCOL_VERSION) };
   if (sessionId) later['Mcp-Session-Id'] = sessionId;
   const notified = await request(upstream.url.href, { method: 'POST', headers: later, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) }, timeoutMs);
@@ -391,7 +392,7 @@ async function readRpcResult(response, id) {
 async function readSseMessages(response, id) {
   /** @type {unknown[]} */
   const messages = [];
-  const reader = /** @type {ReadableStream<Uint8Array>} */ (response.body).pipeThrough(new TextDecoderStream()).getReader();
+  const reader = /** @type {ReadableStream<Uint8Array>} */ (response.body).pipeThrough(/** @type {TransformStream<Uint8Array, string>} */ (new TextDecoderStream())).getReader();
   let buffer = '';
   let size = 0;
   try {
