@@ -64,6 +64,10 @@ const LOG_TAIL = 40;
  * @property {readonly string[]} [notesTokens]  the tokens the demo notes upstream accepts (people paste their own)
  * @property {string} [upstreamUrl]  front this MCP endpoint instead of starting the demo upstream
  * @property {Record<string, string>} [gatewayVars]  more gateway settings (e.g. ACCESS_TOKEN_TTL), last word
+ * @property {string} [accessClientSecret]  the stand-in Access app's client secret; default random
+ * @property {(standIns: StandIns) => Promise<string>} [gatewayEnvFile]  the gateway's settings file,
+ *   made once the stand-in Access and the upstream answer (e.g. by `npm run setup`); replaces the
+ *   generated settings, so `gatewayVars` and `allowedEmails` do not apply
  * @property {string} [stateDir]  where both Workers keep KV and Durable Object data; default .wrangler/dev-state
  * @property {(part: Part, line: string) => void} [onLog]  every output line of the three parts
  * @property {(part: Part, detail: string) => void} [onUnexpectedExit]  a part stopped without stop()
@@ -81,6 +85,13 @@ const LOG_TAIL = 40;
  * @property {readonly string[]} allowedEmails
  * @property {string} upstreamToken
  * @property {() => Promise<void>} stop  stops every process it started; safe to call twice
+ */
+
+/**
+ * @typedef {object} StandIns
+ * @property {{ issuer: string, clientId: string, clientSecret: string }} access
+ * @property {string} upstreamMcp
+ * @property {Connector[]} connectors
  */
 
 /**
@@ -154,7 +165,7 @@ export async function startStack(options = {}) {
     const secretsDir = await mkdtemp(join(tmpdir(), 'mcp-gateway-dev-'));
     stoppers.push(() => rm(secretsDir, { recursive: true, force: true }));
 
-    const accessClientSecret = randomBytes(24).toString('hex');
+    const accessClientSecret = options.accessClientSecret ?? randomBytes(24).toString('hex');
     const access = await startAccessStandIn({
       port: ports.access,
       clientId: ACCESS_CLIENT_ID,
@@ -205,7 +216,14 @@ export async function startStack(options = {}) {
     };
     // Settings go through --env-file: wrangler then ignores a .dev.vars the developer may keep,
     // and secrets stay off command lines that `ps` shows.
-    const envFile = await writeEnvFile(secretsDir, 'gateway.env', gatewayEnv);
+    let envFile;
+    if (options.gatewayEnvFile) {
+      // The settings may be made by checking the stand-ins: wait until they answer.
+      await Promise.all(ready);
+      envFile = await options.gatewayEnvFile({ access: { issuer: access.issuer, clientId: ACCESS_CLIENT_ID, clientSecret: accessClientSecret }, upstreamMcp, connectors });
+    } else {
+      envFile = await writeEnvFile(secretsDir, 'gateway.env', gatewayEnv);
+    }
     const gateway = startPart('gateway', [
       ...['--config', join(REPO, 'wrangler.jsonc')],
       ...(await listenArgs(ports.gateway)),

@@ -205,3 +205,74 @@ describe("configuration: people's own tokens", () => {
     expect(loadConfig({ ...valid, UPSTREAM_USER_SUPPLIED: 'true', UPSTREAM_TOKEN: undefined, TOKEN_ENCRYPTION_KEY: 't'.repeat(32) }).upstreams[0]?.userSupplied).toBe(true);
   });
 });
+
+describe('issue #11: ACCESS_TEAM_DOMAIN and example values', () => {
+  const { ACCESS_AUTHORIZATION_URL: _a, ACCESS_TOKEN_URL: _t, ACCESS_JWKS_URL: _j, ...withoutUrls } = valid;
+  const base = 'https://team.cloudflareaccess.com/cdn-cgi/access/sso/oidc/cid';
+
+  it.each(['team', 'team.cloudflareaccess.com', 'https://team.cloudflareaccess.com', 'https://Team.cloudflareaccess.com/'])(
+    'derives the three Access URLs and the issuer from the team domain %s and the client ID',
+    (team) => {
+      const { access } = loadConfig({ ...withoutUrls, ACCESS_TEAM_DOMAIN: team });
+      expect(access.authorizationUrl).toBe(`${base}/authorization`);
+      expect(access.tokenUrl).toBe(`${base}/token`);
+      expect(access.jwksUrl).toBe(`${base}/jwks`);
+      expect(access.issuer).toBe(base);
+      expect(access.allowInsecureRequests).toBe(false);
+    },
+  );
+
+  it('lets an explicit Access URL win over the team domain', () => {
+    const jwks = 'https://other.example.com/keys';
+    const { access } = loadConfig({ ...withoutUrls, ACCESS_TEAM_DOMAIN: 'team', ACCESS_JWKS_URL: jwks });
+    expect(access.jwksUrl).toBe(jwks);
+    expect(access.tokenUrl).toBe(`${base}/token`);
+  });
+
+  it('refuses a team domain that is not a team name, without repeating it', () => {
+    for (const team of ['http://team.cloudflareaccess.com', 'team.example.com', 'te am', 'https://team.cloudflareaccess.com/cdn-cgi']) {
+      const found = problems({ ...withoutUrls, ACCESS_TEAM_DOMAIN: team });
+      expect(found.map((p) => p.variable)).toContain('ACCESS_TEAM_DOMAIN');
+      expect(found.every((p) => !p.message.includes(team))).toBe(true);
+      expect(found.map((p) => p.variable)).toEqual(['ACCESS_TEAM_DOMAIN']);
+    }
+  });
+
+  it('asks only for the client ID when the team domain is set without one', () => {
+    const { ACCESS_CLIENT_ID: _c, ...env } = withoutUrls;
+    expect(variables({ ...env, ACCESS_TEAM_DOMAIN: 'team' })).toEqual(['ACCESS_CLIENT_ID']);
+  });
+
+  it('names the team domain as the alternative when the Access URLs are missing', () => {
+    const found = problems(withoutUrls);
+    expect(found.map((p) => p.variable).sort()).toEqual(['ACCESS_AUTHORIZATION_URL', 'ACCESS_JWKS_URL', 'ACCESS_TOKEN_URL']);
+    expect(found.every((p) => p.message.includes('ACCESS_TEAM_DOMAIN'))).toBe(true);
+  });
+
+  it('refuses every value still copied from .dev.vars.example', () => {
+    const example = {
+      ACCESS_CLIENT_ID: 'replace-with-access-client-id',
+      ACCESS_CLIENT_SECRET: 'replace-with-access-client-secret',
+      ACCESS_AUTHORIZATION_URL: 'https://your-team.cloudflareaccess.com/cdn-cgi/access/sso/oidc/replace-with-access-client-id/authorization',
+      ACCESS_TOKEN_URL: 'https://your-team.cloudflareaccess.com/cdn-cgi/access/sso/oidc/replace-with-access-client-id/token',
+      ACCESS_JWKS_URL: 'https://your-team.cloudflareaccess.com/cdn-cgi/access/sso/oidc/abc/jwks',
+      COOKIE_ENCRYPTION_KEY: 'replace-with-at-least-32-random-characters',
+      UPSTREAM_URL: 'https://mcp.example.com/mcp',
+      UPSTREAM_TOKEN: 'replace-with-upstream-pat',
+    };
+    const found = problems(example);
+    expect(found.map((p) => p.variable).sort()).toEqual(
+      ['ACCESS_AUTHORIZATION_URL', 'ACCESS_CLIENT_ID', 'ACCESS_CLIENT_SECRET', 'ACCESS_JWKS_URL', 'ACCESS_TOKEN_URL', 'COOKIE_ENCRYPTION_KEY', 'UPSTREAM_TOKEN'].sort(),
+    );
+    expect(found.every((p) => p.message.includes('.dev.vars.example'))).toBe(true);
+    expect(variables({ ...valid, ACCESS_TEAM_DOMAIN: 'your-team' })).toEqual(['ACCESS_TEAM_DOMAIN']);
+    // As copied: the team and client ID are named, not the URLs derived from them.
+    expect(variables({ ...withoutUrls, ACCESS_TEAM_DOMAIN: 'your-team', ACCESS_CLIENT_ID: 'replace-with-access-client-id' }).sort()).toEqual(['ACCESS_CLIENT_ID', 'ACCESS_TEAM_DOMAIN']);
+    expect(variables({ ...valid, UPSTREAMS: JSON.stringify({ gh: { url: 'https://replace-with-host/mcp', token: 'UPSTREAM_TOKEN' } }) })).toContain('UPSTREAMS.gh.url');
+  });
+
+  it('keeps real values that merely look alike', () => {
+    expect(variables({ ...withoutUrls, ACCESS_TEAM_DOMAIN: 'your-teams' })).toEqual([]);
+    expect(variables({ ...valid, UPSTREAM_TOKEN: 'ghp_replace_with_nothing' })).toEqual([]);
+  });
+});

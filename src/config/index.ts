@@ -47,15 +47,26 @@ export const DEFAULT_ACCESS_TOKEN_TTL = 86_400;
 export const DEFAULT_REFRESH_TOKEN_TTL = 2_592_000;
 
 const ACCESS_URL_HINT = 'https://<team>.cloudflareaccess.com/cdn-cgi/access/sso/oidc/<client_id>/';
+const OR_TEAM = ', or set ACCESS_TEAM_DOMAIN instead';
+// A Zero Trust team name is one DNS label.
+const TEAM_DOMAIN = /^(?:https:\/\/)?([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.cloudflareaccess\.com)?\/?$/i;
 
 /** Parses and validates the Worker's environment; throws one `ConfigError` listing every problem. */
 export function loadConfig(env: Readonly<Record<string, unknown>>): Config {
   const problems: ConfigProblem[] = [];
   const reader = new Reader(env, problems);
 
-  const authorizationUrl = reader.url('ACCESS_AUTHORIZATION_URL', `the Access app's authorization endpoint, ${ACCESS_URL_HINT}authorization`);
-  const tokenUrl = reader.url('ACCESS_TOKEN_URL', `the Access app's token endpoint, ${ACCESS_URL_HINT}token`);
-  const jwksUrl = reader.url('ACCESS_JWKS_URL', `the Access app's key endpoint, ${ACCESS_URL_HINT}jwks`);
+  const before = problems.length;
+  const clientId = reader.string('ACCESS_CLIENT_ID', "the Access app's client ID");
+  // ACCESS_TEAM_DOMAIN with ACCESS_CLIENT_ID stands for the three endpoint URLs; explicit ones win.
+  const team = accessTeamBase(reader);
+  const shortcut = team && clientId && problems.length === before ? teamEndpoints(team, clientId) : undefined;
+  const urls = new Reader(shortcut ? { ...shortcut, ...definedOnly(env) } : env, problems);
+  // With the shortcut chosen but unusable (no client ID, a bad team name), its own problem says what to set.
+  const optional = { optional: reader.has('ACCESS_TEAM_DOMAIN') && !shortcut };
+  const authorizationUrl = urls.url('ACCESS_AUTHORIZATION_URL', `the Access app's authorization endpoint, ${ACCESS_URL_HINT}authorization${OR_TEAM}`, optional);
+  const tokenUrl = urls.url('ACCESS_TOKEN_URL', `the Access app's token endpoint, ${ACCESS_URL_HINT}token${OR_TEAM}`, optional);
+  const jwksUrl = urls.url('ACCESS_JWKS_URL', `the Access app's key endpoint, ${ACCESS_URL_HINT}jwks${OR_TEAM}`, optional);
   // `iss` is compared exactly, so an explicit ACCESS_ISSUER is used as written, not re-serialized.
   const issuer = reader.url('ACCESS_ISSUER', 'the expected "iss" of Access ID tokens', { optional: true })
     ? String(env.ACCESS_ISSUER).trim()
@@ -63,7 +74,7 @@ export function loadConfig(env: Readonly<Record<string, unknown>>): Config {
   const accessUrls = [authorizationUrl, tokenUrl, jwksUrl].filter((u): u is URL => u !== undefined);
 
   const access: AccessConfig = {
-    clientId: reader.string('ACCESS_CLIENT_ID', "the Access app's client ID"),
+    clientId: clientId ?? '',
     clientSecret: reader.string('ACCESS_CLIENT_SECRET', "the Access app's client secret"),
     authorizationUrl: authorizationUrl?.href ?? '',
     tokenUrl: tokenUrl?.href ?? '',
@@ -133,6 +144,28 @@ function readTokenKeys(reader: Reader, needed: boolean): string[] {
 /** The upstream served at this gateway path (`/mcp`, `/<name>/mcp`), if any. */
 export function upstreamAt(config: Config, path: string): UpstreamConfig | undefined {
   return config.upstreams.find((upstream) => upstream.path === path);
+}
+
+/** The team's Access origin from ACCESS_TEAM_DOMAIN (`team`, `team.cloudflareaccess.com` or its https URL). */
+function accessTeamBase(reader: Reader): string | undefined {
+  const value = reader.string('ACCESS_TEAM_DOMAIN', 'your Zero Trust team name, e.g. myteam for myteam.cloudflareaccess.com', { optional: true });
+  if (value === undefined) return undefined;
+  const team = TEAM_DOMAIN.exec(value)?.[1];
+  if (!team) {
+    reader.problem('ACCESS_TEAM_DOMAIN', 'must be your Zero Trust team name: myteam, myteam.cloudflareaccess.com or https://myteam.cloudflareaccess.com');
+    return undefined;
+  }
+  return `https://${team.toLowerCase()}.cloudflareaccess.com`;
+}
+
+/** The endpoints of an Access for SaaS (OIDC) app, which all share one base. */
+function teamEndpoints(teamBase: string, clientId: string): Record<string, string> {
+  const base = `${teamBase}/cdn-cgi/access/sso/oidc/${encodeURIComponent(clientId)}`;
+  return { ACCESS_AUTHORIZATION_URL: `${base}/authorization`, ACCESS_TOKEN_URL: `${base}/token`, ACCESS_JWKS_URL: `${base}/jwks` };
+}
+
+function definedOnly(env: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== null && value !== ''));
 }
 
 /** Access for SaaS issues ID tokens whose `iss` is the endpoint base without `/authorization`. */

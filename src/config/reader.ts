@@ -27,6 +27,9 @@ export const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Visible ASCII and spaces: no CR/LF, which would let a value inject another header.
 export const HEADER_VALUE = /^[\t\x20-\x7e]*$/;
 
+/** The example values in .dev.vars.example (`replace-with-…`, the `your-team` team name). */
+const PLACEHOLDER = /replace-with-|(?:^|\/\/)your-team(?:\.cloudflareaccess\.com|\/|$)/i;
+
 export function isLoopbackHost(hostname: string): boolean {
   return hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
 }
@@ -64,6 +67,11 @@ export class Reader {
     if (typeof value !== 'string') {
       this.problem(key, 'must be a string');
       return undefined;
+    }
+    if (PLACEHOLDER.test(value)) {
+      // Copied from .dev.vars.example and never filled in: better refused now than at the first login.
+      // The value is still returned, so that no second problem says the setting is missing.
+      this.problem(key, `still holds the example value from .dev.vars.example: set it to ${what || 'the real value'}`);
     }
     return value.trim();
   }
