@@ -166,3 +166,80 @@ describe('proxy: endpoint rewriting on a streamed body', () => {
     await expect(new Response(rewriteEndpointEvents(hidden, async () => '/x')).text()).rejects.toThrow();
   });
 });
+
+/** A byte stream (what fetch bodies are) that hands over `bytes` one chunk of `size` at a time. */
+function byteStream(bytes: Uint8Array, size: number): ReadableStream<Uint8Array> {
+  let at = 0;
+  return new ReadableStream({
+    type: 'bytes',
+    pull(controller) {
+      if (at >= bytes.length) return controller.close();
+      controller.enqueue(bytes.slice(at, at + size));
+      at += size;
+    },
+  });
+}
+
+describe('issue #12: the GET event stream is watched for endpoint events on bytes', () => {
+  it('delivers a multi-megabyte GET event stream byte for byte', async () => {
+    const events = 8 * 1024; // 1 KiB each: 8 MiB
+    const response = await callProxy({ config: proxyConfig('/big/mcp'), path: `/mcp?bytes=${events * 1024}&numbered`, init: SSE_GET });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('Content-Type')).toBe('text/event-stream');
+    const encoder = new TextEncoder();
+    let expected: Uint8Array = new Uint8Array(0);
+    let expectedFrom = 0; // index of the next expected event not yet in `expected`
+    let offset = 0; // bytes of `expected` already matched
+    let total = 0;
+    let mismatchAt = -1;
+    for await (const chunk of response.body!) {
+      for (let k = 0; k < chunk.length; k++) {
+        if (offset === expected.length) {
+          expected = encoder.encode(`data: ${String(expectedFrom).padStart(10, '0')}${'x'.repeat(1006)}\n\n`);
+          expectedFrom += 1;
+          offset = 0;
+        }
+        if (mismatchAt === -1 && chunk[k] !== expected[offset]) mismatchAt = total + k;
+        offset += 1;
+      }
+      total += chunk.length;
+    }
+    expect(mismatchAt).toBe(-1);
+    expect(total).toBe(events * 1024);
+  });
+
+  it.each([
+    ['LF', '\n'],
+    ['CRLF', '\r\n'],
+    ['CR', '\r'],
+  ])('rewrites an endpoint event split into one-byte chunks of a byte stream (%s line ends)', async (_name, eol) => {
+    const original = `: hi${eol}${eol}event: endpoint${eol}id: 5${eol}data: /message?sessionId=abc${eol}${eol}event: message${eol}data: {"a":1}${eol}${eol}`;
+    const expected = `: hi${eol}${eol}event: endpoint${eol}id: 5${eol}data: /mcp/x?sessionId=abc${eol}${eol}event: message${eol}data: {"a":1}${eol}${eol}`;
+    const body = byteStream(new TextEncoder().encode(original), 1);
+    expect(await new Response(rewriteEndpointEvents(body, async (data) => data.replace('/message', '/mcp/x'))).text()).toBe(expected);
+  });
+
+  it('rewrites an endpoint event without a space after the colon, and one whose data comes first', async () => {
+    const original = 'event:endpoint\ndata: /message?a=1\n\ndata: /message?b=2\nevent: endpoint\n\n';
+    const body = byteStream(new TextEncoder().encode(original), 3);
+    const text = await new Response(rewriteEndpointEvents(body, async (data) => data.replace('/message', '/mcp/x'))).text();
+    expect(text).toBe('event:endpoint\ndata: /mcp/x?a=1\n\nevent: endpoint\ndata: /mcp/x?b=2\n\n');
+    expect(text).not.toContain('data: /message');
+  });
+
+  it('still rewrites an endpoint event after megabytes of other events, and ends the stream if it is refused', async () => {
+    const others = 'event: message\ndata: {"n":1}\n\n'.repeat(100_000);
+    const late = `${others}event: endpoint\r\ndata: /message?sessionId=late\r\n\r\n`;
+    const rewritten = rewriteEndpointEvents(new Blob([late]).stream(), async () => '/mcp/x?sessionId=late');
+    expect(await new Response(rewritten).text()).toBe(`${others}event: endpoint\r\ndata: /mcp/x?sessionId=late\r\n\r\n`);
+
+    let seen = '';
+    const refused = rewriteEndpointEvents(new Blob([late]).stream(), async () => undefined);
+    await expect(
+      (async () => {
+        for await (const chunk of refused) seen += new TextDecoder().decode(chunk, { stream: true });
+      })(),
+    ).rejects.toThrow();
+    expect(seen).not.toContain('/message?sessionId=late');
+  });
+});
