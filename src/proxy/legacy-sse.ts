@@ -57,32 +57,67 @@ const MAX_HELD_EVENT_BYTES = 64 * 1024;
 
 const LF = 0x0a;
 const CR = 0x0d;
+const LOWERCASE_D = 0x64;
 const LOWERCASE_E = 0x65;
 /** `event: endpoint` is 15 bytes; a longer line cannot name the endpoint event. */
 const EVENT_LINE_HEAD = 16;
+/** The UTF-8 byte order mark a stream may start with, which an SSE client drops, as `head` holds it. */
+const BOM = '\xef\xbb\xbf';
 
 /** Bytes asked of the upstream per read: few reads per MiB, and one buffer, reused, for the whole stream. */
 const READ_BUFFER_BYTES = 256 * 1024;
 
 /**
- * Pipes an SSE body through, replacing the data of every `endpoint` event with `rewrite(data)`.
+ * Bytes the output may queue ahead of the client. With none (the default), the pipe into the
+ * IdentityTransformStream waits for the client to take each chunk before reading the next, which
+ * cost a fifth of the throughput (issue #12); this much keeps both sides busy and memory bounded.
+ */
+const OUTPUT_QUEUE_BYTES = 1024 * 1024;
+
+/**
+ * Pipes an SSE body through, replacing the data of `endpoint` events with `rewrite(data)`.
  *
- * How far into the stream endpoint events are looked for: all the way, because an endpoint event
- * passed on unrewritten would hand the client the upstream's host and path. The legacy transport
- * sends it once, first, but nothing makes a server stop there, and a Streamable HTTP GET stream
- * looks the same at the start. Watching the whole stream is affordable (issue #12) because the
- * watching works on bytes (see `endpointEventScanner`) and the bytes move in large pieces: the
- * upstream is read with a BYOB reader into one reused buffer, which hands over whatever has
- * arrived, up to 256 KiB, without waiting for more; the default reader hands over small chunks, and
- * the per-chunk cost of a JavaScript stream in the runtime, not the scanning, is what made the
- * stream slow. The output is an IdentityTransformStream: a write to it resolves once the response
- * has taken the bytes, so the buffer can be read into again, and backpressure reaches the upstream.
+ * How far into the stream endpoint events are looked for (issue #12): until the first dispatched
+ * event, and, if that event is an `endpoint` event, to the end of the stream.
+ *
+ * - The first dispatched event decides the stream's kind. An event is dispatched at its blank line
+ *   if it has at least one `data` line (WHATWG HTML §9.2.6); comment-only blocks (`: ping`), blank
+ *   lines and field-only blocks before it are scanned and passed on, and do not decide anything.
+ * - First event `endpoint`: this is the legacy HTTP+SSE transport, whose server must send the
+ *   endpoint event first (MCP 2024-11-05). The whole stream stays under the byte-level scan, so a
+ *   later endpoint event is still rewritten, or ends the stream if it is refused.
+ * - First event anything else: a Streamable HTTP stream (or an upstream that is not following the
+ *   legacy transport). The bytes read so far are passed on and the rest of the body is handed to a
+ *   native pipe (`pipeTo` into an IdentityTransformStream): no JavaScript runs per chunk, which is
+ *   what lets the GET stream stream as fast as a POST answer, with flat memory.
+ *
+ * Why passing a later `endpoint` event untouched in the second case is safe:
+ * - The decision rests on the upstream's first event, which the upstream alone writes; a client
+ *   (or anyone able to make the upstream echo content into messages) cannot influence whether the
+ *   stream is scanned. An upstream that wants to must send its endpoint event first anyway.
+ * - A Streamable HTTP client never acts on `endpoint` events: it POSTs to the URL it was configured
+ *   with, so a later endpoint event cannot redirect it anywhere, nor send its token elsewhere.
+ * - A legacy client takes the first endpoint event, which on a legacy stream is always rewritten
+ *   (or refused), as is every one after it.
+ * - The upstream can always name its own host in message content (a JSON-RPC result, a log line),
+ *   which the gateway does not and cannot police; POST answers already pass untouched. Hiding the
+ *   upstream's host is about the URLs the gateway itself hands the client to use, and those are
+ *   only legacy endpoint events.
+ *
+ * While scanning, the upstream is read with a BYOB reader into one reused buffer, which hands
+ * over whatever has arrived, up to 256 KiB, without waiting for more; everything a chunk completes
+ * is written before the next read, so no event is held back. The output is an
+ * IdentityTransformStream with a queue of up to 1 MiB: a write resolves once its bytes are queued,
+ * so what is written of the read buffer is copied first, and backpressure reaches the upstream. A client that goes away
+ * cancels the upstream body in both phases (the pump's failed write, or pipeTo); the runtime tells
+ * an IdentityTransformStream's writing side at its next write, so at the upstream's next chunk, as
+ * before issue #12. Errors end both sides and are never left unhandled.
  */
 export function rewriteEndpointEvents(
   body: ReadableStream<Uint8Array>,
   rewrite: (data: string) => Promise<string | undefined>,
 ): ReadableStream<Uint8Array> {
-  const { readable, writable } = new IdentityTransformStream();
+  const { readable, writable } = new IdentityTransformStream({ highWaterMark: OUTPUT_QUEUE_BYTES });
   const writer = writable.getWriter();
   const scanner = endpointEventScanner(rewrite);
   const read = chunkReader(body);
@@ -93,8 +128,19 @@ export function rewriteEndpointEvents(
         const out: Uint8Array[] = [];
         await scanner.scan(chunk, out);
         // Everything the chunk completed leaves before the next read: no event waits for more bytes.
-        for (const part of out) await writer.write(part);
+        // Parts that are views of the read buffer are copied: a write may resolve while its bytes
+        // wait in the output's queue, and the buffer is read into again.
+        for (const part of out) await writer.write(part.buffer === chunk.buffer ? part.slice() : part);
         read.reuse(chunk);
+        if (scanner.kind() === 'plain') {
+          // Not the legacy transport: the rest of the body goes through a native pipe, untouched.
+          read.release();
+          writer.releaseLock();
+          // pipeTo cancels the body if the client goes away and aborts the output if the body
+          // fails; either way the pipe has ended both sides, and its rejection is expected.
+          await body.pipeTo(writable).catch(() => {});
+          return;
+        }
       }
       const out: Uint8Array[] = [];
       await scanner.finish(out);
@@ -115,6 +161,8 @@ interface ChunkReader {
   /** Gives back a chunk from `next` that nothing refers to any more. */
   reuse(chunk: Uint8Array): void;
   cancel(reason: unknown): Promise<void>;
+  /** Releases the body, for it to be piped on; `next` must not be pending. */
+  release(): void;
 }
 
 /** A BYOB reader into one reused buffer where the body is a byte stream (fetch bodies are), else the default reader. */
@@ -131,6 +179,7 @@ function chunkReader(body: ReadableStream<Uint8Array>): ChunkReader {
       next: async () => (await reader.read()).value,
       reuse: () => {},
       cancel: (reason) => reader.cancel(reason).catch(() => {}),
+      release: () => reader.releaseLock(),
     };
   }
   const bytes = byob;
@@ -145,6 +194,7 @@ function chunkReader(body: ReadableStream<Uint8Array>): ChunkReader {
       buffer = chunk.buffer.byteLength > 0 ? (chunk.buffer as ArrayBuffer) : new ArrayBuffer(READ_BUFFER_BYTES);
     },
     cancel: (reason) => bytes.cancel(reason).catch(() => {}),
+    release: () => bytes.releaseLock(),
   };
 }
 
@@ -160,8 +210,16 @@ function chunkReader(body: ReadableStream<Uint8Array>): ChunkReader {
  * blank line, so holding it delays nothing. An event that outgrows the cap streams as it comes
  * and, if it turns out to be an endpoint event, ends the stream before its blank line: the client
  * never dispatches it.
+ *
+ * Until the first dispatched event (one with a `data` line) is complete, `data` lines are noted
+ * too; that event decides `kind()`: `legacy` if it is an endpoint event, else `plain`, and then
+ * `scan` passes the rest of its chunk on unscanned and must not be called again. A byte order mark
+ * at the start of the stream is skipped, as a client skips it, so it cannot hide the first event.
  */
 function endpointEventScanner(rewrite: (data: string) => Promise<string | undefined>) {
+  let kind: 'undecided' | 'legacy' | 'plain' = 'undecided';
+  let firstLine = true; // the stream's first line, which may start with a byte order mark
+  let hasData = false; // the current event has a data line: a client dispatches it
   // The current event: the part of it held from earlier chunks, and what is known about it.
   let held: Uint8Array[] = [];
   let heldBytes = 0;
@@ -178,6 +236,7 @@ function endpointEventScanner(rewrite: (data: string) => Promise<string | undefi
     heldBytes = 0;
     isEndpoint = false;
     passthrough = false;
+    hasData = false;
   };
 
   /** The rewritten bytes for a complete endpoint event; throws if it must not be passed on. */
@@ -235,9 +294,13 @@ function endpointEventScanner(rewrite: (data: string) => Promise<string | undefi
       const lineEnd = nextLF === -1 ? nextCR : nextCR === -1 ? nextLF : Math.min(nextLF, nextCR);
       const stop = lineEnd === -1 ? n : lineEnd;
       if (stop > i) {
-        if (lineBytes === 0 && chunk[i] === LOWERCASE_E) head = '';
+        if (lineBytes === 0) {
+          const first = chunk[i];
+          if (first === LOWERCASE_E || firstLine || (kind === 'undecided' && first === LOWERCASE_D)) head = '';
+        }
         if (head !== undefined) {
-          for (let k = i; k < stop && head.length < EVENT_LINE_HEAD; k++) head += String.fromCharCode(chunk[k] ?? 0);
+          const cap = firstLine ? EVENT_LINE_HEAD + BOM.length : EVENT_LINE_HEAD;
+          for (let k = i; k < stop && head.length < cap; k++) head += String.fromCharCode(chunk[k] ?? 0);
         }
         lineBytes += stop - i;
       }
@@ -249,8 +312,32 @@ function endpointEventScanner(rewrite: (data: string) => Promise<string | undefi
           if (chunk[next] === LF) next += 1;
         } else afterCR = true;
       }
+      let fieldHead = head;
+      let fieldBytes = lineBytes;
+      if (firstLine) {
+        firstLine = false;
+        if (fieldHead?.startsWith(BOM)) {
+          fieldHead = fieldHead.slice(BOM.length);
+          fieldBytes -= BOM.length;
+        }
+      }
+      if (fieldBytes === 0 && lineBytes > 0) {
+        // A line of only the byte order mark: blank to a client, but passed on as it is.
+        fieldHead = undefined;
+      }
       if (lineBytes === 0) {
         // A blank line: the event is complete.
+        if (kind === 'undecided' && hasData) {
+          // The first dispatched event decides the stream's kind (see rewriteEndpointEvents).
+          kind = isEndpoint ? 'legacy' : 'plain';
+          if (kind === 'plain') {
+            // The held start of the event, then the rest of the chunk, all as it came.
+            out.push(...held);
+            if (runStart < n) out.push(chunk.subarray(runStart));
+            endEvent();
+            return;
+          }
+        }
         if (isEndpoint) {
           if (afterCR) {
             // Held until the next chunk says whether the blank line ends in CR or CRLF.
@@ -269,10 +356,12 @@ function endpointEventScanner(rewrite: (data: string) => Promise<string | undefi
         }
         endEvent();
         eventStart = next;
-      } else if (head !== undefined && (head === 'event' || head.startsWith('event:'))) {
-        const value = head.slice(6);
-        isEndpoint = lineBytes <= 15 && (value === 'endpoint' || value === ' endpoint');
+      } else if (fieldHead !== undefined && (fieldHead === 'event' || fieldHead.startsWith('event:'))) {
+        const value = fieldHead.slice(6);
+        isEndpoint = fieldBytes <= 15 && (value === 'endpoint' || value === ' endpoint');
         if (isEndpoint && passthrough) throw new EndpointRefusedError('oversized endpoint event');
+      } else if (fieldHead !== undefined && (fieldHead === 'data' || fieldHead.startsWith('data:'))) {
+        hasData = true;
       }
       lineBytes = 0;
       head = undefined;
@@ -307,7 +396,7 @@ function endpointEventScanner(rewrite: (data: string) => Promise<string | undefi
     else if (!isEndpoint) out.push(...held);
   }
 
-  return { scan, finish };
+  return { scan, finish, kind: () => kind };
 }
 
 function signedMessage(base: URL, pathname: string): Uint8Array {
