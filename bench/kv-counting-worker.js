@@ -3,6 +3,9 @@
  * Bench-only entry: the real Worker (src/index.ts) with its OAUTH_KV binding wrapped to count
  * operations, and `/__bench/kv` to read (and `?reset`) the counts. Used by proxy-latency.mjs via
  * `wrangler dev bench/kv-counting-worker.js`; never deployed.
+ *
+ * `/__bench/bare/<path>` is the baseline for the streaming figures: the least a Worker can do, a
+ * fetch of `<path>` under UPSTREAM_URL whose body is returned untouched (no auth, no checks).
  */
 import worker from '../src/index';
 
@@ -38,6 +41,11 @@ export default {
       const snapshot = { ...counts };
       if (url.searchParams.has('reset')) for (const name of Object.keys(counts)) counts[/** @type {keyof typeof counts} */ (name)] = 0;
       return Response.json(snapshot);
+    }
+    if (url.pathname.startsWith('/__bench/bare/')) {
+      const target = new URL(`${url.pathname.slice('/__bench/bare/'.length)}${url.search}`, String(env.UPSTREAM_URL));
+      const upstream = await fetch(target, { method: request.method, headers: request.headers, body: request.body });
+      return new Response(upstream.body, upstream);
     }
     return worker.fetch(/** @type {never} */ (request), /** @type {never} */ (countingEnv(env)), ctx);
   },

@@ -11,7 +11,10 @@
  * over HTTP as an MCP client does (register, authorize, consent, Access, callback, token), and
  * times the same JSON-RPC POST sent to the upstream directly and through the gateway, alternately.
  * Reports median and p99 of both and what the gateway adds, KV operations per authenticated
- * request, and a large SSE answer's throughput with workerd's resident memory while it streams.
+ * request, and the throughput of a large SSE stream (bare Worker, POST answer, GET event stream)
+ * with the growth of workerd's resident memory while it streams.
+ *
+ *   BENCH_STREAM_BYTES=104857600 BENCH_STREAM_ROUNDS=5 npx node bench/proxy-latency.mjs
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -30,7 +33,8 @@ import { startUpstream } from '../test/fixtures/upstream-server.mjs';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 1000);
 const WARMUP = Math.min(200, Math.ceil(REQUESTS / 5));
-const STREAM_BYTES = Number(process.env.BENCH_STREAM_BYTES ?? 256 * 1024 * 1024);
+const STREAM_BYTES = Number(process.env.BENCH_STREAM_BYTES ?? 400 * 1024 * 1024);
+const STREAM_ROUNDS = Number(process.env.BENCH_STREAM_ROUNDS ?? 3);
 const PAT = `pat_BENCH_${randomBytes(16).toString('hex')}`;
 const ACCESS_CLIENT_ID = 'bench-access-client';
 const ACCESS_CLIENT_SECRET = randomBytes(16).toString('hex');
@@ -132,10 +136,13 @@ async function main() {
   console.log(`  wrangler dev round trip (GET /health)    ${fmt(summary(healthMs).median)}  ${fmt(summary(healthMs).p99)}`);
   console.log(`  token lookup only (unknown token, 401)   ${fmt(summary(refusedMs).median)}  ${fmt(summary(refusedMs).p99)}`);
   console.log(`KV operations per authenticated request: ${(kvTotal / REQUESTS).toFixed(2)} (${JSON.stringify(kv)} over ${REQUESTS})`);
-  console.log(
-    `SSE answer of ${STREAM_BYTES / 1024 / 1024} MiB: direct ${stream.directMBps.toFixed(0)} MB/s, through the gateway ${stream.proxiedMBps.toFixed(0)} MB/s; ` +
-      `workerd RSS ${stream.rssBeforeMiB.toFixed(0)} MiB before, peak ${stream.rssPeakMiB.toFixed(0)} MiB while streaming`,
-  );
+  console.log('');
+  console.log(`SSE stream of ${STREAM_BYTES / 1024 / 1024} MiB, median of ${STREAM_ROUNDS} rounds   MiB/s   RSS peak over the run's start (MiB)`);
+  console.log(`  upstream direct (no Worker)                  ${stream.directMiBps.toFixed(0).padStart(5)}`);
+  for (const path of stream.paths) console.log(`  ${path.name.padEnd(44)} ${path.MiBps.toFixed(0).padStart(5)}   +${path.growthMiB.toFixed(1)}`);
+  const [, post, get] = stream.paths;
+  if (post && get) console.log(`  GET stream / POST answer throughput: ${((get.MiBps / post.MiBps) * 100).toFixed(0)}%`);
+  console.log(`  (workerd RSS ${stream.idleMiB.toFixed(0)} MiB idle, before the first stream)`);
   console.log('(wrangler dev runs workerd locally; production adds the network between Cloudflare and the upstream, not this overhead.)');
 }
 
@@ -173,34 +180,70 @@ function fmt(ms) {
   return ms.toFixed(2).padStart(7);
 }
 
-/** Throughput of one large SSE answer, direct and proxied, sampling workerd's resident memory. */
+/**
+ * Streaming throughput side by side, in rounds so the three Worker paths see the same machine
+ * load: a bare pass-through Worker (bench/kv-counting-worker.js, the floor), a POST answer through
+ * the gateway (passed on untouched), and the session's GET event stream through the gateway (the
+ * path that watches for legacy `endpoint` events, issue #12). For each, the median MiB/s and the
+ * highest resident-memory peak of workerd over its resident memory just before that run.
+ */
 async function streamFigures(/** @type {string} */ upstreamOrigin, /** @type {{ origin: string, pgid: number }} */ gateway, /** @type {string} */ token) {
   const body = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call' });
-  const drain = async (/** @type {string} */ url, /** @type {Record<string, string>} */ headers) => {
+  const sse = { Authorization: `Bearer ${token}`, Accept: 'text/event-stream', 'MCP-Protocol-Version': '2025-11-25', 'Mcp-Session-Id': 'bench-session' };
+  const paths = [
+    { name: 'bare pass-through Worker (POST)', url: `${gateway.origin}/__bench/bare/big/mcp?bytes=${STREAM_BYTES}`, method: 'POST', headers: rpcHeaders() },
+    { name: 'gateway POST answer', url: `${gateway.origin}/mcp/big/mcp?bytes=${STREAM_BYTES}`, method: 'POST', headers: rpcHeaders(token) },
+    { name: 'gateway GET event stream', url: `${gateway.origin}/mcp/big/mcp?bytes=${STREAM_BYTES}`, method: 'GET', headers: sse },
+  ];
+  const drain = async (/** @type {string} */ url, /** @type {string} */ method, /** @type {Record<string, string>} */ headers) => {
     const started = performance.now();
-    const response = await fetch(url, { method: 'POST', headers, body });
+    const response = await fetch(url, { method, headers, body: method === 'POST' ? body : undefined });
+    if (response.status !== 200) throw new Error(`${method} ${url} answered ${response.status}`);
     let bytes = 0;
     for await (const chunk of /** @type {AsyncIterable<Uint8Array>} */ (response.body)) bytes += chunk.byteLength;
-    if (bytes !== STREAM_BYTES) throw new Error(`${url}: got ${bytes} of ${STREAM_BYTES} bytes`);
-    return STREAM_BYTES / 1e6 / ((performance.now() - started) / 1000);
+    if (bytes !== STREAM_BYTES) throw new Error(`${method} ${url}: got ${bytes} of ${STREAM_BYTES} bytes`);
+    return STREAM_BYTES / 1024 / 1024 / ((performance.now() - started) / 1000);
   };
-  const directMBps = await drain(`${upstreamOrigin}/big/mcp?bytes=${STREAM_BYTES}`, rpcHeaders());
-  const rssBeforeMiB = await workerdRssMiB(gateway.pgid);
-  let rssPeakMiB = rssBeforeMiB;
-  const sampler = setInterval(() => void workerdRssMiB(gateway.pgid).then((mib) => (rssPeakMiB = Math.max(rssPeakMiB, mib))), 20);
-  const proxiedMBps = await drain(`${gateway.origin}/mcp/big/mcp?bytes=${STREAM_BYTES}`, rpcHeaders(token)).finally(() => clearInterval(sampler));
-  return { directMBps, proxiedMBps, rssBeforeMiB, rssPeakMiB };
+
+  const directMiBps = await drain(`${upstreamOrigin}/big/mcp?bytes=${STREAM_BYTES}`, 'POST', rpcHeaders());
+  const idleMiB = await workerdRssMiB(gateway.pgid);
+  const figures = paths.map((path) => ({ ...path, rates: /** @type {number[]} */ ([]), growthMiB: 0 }));
+  for (let round = 0; round < STREAM_ROUNDS; round++) {
+    for (const path of figures) {
+      const pids = await workerdPids(gateway.pgid);
+      const before = await workerdRssMiB(gateway.pgid, pids);
+      let peak = before;
+      const sampler = setInterval(() => void workerdRssMiB(gateway.pgid, pids).then((mib) => (peak = Math.max(peak, mib))), 20);
+      path.rates.push(await drain(path.url, path.method, path.headers).finally(() => clearInterval(sampler)));
+      peak = Math.max(peak, await workerdRssMiB(gateway.pgid, pids));
+      path.growthMiB = Math.max(path.growthMiB, peak - before);
+    }
+  }
+  return {
+    directMiBps,
+    idleMiB,
+    paths: figures.map(({ name, rates, growthMiB }) => ({ name, MiBps: summary(rates).median, growthMiB })),
+  };
 }
 
-/** Resident memory of the workerd processes in the gateway's process group (Linux /proc). */
-async function workerdRssMiB(/** @type {number} */ pgid) {
-  let kib = 0;
+/** The workerd processes in the gateway's process group (Linux /proc). */
+async function workerdPids(/** @type {number} */ pgid) {
+  /** @type {string[]} */
+  const pids = [];
   for (const pid of await readdir('/proc').catch(() => [])) {
     if (!/^\d+$/.test(pid)) continue;
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
     // Fields after the parenthesised command: state ppid pgrp ...
     const match = /^\d+ \((.*)\) \S+ \d+ (\d+)/.exec(stat);
-    if (!match || Number(match[2]) !== pgid || !match[1]?.startsWith('workerd')) continue;
+    if (match && Number(match[2]) === pgid && match[1]?.startsWith('workerd')) pids.push(pid);
+  }
+  return pids;
+}
+
+/** Resident memory of the workerd processes in the gateway's process group, in MiB. */
+async function workerdRssMiB(/** @type {number} */ pgid, /** @type {string[] | Promise<string[]>} */ pids = workerdPids(pgid)) {
+  let kib = 0;
+  for (const pid of await pids) {
     const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
     kib += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
   }

@@ -141,8 +141,9 @@ describe('proxy: endpoint rewriting on a streamed body', () => {
   });
 
   it('streams a line too long to hold in pieces, and still rewrites a later endpoint event', async () => {
+    // A legacy stream (its first event is the endpoint), so it is watched to the end (issue #12).
     const long = `data: ${'x'.repeat(200_000)}\r\n\r\n`;
-    const bytes = new TextEncoder().encode(`${long}event: endpoint\ndata: /message\n\n`);
+    const bytes = new TextEncoder().encode(`event: endpoint\ndata: /message\n\n${long}event: endpoint\ndata: /message\n\n`);
     const body = new ReadableStream<Uint8Array>({
       start(controller) {
         for (let at = 0; at < bytes.length; at += 1000) controller.enqueue(bytes.slice(at, at + 1000));
@@ -150,12 +151,15 @@ describe('proxy: endpoint rewriting on a streamed body', () => {
       },
     });
     const reader = rewriteEndpointEvents(body, async () => '/mcp/x').getReader();
-    const first = await reader.read();
-    // Output starts before the long line ends: it is not held whole.
-    expect(first.value?.byteLength).toBeLessThan(200_000);
-    let text = new TextDecoder().decode(first.value);
-    for (let r = await reader.read(); !r.done; r = await reader.read()) text += new TextDecoder().decode(r.value);
-    expect(text).toBe(`${long}event: endpoint\ndata: /mcp/x\n\n`);
+    let text = '';
+    let largest = 0;
+    for (let r = await reader.read(); !r.done; r = await reader.read()) {
+      largest = Math.max(largest, r.value.byteLength);
+      text += new TextDecoder().decode(r.value);
+    }
+    // Output leaves before the long line ends: it is not held whole.
+    expect(largest).toBeLessThan(200_000);
+    expect(text).toBe(`event: endpoint\ndata: /mcp/x\n\n${long}event: endpoint\ndata: /mcp/x\n\n`);
   });
 
   it('streams an event too large to hold, and ends the stream if it turns out to be an endpoint', async () => {
@@ -164,5 +168,173 @@ describe('proxy: endpoint rewriting on a streamed body', () => {
     expect(await new Response(rewriteEndpointEvents(passed, async () => '/x')).text()).toBe(large);
     const hidden = new Response(new Blob([`data: ${'x'.repeat(100_000)}\nevent: endpoint\n\n`]).stream()).body!;
     await expect(new Response(rewriteEndpointEvents(hidden, async () => '/x')).text()).rejects.toThrow();
+  });
+});
+
+/** A byte stream (what fetch bodies are) that hands over `bytes` one chunk of `size` at a time. */
+function byteStream(bytes: Uint8Array, size: number): ReadableStream<Uint8Array> {
+  let at = 0;
+  return new ReadableStream({
+    type: 'bytes',
+    pull(controller) {
+      if (at >= bytes.length) return controller.close();
+      controller.enqueue(bytes.slice(at, at + size));
+      at += size;
+    },
+  });
+}
+
+describe('issue #12: the GET event stream is scanned on bytes, to the end only if its first event is an endpoint', () => {
+  it('delivers a multi-megabyte GET event stream byte for byte', async () => {
+    const events = 8 * 1024; // 1 KiB each: 8 MiB
+    const response = await callProxy({ config: proxyConfig('/big/mcp'), path: `/mcp?bytes=${events * 1024}&numbered`, init: SSE_GET });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('Content-Type')).toBe('text/event-stream');
+    const encoder = new TextEncoder();
+    let expected: Uint8Array = new Uint8Array(0);
+    let expectedFrom = 0; // index of the next expected event not yet in `expected`
+    let offset = 0; // bytes of `expected` already matched
+    let total = 0;
+    let mismatchAt = -1;
+    for await (const chunk of response.body!) {
+      for (let k = 0; k < chunk.length; k++) {
+        if (offset === expected.length) {
+          expected = encoder.encode(`data: ${String(expectedFrom).padStart(10, '0')}${'x'.repeat(1006)}\n\n`);
+          expectedFrom += 1;
+          offset = 0;
+        }
+        if (mismatchAt === -1 && chunk[k] !== expected[offset]) mismatchAt = total + k;
+        offset += 1;
+      }
+      total += chunk.length;
+    }
+    expect(mismatchAt).toBe(-1);
+    expect(total).toBe(events * 1024);
+  });
+
+  it.each([
+    ['LF', '\n'],
+    ['CRLF', '\r\n'],
+    ['CR', '\r'],
+  ])('rewrites an endpoint event split into one-byte chunks of a byte stream (%s line ends)', async (_name, eol) => {
+    const original = `: hi${eol}${eol}event: endpoint${eol}id: 5${eol}data: /message?sessionId=abc${eol}${eol}event: message${eol}data: {"a":1}${eol}${eol}`;
+    const expected = `: hi${eol}${eol}event: endpoint${eol}id: 5${eol}data: /mcp/x?sessionId=abc${eol}${eol}event: message${eol}data: {"a":1}${eol}${eol}`;
+    const body = byteStream(new TextEncoder().encode(original), 1);
+    expect(await new Response(rewriteEndpointEvents(body, async (data) => data.replace('/message', '/mcp/x'))).text()).toBe(expected);
+  });
+
+  it('rewrites an endpoint event without a space after the colon, and one whose data comes first', async () => {
+    const original = 'event:endpoint\ndata: /message?a=1\n\ndata: /message?b=2\nevent: endpoint\n\n';
+    const body = byteStream(new TextEncoder().encode(original), 3);
+    const text = await new Response(rewriteEndpointEvents(body, async (data) => data.replace('/message', '/mcp/x'))).text();
+    expect(text).toBe('event:endpoint\ndata: /mcp/x?a=1\n\nevent: endpoint\ndata: /mcp/x?b=2\n\n');
+    expect(text).not.toContain('data: /message');
+  });
+
+  it('in a legacy stream, still rewrites an endpoint event after megabytes of other events, and ends the stream if it is refused', async () => {
+    // The first event is the endpoint event, as the legacy transport sends it: the whole stream is watched.
+    const first = 'event: endpoint\ndata: /message?sessionId=first\n\n';
+    const others = 'event: message\ndata: {"n":1}\n\n'.repeat(100_000);
+    const late = `${first}${others}event: endpoint\r\ndata: /message?sessionId=late\r\n\r\n`;
+    const rewrite = async (data: string) => data.replace('/message', '/mcp/x');
+    const rewritten = rewriteEndpointEvents(new Blob([late]).stream(), rewrite);
+    expect(await new Response(rewritten).text()).toBe(
+      `event: endpoint\ndata: /mcp/x?sessionId=first\n\n${others}event: endpoint\r\ndata: /mcp/x?sessionId=late\r\n\r\n`,
+    );
+
+    let seen = '';
+    const refused = rewriteEndpointEvents(new Blob([late]).stream(), async (data) => (data.includes('late') ? undefined : rewrite(data)));
+    await expect(
+      (async () => {
+        for await (const chunk of refused) seen += new TextDecoder().decode(chunk, { stream: true });
+      })(),
+    ).rejects.toThrow();
+    expect(seen.startsWith('event: endpoint\ndata: /mcp/x?sessionId=first\n\n')).toBe(true);
+    expect(seen).not.toContain('/message?sessionId=late');
+  });
+
+  it.each([
+    ['a message event', 'event: message\ndata: {"jsonrpc":"2.0","method":"ping"}\n\n'],
+    ['a bare data line', 'data\n\n'],
+    ['a CRLF event after comments', ': ping\r\n\r\ndata:{"n":1}\r\n\r\n'],
+  ])(
+    'decided behaviour: a stream whose first event is %s is not legacy, and a later endpoint event passes byte for byte',
+    async (_name, first) => {
+      // A Streamable HTTP client never acts on endpoint events, and the first event, which decides,
+      // is the upstream's alone (see rewriteEndpointEvents).
+      const original = `${first}event: endpoint\ndata: http://upstream.example/message?sessionId=s\n\ndata: 2\n\n`;
+      const rewrite = vi.fn(async () => '/mcp/x');
+      for (const size of [1, 7, 1 << 20]) {
+        const body = byteStream(new TextEncoder().encode(original), size);
+        expect(await new Response(rewriteEndpointEvents(body, rewrite)).text()).toBe(original);
+      }
+      expect(await new Response(rewriteEndpointEvents(new Blob([original]).stream(), rewrite)).text()).toBe(original);
+      expect(rewrite).not.toHaveBeenCalled();
+    },
+  );
+
+  it.each([
+    ['LF', '\n'],
+    ['CRLF', '\r\n'],
+    ['CR', '\r'],
+  ])('recognises a first endpoint event after a byte order mark, comments, blank lines and data-less fields (%s), in one-byte chunks', async (_name, eol) => {
+    const before = `\uFEFF: stream open${eol}${eol}${eol}: ping${eol}id: 7${eol}retry: 1000${eol}${eol}${eol}`;
+    const original = `${before}event: endpoint${eol}data: /message?sessionId=abc${eol}${eol}data: 1${eol}${eol}event: endpoint${eol}data: /message?sessionId=again${eol}${eol}`;
+    const expected = `${before}event: endpoint${eol}data: /mcp/x?sessionId=abc${eol}${eol}data: 1${eol}${eol}event: endpoint${eol}data: /mcp/x?sessionId=again${eol}${eol}`;
+    const body = byteStream(new TextEncoder().encode(original), 1);
+    const bytes = await new Response(rewriteEndpointEvents(body, async (data) => data.replace('/message', '/mcp/x'))).arrayBuffer();
+    // Decoded keeping the byte order mark, which Response.text() would drop.
+    expect(new TextDecoder('utf-8', { fatal: false, ignoreBOM: true }).decode(bytes)).toBe(expected);
+  });
+
+  it('recognises an endpoint event that starts the stream after a byte order mark', async () => {
+    const body = byteStream(new TextEncoder().encode('\uFEFFevent: endpoint\ndata: /message\n\ndata: 1\n\n'), 1);
+    const text = await new Response(rewriteEndpointEvents(body, async () => '/mcp/x')).text();
+    expect(text).toBe('event: endpoint\ndata: /mcp/x\n\ndata: 1\n\n');
+  });
+
+  it('passes the first event on as soon as it is complete, and the rest as it comes', async () => {
+    let push: ReadableStreamDefaultController<Uint8Array> | undefined;
+    const body = new ReadableStream<Uint8Array>({ start: (controller) => void (push = controller) });
+    const reader = rewriteEndpointEvents(body, async () => '/x').getReader();
+    const encoder = new TextEncoder();
+    const decoder = new TextDecoder();
+    push?.enqueue(encoder.encode(': ping\n\ndata: 1\n\ndata: 2'));
+    let seen = '';
+    while (!seen.endsWith('data: 2')) seen += decoder.decode((await reader.read()).value);
+    expect(seen).toBe(': ping\n\ndata: 1\n\ndata: 2');
+    push?.enqueue(encoder.encode('\n\n'));
+    expect(decoder.decode((await reader.read()).value)).toBe('\n\n');
+    await reader.cancel();
+  });
+
+  it('cancels the upstream body when the client goes away, before and after the first event', async () => {
+    for (const sent of ['', ': ping\n\n', 'data: 1\n\n']) {
+      let cancelled: unknown;
+      let push: ReadableStreamDefaultController<Uint8Array> | undefined;
+      const body = new ReadableStream<Uint8Array>({
+        start: (controller) => void (push = controller),
+        cancel: (reason) => void (cancelled = reason),
+      });
+      const reader = rewriteEndpointEvents(body, async () => '/x').getReader();
+      if (sent) {
+        push?.enqueue(new TextEncoder().encode(sent));
+        await reader.read();
+      }
+      await reader.cancel(new Error('client gone'));
+      // The runtime tells the writing side of the output at its next write, i.e. the upstream's next chunk.
+      push?.enqueue(new TextEncoder().encode('data: 9\n\n'));
+      await vi.waitFor(() => expect(String(cancelled)).toBe('Error: client gone'));
+    }
+  });
+
+  it('ends the client side with an error when the upstream fails after the first event', async () => {
+    let push: ReadableStreamDefaultController<Uint8Array> | undefined;
+    const body = new ReadableStream<Uint8Array>({ start: (controller) => void (push = controller) });
+    const reader = rewriteEndpointEvents(body, async () => '/x').getReader();
+    push?.enqueue(new TextEncoder().encode('data: 1\n\n'));
+    await reader.read();
+    push?.error(new Error('upstream failed'));
+    await expect(reader.read()).rejects.toThrow();
   });
 });
