@@ -2,6 +2,7 @@
  * The upstream MCP servers: the single-upstream variables (`UPSTREAM_URL`, ..., served at `/mcp`)
  * and `UPSTREAMS` (each served at `/<name>/mcp`). Both may be set together.
  */
+import { type RateLimitConfig, readRateLimit, readToolPolicy, type ToolPolicy } from './policy';
 import { type ConfigProblem, type EmailAllowlist, Reader } from './reader';
 
 export interface UpstreamConfig {
@@ -23,6 +24,10 @@ export interface UpstreamConfig {
   timeoutMs: number;
   /** Narrows ALLOWED_EMAILS for this upstream only; undefined: no narrowing. */
   allowedEmails: EmailAllowlist | undefined;
+  /** Which tools people may see and call (`tools`, `toolsFor`); undefined: every tool. */
+  tools: ToolPolicy | undefined;
+  /** Requests per person per period (`rateLimit`); undefined: no limit. */
+  rateLimit: RateLimitConfig | undefined;
 }
 
 export const SINGLE_UPSTREAM_NAME = 'mcp';
@@ -34,8 +39,8 @@ const NAME = /^[a-z0-9-]{1,32}$/;
 const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** The gateway's own secrets: an upstream setting naming one would send it upstream. */
 const GATEWAY_SECRETS = new Set(['ACCESS_CLIENT_SECRET', 'COOKIE_ENCRYPTION_KEY', 'TOKEN_ENCRYPTION_KEY', 'TOKEN_ENCRYPTION_KEY_PREVIOUS']);
-const SETTINGS = ['url', 'title', 'token', 'userTokens', 'authHeader', 'authScheme', 'headers', 'timeout', 'allowedEmails'] as const;
-const SINGLE_UPSTREAM_VARIABLES = ['UPSTREAM_TOKEN', 'USER_TOKENS', 'UPSTREAM_AUTH_HEADER', 'UPSTREAM_AUTH_SCHEME', 'UPSTREAM_HEADERS', 'UPSTREAM_TIMEOUT'];
+const SETTINGS = ['url', 'title', 'token', 'userTokens', 'authHeader', 'authScheme', 'headers', 'timeout', 'allowedEmails', 'tools', 'toolsFor', 'rateLimit'] as const;
+const SINGLE_UPSTREAM_VARIABLES = ['UPSTREAM_TOKEN', 'USER_TOKENS', 'UPSTREAM_AUTH_HEADER', 'UPSTREAM_AUTH_SCHEME', 'UPSTREAM_HEADERS', 'UPSTREAM_TIMEOUT', 'UPSTREAM_TOOLS', 'UPSTREAM_TOOLS_FOR', 'UPSTREAM_RATE_LIMIT'];
 const UPSTREAM_URL_HINT = "the upstream MCP server's endpoint, e.g. https://mcp.example.com/mcp";
 
 /** Every configured upstream, the single one first; problems are added to `problems`. */
@@ -46,7 +51,7 @@ export function readUpstreams(env: Readonly<Record<string, unknown>>, problems: 
   const upstreams: UpstreamConfig[] = [];
 
   if (reader.has('UPSTREAM_URL') || !hasSeveral) {
-    const single = readSingleUpstream(reader, allowlist, hasSeveral);
+    const single = readSingleUpstream(reader, allowlist, hasSeveral, env);
     if (single) upstreams.push(single);
   } else {
     for (const variable of SINGLE_UPSTREAM_VARIABLES.filter((name) => reader.has(name))) {
@@ -63,7 +68,12 @@ export function readUpstreams(env: Readonly<Record<string, unknown>>, problems: 
   return upstreams;
 }
 
-function readSingleUpstream(reader: Reader, allowlist: EmailAllowlist | undefined, hasSeveral: boolean): UpstreamConfig | undefined {
+function readSingleUpstream(
+  reader: Reader,
+  allowlist: EmailAllowlist | undefined,
+  hasSeveral: boolean,
+  env: Readonly<Record<string, unknown>>,
+): UpstreamConfig | undefined {
   const url = reader.url('UPSTREAM_URL', hasSeveral ? UPSTREAM_URL_HINT : `${UPSTREAM_URL_HINT}, or configure several in UPSTREAMS`);
   const token = reader.string('UPSTREAM_TOKEN', '', { optional: true });
   const userTokens = reader.userTokens('USER_TOKENS');
@@ -79,6 +89,8 @@ function readSingleUpstream(reader: Reader, allowlist: EmailAllowlist | undefine
     headers: reader.headers('UPSTREAM_HEADERS'),
     timeoutMs: reader.seconds('UPSTREAM_TIMEOUT', DEFAULT_UPSTREAM_TIMEOUT, 1, 600) * 1000,
     allowedEmails: undefined,
+    tools: readToolPolicy(reader, 'UPSTREAM_TOOLS', 'UPSTREAM_TOOLS_FOR'),
+    rateLimit: readRateLimit(reader, 'UPSTREAM_RATE_LIMIT', env),
   };
   return url ? { ...upstream, url } : undefined;
 }
@@ -129,6 +141,8 @@ function readNamedUpstream(
     headers: reader.headers('headers'),
     timeoutMs: reader.seconds('timeout', DEFAULT_UPSTREAM_TIMEOUT, 1, 600) * 1000,
     allowedEmails,
+    tools: readToolPolicy(reader, 'tools', 'toolsFor'),
+    rateLimit: readRateLimit(reader, 'rateLimit', env),
   };
   return url && problems.length === before ? { ...upstream, url } : undefined;
 }

@@ -6,7 +6,7 @@
 import type { JsonRpcId } from './jsonrpc-error';
 
 /** Bodies up to this size are parsed for the log line; MCP requests are almost always far smaller. */
-const PEEK_LIMIT_BYTES = 64 * 1024;
+export const PEEK_LIMIT_BYTES = 64 * 1024;
 const MAX_LOGGED_METHODS = 10;
 
 export interface RequestBody {
@@ -15,14 +15,17 @@ export interface RequestBody {
   rpcMethod: string | undefined;
   /** The id of a single request, echoed in the proxy's own errors. */
   id: JsonRpcId;
+  /** The parsed JSON-RPC message (or batch); undefined when the body was not read or not JSON. */
+  message?: unknown;
 }
 
-export async function readRequestBody(request: Request): Promise<RequestBody> {
+/** `peekLimit`: the largest body parsed (a tool policy needs to read more than the log line). */
+export async function readRequestBody(request: Request, peekLimit = PEEK_LIMIT_BYTES): Promise<RequestBody> {
   if (request.body === null) return { body: null, rpcMethod: undefined, id: null };
   // Content-Length of an incoming request is enforced by the runtime, so it bounds the read.
   const length = Number(request.headers.get('content-length') ?? Number.NaN);
   const json = /^application\/json\s*(;|$)/i.test(request.headers.get('content-type') ?? '');
-  if (!json || !(length > 0 && length <= PEEK_LIMIT_BYTES)) return { body: request.body, rpcMethod: undefined, id: null };
+  if (!json || !(length > 0 && length <= peekLimit)) return { body: request.body, rpcMethod: undefined, id: null };
 
   const bytes = await request.arrayBuffer();
   let message: unknown;
@@ -34,9 +37,9 @@ export async function readRequestBody(request: Request): Promise<RequestBody> {
   }
   if (Array.isArray(message)) {
     const methods = message.slice(0, MAX_LOGGED_METHODS).map(methodOf).filter((m): m is string => m !== undefined);
-    return { body: bytes, rpcMethod: methods.length > 0 ? methods.join(',') : undefined, id: null };
+    return { body: bytes, rpcMethod: methods.length > 0 ? methods.join(',') : undefined, id: null, message };
   }
-  return { body: bytes, rpcMethod: methodOf(message), id: idOf(message) };
+  return { body: bytes, rpcMethod: methodOf(message), id: idOf(message), message };
 }
 
 /** A method name is client-chosen: keep it short and printable so it cannot forge log content. */
