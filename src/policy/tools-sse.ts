@@ -15,12 +15,12 @@ export class UncheckableEventError extends Error {
 /**
  * `rewrite` gets each event's parsed data and returns the message to send instead, or undefined to
  * pass the event unchanged. `prefix` (already-framed events, e.g. the gateway's answers to refused
- * calls of a batch) goes out first.
+ * calls of a batch) goes out first. `worthParsing` can skip events cheaply by their data's text.
  */
 export function rewriteJsonRpcEvents(
   body: ReadableStream<Uint8Array>,
   rewrite: (message: unknown) => unknown,
-  options: { prefix?: string; maxEventChars?: number } = {},
+  options: { prefix?: string; maxEventChars?: number; worthParsing?: (data: string) => boolean } = {},
 ): ReadableStream<Uint8Array> {
   const max = options.maxEventChars ?? MAX_HELD_EVENT_CHARS;
   const decoder = new TextDecoder();
@@ -36,7 +36,7 @@ export function rewriteJsonRpcEvents(
     const raw = lines.map((l) => l.raw).join('') + terminator;
     const data = lines.flatMap((l) => (l.data === undefined ? [] : [l.data]));
     const text = data.join('\n');
-    if (!/^\s*[[{]/.test(text)) return raw;
+    if (!/^\s*[[{]/.test(text) || (options.worthParsing && !options.worthParsing(text))) return raw;
     let message: unknown;
     try {
       message = JSON.parse(text);

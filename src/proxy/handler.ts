@@ -74,7 +74,7 @@ export async function proxyMcpRequest(request: Request, caller: ProxyCaller, _ct
   if (!target) return fail('pathRefused', 'path_refused');
 
   const toolRules = toolRulesFor(settings.tools, identity.email);
-  const { body, rpcMethod, id, message } = await readRequestBody(request, toolRules ? POLICY_PEEK_LIMIT_BYTES : undefined);
+  const { body, rpcMethod, id, message } = await readRequestBody(request, toolRules ? { limit: POLICY_PEEK_LIMIT_BYTES, readUnknownLength: true } : {});
   entry.rpcMethod = rpcMethod;
   const limited = await rateLimitResponse(settings, identity.email, id, origin);
   if (limited) return finish(limited, 'rate_limited');

@@ -19,15 +19,29 @@ export interface RequestBody {
   message?: unknown;
 }
 
-/** `peekLimit`: the largest body parsed (a tool policy needs to read more than the log line). */
-export async function readRequestBody(request: Request, peekLimit = PEEK_LIMIT_BYTES): Promise<RequestBody> {
+export interface ReadOptions {
+  /** The largest body parsed (a tool policy must read more than the log line needs). */
+  limit?: number;
+  /**
+   * Also read a JSON body of unknown length (HTTP/2 may omit Content-Length), up to `limit`; one
+   * that turns out longer is consumed and comes back unparsed, so only a caller that refuses such
+   * a body (a tool policy) may ask for this.
+   */
+  readUnknownLength?: boolean;
+}
+
+export async function readRequestBody(request: Request, options: ReadOptions = {}): Promise<RequestBody> {
+  const limit = options.limit ?? PEEK_LIMIT_BYTES;
   if (request.body === null) return { body: null, rpcMethod: undefined, id: null };
   // Content-Length of an incoming request is enforced by the runtime, so it bounds the read.
-  const length = Number(request.headers.get('content-length') ?? Number.NaN);
+  const header = request.headers.get('content-length');
+  const length = Number(header ?? Number.NaN);
   const json = /^application\/json\s*(;|$)/i.test(request.headers.get('content-type') ?? '');
-  if (!json || !(length > 0 && length <= peekLimit)) return { body: request.body, rpcMethod: undefined, id: null };
+  const unknownLength = header === null && options.readUnknownLength === true;
+  if (!json || !(unknownLength || (length > 0 && length <= limit))) return { body: request.body, rpcMethod: undefined, id: null };
 
-  const bytes = await request.arrayBuffer();
+  const bytes = unknownLength ? await readAtMost(request.body, limit) : await request.arrayBuffer();
+  if (bytes === undefined) return { body: null, rpcMethod: undefined, id: null };
   let message: unknown;
   try {
     message = JSON.parse(new TextDecoder().decode(bytes));
@@ -40,6 +54,30 @@ export async function readRequestBody(request: Request, peekLimit = PEEK_LIMIT_B
     return { body: bytes, rpcMethod: methods.length > 0 ? methods.join(',') : undefined, id: null, message };
   }
   return { body: bytes, rpcMethod: methodOf(message), id: idOf(message), message };
+}
+
+/** The whole stream, or undefined (and the stream cancelled) once it passes `limit` bytes. */
+async function readAtMost(stream: ReadableStream<Uint8Array>, limit: number): Promise<ArrayBuffer | undefined> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = stream.getReader();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > limit) {
+      await reader.cancel().catch(() => {});
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return bytes.buffer;
 }
 
 /** A method name is client-chosen: keep it short and printable so it cannot forge log content. */

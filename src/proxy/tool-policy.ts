@@ -26,7 +26,7 @@ const MAX_LIST_BYTES = 8 * 1024 * 1024;
 export interface ToolGateInput {
   rules: ToolRules;
   method: string;
-  /** The parsed body; undefined when it could not be read (too large, not JSON, no Content-Length). */
+  /** The parsed body; undefined when it could not be read (too large, not JSON). */
   message: unknown;
   hasBody: boolean;
   /** Where and how the request goes upstream: reused, with the client's session, to fetch the list. */
@@ -75,7 +75,9 @@ export async function gateToolRequest(input: ToolGateInput): Promise<ToolGate> {
 
   if (plan.forward === 'nothing') return { kind: 'answer', response: answerAlone(plan, origin), outcome, tool: plan.tool };
   const body = Array.isArray(plan.forward) ? (new TextEncoder().encode(JSON.stringify(plan.forward)).buffer as ArrayBuffer) : undefined;
-  if (plan.listIds.size === 0 && plan.answers.length === 0) return { kind: 'forward', body, tool: plan.tool, outcome, respond: async (r) => r };
+  // Under readOnly an answer stream is still watched for notifications/tools/list_changed.
+  const untouched = plan.listIds.size === 0 && plan.answers.length === 0;
+  if (untouched && !rules.readOnly) return { kind: 'forward', body, tool: plan.tool, outcome, respond: async (r) => r };
   return {
     kind: 'forward',
     body,
@@ -114,6 +116,7 @@ async function respondFiltered(
     if (upstream.ok && answers.length > 0) return jsonResponse(batch ? answers : answers[0], 200, origin);
     return upstream;
   }
+  const onlyWatching = match !== 'shape' && match.ids.size === 0 && answers.length === 0;
   if (/^text\/event-stream\s*(;|$)/i.test(type)) {
     const body = rewriteJsonRpcEvents(
       upstream.body,
@@ -121,11 +124,11 @@ async function respondFiltered(
         if (isObject(message) && message.method === 'notifications/tools/list_changed') forgetTools(rules);
         return rewriteListAnswers(rules, message, match, remember);
       },
-      { prefix: answers.map(sseEvent).join('') },
+      { prefix: answers.map(sseEvent).join(''), ...(onlyWatching ? { worthParsing: (data: string) => data.includes('list_changed') } : {}) },
     );
     return new Response(body, init);
   }
-  if (match === 'shape') return upstream;
+  if (match === 'shape' || onlyWatching) return upstream;
 
   let parsed: unknown;
   try {
@@ -229,7 +232,7 @@ export async function rateLimitResponse(upstream: UpstreamConfig, email: string,
 }
 
 function uninspectable(id: JsonRpcId, origin: string | null): Response {
-  const message = `this gateway checks every request against a tool policy and could not read this one: send JSON-RPC as application/json with a Content-Length of at most ${POLICY_PEEK_LIMIT_BYTES / 1024 / 1024} MiB`;
+  const message = `this gateway checks every request against a tool policy and could not read this one: send JSON-RPC as application/json of at most ${POLICY_PEEK_LIMIT_BYTES / 1024 / 1024} MiB`;
   return jsonResponse({ jsonrpc: '2.0', id, error: { code: -32600, message } }, 400, origin);
 }
 
