@@ -1,6 +1,7 @@
 import { env } from 'cloudflare:test';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config';
+import { Gateway, gatewayEnv, mcpRequest, signIn, UPSTREAM_URL } from './fixtures/gateway';
 import {
   annotate,
   CLIENT_HEADERS,
@@ -417,3 +418,55 @@ describe('rate limits', () => {
     expect((await callProxy({ config, email: me, path: '/other/mcp', init: ping(6) })).status).toBe(200);
   });
 });
+
+describe('tool policy and rate limits through the Worker', () => {
+  let gateway: Gateway;
+  const upstreamSaw: unknown[] = [];
+  beforeEach(async () => {
+    upstreamSaw.length = 0;
+    gateway = await Gateway.start(
+      gatewayEnv({
+        UPSTREAM_TOOLS: JSON.stringify({ readOnly: true }),
+        UPSTREAM_TOOLS_FOR: JSON.stringify({ '@maintainers.example': { deny: ['delete_*'] } }),
+        UPSTREAM_RATE_LIMIT: JSON.stringify({ requests: 4, period: 60 }),
+      }),
+    );
+    gateway.routes.set(UPSTREAM_URL, async (request) => {
+      const message = await request.json<{ id: unknown; method: string }>();
+      upstreamSaw.push(message);
+      if (message.method !== 'tools/list') return Response.json({ jsonrpc: '2.0', id: message.id, result: { content: [] } });
+      return Response.json({ jsonrpc: '2.0', id: message.id, result: { tools: WORKER_TOOLS } });
+    });
+  });
+  afterEach(() => {
+    vi.unstubAllGlobals();
+  });
+
+  it('shows a person the tools of their policy, refuses the others, and then limits their rate', async () => {
+    const alice = (await signIn(gateway, { login: { email: `alice-${tag()}@example.com` } })).tokens.access_token;
+    const listed = await (await mcpRequest(gateway, alice, list(1))).json<Message>();
+    expect(names(listed)).toEqual(['get_issue']);
+    const refused = await mcpRequest(gateway, alice, call(2, 'delete_repo'));
+    expect(refused.status).toBe(200);
+    expect((await refused.json<Message>()).error).toMatchObject({ code: -32602, message: 'tool delete_repo is not available through this gateway' });
+    expect(upstreamSaw.map((m) => (m as { method: string }).method)).toEqual(['tools/list']);
+
+    const maintainer = (await signIn(gateway, { login: { email: `carol-${tag()}@maintainers.example` } })).tokens.access_token;
+    expect(names(await (await mcpRequest(gateway, maintainer, list(1))).json<Message>())).toEqual(['get_issue', 'create_issue']);
+
+    // Alice's fourth and fifth requests: the limit is 4 a minute, per person.
+    expect((await mcpRequest(gateway, alice, call(3, 'get_issue'))).status).toBe(200);
+    expect((await mcpRequest(gateway, alice, call(4, 'get_issue'))).status).toBe(200);
+    const limited = await mcpRequest(gateway, alice, call(5, 'get_issue'));
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get('Retry-After'))).toBeGreaterThan(0);
+    expect((await limited.json<Message>()).error?.code).toBe(-32006);
+    expect((await mcpRequest(gateway, maintainer, list(2))).status).toBe(200);
+  });
+});
+
+const WORKER_TOOLS = [
+  { name: 'get_issue', inputSchema: { type: 'object' }, annotations: { readOnlyHint: true } },
+  { name: 'create_issue', inputSchema: { type: 'object' }, annotations: { readOnlyHint: false } },
+  { name: 'delete_repo', inputSchema: { type: 'object' } },
+];
