@@ -160,6 +160,9 @@ async function fetchToolList(input: ToolGateInput): Promise<void> {
   headers.set('Content-Type', 'application/json');
   headers.set('Accept', 'application/json, text/event-stream');
   headers.delete('Last-Event-ID');
+  // Newer revisions name the method (and tool) in headers, which servers may check against the body.
+  headers.delete('Mcp-Name');
+  if (headers.has('Mcp-Method')) headers.set('Mcp-Method', 'tools/list');
   try {
     for (let page = 0; page < MAX_LIST_PAGES; page++) {
       const id = `mcp-oauth-gateway-tools-${crypto.randomUUID()}`;

@@ -35,6 +35,9 @@ beforeAll(async () => {
     gatewayVars: {
       UPSTREAM_TOOLS: JSON.stringify({ readOnly: true }),
       UPSTREAM_TOOLS_FOR: JSON.stringify({ 'bob@example.com': { deny: ['get-*', 'trigger-*'] } }),
+      // The same server again, at /limited/mcp, with a small rate limit and no tool policy.
+      UPSTREAMS: JSON.stringify({ limited: { url: everything.url, token: 'LIMITED_TOKEN', rateLimit: { requests: 6, period: 60 } } }),
+      LIMITED_TOKEN: upstreamToken,
     },
   });
   alice = await connectWithOAuth(stack.urls.mcp, { email: 'alice@example.com' });
@@ -92,5 +95,38 @@ describe('tool policy in front of server-everything', () => {
     await expect(client.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } })).rejects.toThrow(/not available through this gateway/);
     // Not read-only for bob: echo is his whatever its annotations.
     expect(JSON.stringify((await client.callTool({ name: 'echo', arguments: { message: 'hi' } })).content)).toContain('hi');
+  });
+});
+
+describe('rate limit under wrangler dev', () => {
+  it('answers 429 with Retry-After once a person is over the limit, and leaves their other upstream alone', async () => {
+    const limitedUrl = `${need(stack).urls.gateway}/limited/mcp`;
+    const limited = await connectWithOAuth(limitedUrl, { email: 'alice@example.com' });
+    try {
+      const token = limited.provider.savedTokens?.access_token as string;
+      const headers = {
+        Authorization: `Bearer ${token}`,
+        'Content-Type': 'application/json',
+        Accept: 'application/json, text/event-stream',
+        'Mcp-Session-Id': limited.transport.sessionId as string,
+        'MCP-Protocol-Version': '2025-11-25',
+      };
+      const statuses: number[] = [];
+      let refused: Response | undefined;
+      for (let id = 1; id <= 8 && !refused; id++) {
+        const response = await fetch(limitedUrl, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id, method: 'ping' }) });
+        statuses.push(response.status);
+        if (response.status === 429) refused = response;
+        else await response.body?.cancel();
+      }
+      expect(statuses.slice(0, -1).every((s) => s === 200 || s === 202), `statuses ${statuses}`).toBe(true);
+      expect(refused?.status).toBe(429);
+      expect(Number(refused?.headers.get('Retry-After'))).toBeGreaterThan(0);
+      expect(((await refused?.json()) as { error: { code: number } }).error.code).toBe(-32006);
+      // The same person on /mcp, which has no rateLimit, is unaffected.
+      expect((await need(alice).client.listTools()).tools.length).toBeGreaterThan(0);
+    } finally {
+      await limited.client.close().catch(() => {});
+    }
   });
 });
