@@ -1,6 +1,8 @@
 import { env } from 'cloudflare:test';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config';
+import { rewriteListAnswers } from '../src/policy/tool-messages';
+import { rewriteJsonRpcEvents } from '../src/policy/tools-sse';
 import { Gateway, gatewayEnv, mcpRequest, signIn, UPSTREAM_URL } from './fixtures/gateway';
 import {
   annotate,
@@ -143,6 +145,36 @@ describe('tool policy: tools/list', () => {
     expect(filtered.split('\n\n')[0]).toBe(plain.split('\n\n')[0]);
     expect(filtered.split('\n\n')[2]).toBe(plain.split('\n\n')[2]);
     expect([before, after].map((m) => (m as { params?: { data?: string } }).params?.data)).toEqual(['before', 'after']);
+  });
+});
+
+describe('tool policy: the SSE transform', () => {
+  const rules = { allow: undefined, deny: [/^delete_.*$/], readOnly: false };
+  const progress = 'id: 1\r\ndata: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}\r\n\r\n';
+  const listEvent = `event: message\r\nid: 2\r\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: 9, result: { tools: [{ name: 'delete_x' }, { name: 'get_x' }] } })}\r\n\r\n`;
+
+  it('passes each other event on as soon as its blank line arrives, and filters a list that arrives a byte at a time', async () => {
+    let source!: ReadableStreamDefaultController<Uint8Array>;
+    const body = new ReadableStream<Uint8Array>({ start: (c) => void (source = c) });
+    const out = rewriteJsonRpcEvents(body, (m) => rewriteListAnswers(rules, m, { ids: new Set(['n:9']) })).getReader();
+    const decoder = new TextDecoder();
+    const bytes = new TextEncoder().encode(progress + listEvent);
+    let seen = '';
+    for (const byte of bytes.subarray(0, progress.length)) source.enqueue(Uint8Array.of(byte));
+    // The progress event is complete: it comes out whole, before anything of the list is sent.
+    while (!seen.endsWith('\r\n\r\n')) seen += decoder.decode((await out.read()).value, { stream: true });
+    expect(seen).toBe(progress);
+    for (const byte of bytes.subarray(progress.length)) source.enqueue(Uint8Array.of(byte));
+    source.close();
+    let rest = '';
+    for (let r = await out.read(); !r.done; r = await out.read()) rest += decoder.decode(r.value, { stream: true });
+    expect(rest).toBe(`event: message\r\nid: 2\r\ndata: {"jsonrpc":"2.0","id":9,"result":{"tools":[{"name":"get_x"}]}}\r\n\r\n`);
+  });
+
+  it('ends the stream rather than pass on an event too large to check', async () => {
+    const body = new Blob([`data: ${'x'.repeat(2_000)}`]).stream();
+    const reader = rewriteJsonRpcEvents(body, () => undefined, { maxEventChars: 1_000 }).getReader();
+    await expect(reader.read()).rejects.toThrow(/too large/);
   });
 });
 
