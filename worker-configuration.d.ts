@@ -3,6 +3,7 @@
 // Runtime types generated with workerd@1.20261023.1 2026-10-23 global_fetch_strictly_public
 interface __BaseEnv_Env {
 	OAUTH_KV: KVNamespace;
+	RATE_LIMITER: DurableObjectNamespace<import("./src/index").RateLimiter>;
 	ACCESS_CLIENT_ID: string;
 	ACCESS_CLIENT_SECRET: string;
 	ACCESS_AUTHORIZATION_URL: string;
@@ -15,6 +16,7 @@ interface __BaseEnv_Env {
 declare namespace Cloudflare {
 	interface GlobalProps {
 		mainModule: typeof import("./src/index");
+		durableNamespaces: "RateLimiter";
 	}
 	interface Env extends __BaseEnv_Env {}
 }

@@ -76,3 +76,7 @@ function misconfigured(error: ConfigError): Response {
     { status: 500 },
   );
 }
+
+// A Durable Object class must be exported by the Worker's main module: the one exception to
+// "index.ts exports only the Worker".
+export { RateLimiter } from './policy/rate-limiter';

@@ -2,6 +2,7 @@
  * The upstream MCP servers: the single-upstream variables (`UPSTREAM_URL`, ..., served at `/mcp`)
  * and `UPSTREAMS` (each served at `/<name>/mcp`). Both may be set together.
  */
+import { type RateLimitConfig, readRateLimit, readToolPolicy, type ToolPolicy } from './policy';
 import { type ConfigProblem, type EmailAllowlist, Reader } from './reader';
 
 export interface UpstreamConfig {
@@ -27,6 +28,10 @@ export interface UpstreamConfig {
   userSupplied: boolean;
   /** Where a person makes a token for this upstream, linked from the token page. */
   tokenHelp: URL | undefined;
+  /** Which tools people may see and call (`tools`, `toolsFor`); undefined: every tool. */
+  tools: ToolPolicy | undefined;
+  /** Requests per person per period (`rateLimit`); undefined: no limit. */
+  rateLimit: RateLimitConfig | undefined;
 }
 
 export const SINGLE_UPSTREAM_NAME = 'mcp';
@@ -50,6 +55,9 @@ const SETTINGS = [
   'headers',
   'timeout',
   'allowedEmails',
+  'tools',
+  'toolsFor',
+  'rateLimit',
 ] as const;
 const SINGLE_UPSTREAM_VARIABLES = [
   'UPSTREAM_TOKEN',
@@ -60,6 +68,9 @@ const SINGLE_UPSTREAM_VARIABLES = [
   'UPSTREAM_AUTH_SCHEME',
   'UPSTREAM_HEADERS',
   'UPSTREAM_TIMEOUT',
+  'UPSTREAM_TOOLS',
+  'UPSTREAM_TOOLS_FOR',
+  'UPSTREAM_RATE_LIMIT',
 ];
 const UPSTREAM_URL_HINT = "the upstream MCP server's endpoint, e.g. https://mcp.example.com/mcp";
 
@@ -71,7 +82,7 @@ export function readUpstreams(env: Readonly<Record<string, unknown>>, problems: 
   const upstreams: UpstreamConfig[] = [];
 
   if (reader.has('UPSTREAM_URL') || !hasSeveral) {
-    const single = readSingleUpstream(reader, allowlist, hasSeveral);
+    const single = readSingleUpstream(reader, allowlist, hasSeveral, env);
     if (single) upstreams.push(single);
   } else {
     for (const variable of SINGLE_UPSTREAM_VARIABLES.filter((name) => reader.has(name))) {
@@ -88,7 +99,12 @@ export function readUpstreams(env: Readonly<Record<string, unknown>>, problems: 
   return upstreams;
 }
 
-function readSingleUpstream(reader: Reader, allowlist: EmailAllowlist | undefined, hasSeveral: boolean): UpstreamConfig | undefined {
+function readSingleUpstream(
+  reader: Reader,
+  allowlist: EmailAllowlist | undefined,
+  hasSeveral: boolean,
+  env: Readonly<Record<string, unknown>>,
+): UpstreamConfig | undefined {
   const url = reader.url('UPSTREAM_URL', hasSeveral ? UPSTREAM_URL_HINT : `${UPSTREAM_URL_HINT}, or configure several in UPSTREAMS`);
   const token = reader.string('UPSTREAM_TOKEN', '', { optional: true });
   const userTokens = reader.userTokens('USER_TOKENS');
@@ -107,6 +123,8 @@ function readSingleUpstream(reader: Reader, allowlist: EmailAllowlist | undefine
     allowedEmails: undefined,
     userSupplied,
     tokenHelp: reader.url('UPSTREAM_TOKEN_HELP', 'a page where people make a token', { optional: true }),
+    tools: readToolPolicy(reader, 'UPSTREAM_TOOLS', 'UPSTREAM_TOOLS_FOR'),
+    rateLimit: readRateLimit(reader, 'UPSTREAM_RATE_LIMIT', env),
   };
   return url ? { ...upstream, url } : undefined;
 }
@@ -162,6 +180,8 @@ function readNamedUpstream(
     allowedEmails,
     userSupplied,
     tokenHelp: reader.url('tokenHelp', 'a page where people make a token', { optional: true }),
+    tools: readToolPolicy(reader, 'tools', 'toolsFor'),
+    rateLimit: readRateLimit(reader, 'rateLimit', env),
   };
   return url && problems.length === before ? { ...upstream, url } : undefined;
 }

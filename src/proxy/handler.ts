@@ -6,6 +6,7 @@
  */
 import type { Config, UpstreamConfig } from '../config';
 import type { Identity } from '../identity';
+import { toolRulesFor } from '../policy/tool-rules';
 import { upstreamCredential } from '../upstream/credentials';
 import type { TokenVault } from '../vault/store';
 import { forwardToUpstream } from './forward';
@@ -15,6 +16,7 @@ import { gatewayEndpointFor, rewriteEndpointEvents, upstreamUrlForSignedEndpoint
 import { logProxyRequest, type ProxyLogEntry, type ProxyOutcome } from './log';
 import { readRequestBody } from './message';
 import { gatewayPathFor, routeToUpstream } from './route';
+import { type ForwardedUnderPolicy, gateToolRequest, POLICY_PEEK_LIMIT_BYTES, rateLimitResponse } from './tool-policy';
 
 export interface ProxyCaller {
   config: Config;
@@ -74,16 +76,30 @@ export async function proxyMcpRequest(request: Request, caller: ProxyCaller, _ct
         : undefined;
   if (!target) return fail('pathRefused', 'path_refused');
 
-  const { body, rpcMethod, id } = await readRequestBody(request);
+  const toolRules = toolRulesFor(settings.tools, identity.email);
+  const { body, rpcMethod, id, message } = await readRequestBody(request, toolRules ? { limit: POLICY_PEEK_LIMIT_BYTES, readUnknownLength: true } : {});
   entry.rpcMethod = rpcMethod;
+  const limited = await rateLimitResponse(settings, identity.email, id, origin);
+  if (limited) return finish(limited, 'rate_limited');
   const credential = await upstreamCredential(settings, identity.email, vault);
   if (!credential) return fail(settings.userSupplied ? 'noOwnToken' : 'noUpstreamCredential', 'no_upstream_credential', id);
+  const upstreamHeaders = upstreamRequestHeaders(request.headers, settings, credential.header);
+
+  // The tool policy (src/policy/): what may go upstream, and what of the answer the client sees.
+  let gate: ForwardedUnderPolicy | undefined;
+  if (toolRules) {
+    const input = { rules: toolRules, method: request.method, message, hasBody: request.body !== null, id, origin };
+    const decided = await gateToolRequest({ ...input, target, upstreamHeaders, signal: request.signal, timeoutMs: settings.timeoutMs });
+    entry.tool = decided.tool;
+    if (decided.kind === 'answer') return finish(decided.response, decided.outcome);
+    gate = decided;
+  }
 
   const started = Date.now();
   const result = await forwardToUpstream(target, {
     method: request.method,
-    headers: upstreamRequestHeaders(request.headers, settings, credential.header),
-    body,
+    headers: upstreamHeaders,
+    body: gate?.body ?? body,
     signal: request.signal,
     timeoutMs: settings.timeoutMs,
   });
@@ -132,7 +148,8 @@ export async function proxyMcpRequest(request: Request, caller: ProxyCaller, _ct
       return endpoint;
     });
   }
-  return finish(new Response(responseBody, { status: upstream.status, statusText: upstream.statusText, headers }), 'ok');
+  const response = new Response(responseBody, { status: upstream.status, statusText: upstream.statusText, headers });
+  return gate ? finish(await gate.respond(response), gate.outcome) : finish(response, 'ok');
 }
 
 function isEventStream(headers: Headers): boolean {

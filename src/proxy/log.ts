@@ -14,7 +14,10 @@ export type ProxyOutcome =
   | 'upstream_redirect_refused'
   | 'timeout'
   | 'unreachable'
-  | 'client_closed';
+  | 'client_closed'
+  | 'tool_refused'
+  | 'uninspectable'
+  | 'rate_limited';
 
 export interface ProxyLogEntry {
   /** The upstream's name (`mcp` for the single upstream at /mcp). */
@@ -25,6 +28,8 @@ export interface ProxyLogEntry {
   /** The gateway path, without the query. */
   path: string;
   rpcMethod: string | undefined;
+  /** The tool a `tools/call` named (the first one, in a batch). */
+  tool?: string | undefined;
   /** What the client got. */
   status: number;
   /** What the upstream answered, when it did. */

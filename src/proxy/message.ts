@@ -6,7 +6,7 @@
 import type { JsonRpcId } from './jsonrpc-error';
 
 /** Bodies up to this size are parsed for the log line; MCP requests are almost always far smaller. */
-const PEEK_LIMIT_BYTES = 64 * 1024;
+export const PEEK_LIMIT_BYTES = 64 * 1024;
 const MAX_LOGGED_METHODS = 10;
 
 export interface RequestBody {
@@ -15,16 +15,33 @@ export interface RequestBody {
   rpcMethod: string | undefined;
   /** The id of a single request, echoed in the proxy's own errors. */
   id: JsonRpcId;
+  /** The parsed JSON-RPC message (or batch); undefined when the body was not read or not JSON. */
+  message?: unknown;
 }
 
-export async function readRequestBody(request: Request): Promise<RequestBody> {
+export interface ReadOptions {
+  /** The largest body parsed (a tool policy must read more than the log line needs). */
+  limit?: number;
+  /**
+   * Also read a JSON body of unknown length (HTTP/2 may omit Content-Length), up to `limit`; one
+   * that turns out longer is consumed and comes back unparsed, so only a caller that refuses such
+   * a body (a tool policy) may ask for this.
+   */
+  readUnknownLength?: boolean;
+}
+
+export async function readRequestBody(request: Request, options: ReadOptions = {}): Promise<RequestBody> {
+  const limit = options.limit ?? PEEK_LIMIT_BYTES;
   if (request.body === null) return { body: null, rpcMethod: undefined, id: null };
   // Content-Length of an incoming request is enforced by the runtime, so it bounds the read.
-  const length = Number(request.headers.get('content-length') ?? Number.NaN);
+  const header = request.headers.get('content-length');
+  const length = Number(header ?? Number.NaN);
   const json = /^application\/json\s*(;|$)/i.test(request.headers.get('content-type') ?? '');
-  if (!json || !(length > 0 && length <= PEEK_LIMIT_BYTES)) return { body: request.body, rpcMethod: undefined, id: null };
+  const unknownLength = header === null && options.readUnknownLength === true;
+  if (!json || !(unknownLength || (length > 0 && length <= limit))) return { body: request.body, rpcMethod: undefined, id: null };
 
-  const bytes = await request.arrayBuffer();
+  const bytes = unknownLength ? await readAtMost(request.body, limit) : await request.arrayBuffer();
+  if (bytes === undefined) return { body: null, rpcMethod: undefined, id: null };
   let message: unknown;
   try {
     message = JSON.parse(new TextDecoder().decode(bytes));
@@ -34,9 +51,33 @@ export async function readRequestBody(request: Request): Promise<RequestBody> {
   }
   if (Array.isArray(message)) {
     const methods = message.slice(0, MAX_LOGGED_METHODS).map(methodOf).filter((m): m is string => m !== undefined);
-    return { body: bytes, rpcMethod: methods.length > 0 ? methods.join(',') : undefined, id: null };
+    return { body: bytes, rpcMethod: methods.length > 0 ? methods.join(',') : undefined, id: null, message };
   }
-  return { body: bytes, rpcMethod: methodOf(message), id: idOf(message) };
+  return { body: bytes, rpcMethod: methodOf(message), id: idOf(message), message };
+}
+
+/** The whole stream, or undefined (and the stream cancelled) once it passes `limit` bytes. */
+async function readAtMost(stream: ReadableStream<Uint8Array>, limit: number): Promise<ArrayBuffer | undefined> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = stream.getReader();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > limit) {
+      await reader.cancel().catch(() => {});
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return bytes.buffer;
 }
 
 /** A method name is client-chosen: keep it short and printable so it cannot forge log content. */

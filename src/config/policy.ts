@@ -1,0 +1,112 @@
+/**
+ * Tool policy and rate limit settings of one upstream: `tools`, `toolsFor` and `rateLimit` in an
+ * UPSTREAMS entry, `UPSTREAM_TOOLS`, `UPSTREAM_TOOLS_FOR` and `UPSTREAM_RATE_LIMIT` for the single
+ * upstream. Problems name the field: `UPSTREAMS.github.tools.deny`, `UPSTREAM_TOOLS`.
+ */
+import type { Reader } from './reader';
+
+/** Which tools one person may see and call on one upstream. */
+export interface ToolRules {
+  /** Tool name patterns (`*` matches any run of characters); undefined: every tool not denied. */
+  allow: readonly RegExp[] | undefined;
+  deny: readonly RegExp[];
+  /** Only tools whose annotations say `readOnlyHint: true`. */
+  readOnly: boolean;
+}
+
+export interface ToolPolicy {
+  /** For everyone without a `toolsFor` entry; undefined: every tool. */
+  fallback: ToolRules | undefined;
+  /** Lowercased email -> rules; beats `domains`. */
+  emails: ReadonlyMap<string, ToolRules>;
+  /** Lowercased domain, without "@" -> rules. */
+  domains: ReadonlyMap<string, ToolRules>;
+}
+
+export interface RateLimitConfig {
+  /** Requests a person may make in `periodSeconds`, on this upstream. */
+  requests: number;
+  periodSeconds: number;
+  /** The Durable Object namespace that counts (`RATE_LIMITER` in wrangler.jsonc). */
+  limiter: DurableObjectNamespace<import('../policy/rate-limiter').RateLimiter>;
+}
+
+const TOOL_KEYS = ['allow', 'deny', 'readOnly'];
+const TOOLS_HINT = 'a JSON object such as {"allow":["get_*"],"deny":["delete_*"],"readOnly":true}';
+const PATTERN = /^[^\s*]*(\*[^\s*]*)*$/;
+
+/**
+ * The policy in `toolsKey` and `toolsForKey`, or undefined when neither is set. A malformed entry
+ * is a problem, never silently "every tool": the policy fails closed at configuration time too.
+ */
+export function readToolPolicy(reader: Reader, toolsKey: string, toolsForKey: string): ToolPolicy | undefined {
+  const fallback = reader.has(toolsKey) ? readToolRules(reader, toolsKey, reader.jsonObject(toolsKey, TOOLS_HINT)) : undefined;
+  const toolsFor = reader.jsonObject(toolsForKey, `a JSON object of email or @domain to ${TOOLS_HINT}`);
+  const emails = new Map<string, ToolRules>();
+  const domains = new Map<string, ToolRules>();
+  for (const [who, value] of Object.entries(toolsFor ?? {})) {
+    const key = who.trim().toLowerCase();
+    const label = `${toolsForKey}.${key}`;
+    const isDomain = /^@[^@\s]+\.[^@\s]+$/.test(key);
+    if (!isDomain && !/^[^@\s]+@[^@\s]+$/.test(key)) {
+      reader.problem(toolsForKey, 'every key must be an email or an @domain, e.g. {"@example.com":{"deny":["delete_*"]}}');
+      continue;
+    }
+    const object = typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+    if (!object) {
+      reader.problem(label, `must be ${TOOLS_HINT}`);
+      continue;
+    }
+    const rules = readToolRules(reader, label, object);
+    if (rules) (isDomain ? domains : emails).set(isDomain ? key.slice(1) : key, rules);
+  }
+  if (!fallback && emails.size === 0 && domains.size === 0) return undefined;
+  return { fallback, emails, domains };
+}
+
+function readToolRules(reader: Reader, key: string, object: Record<string, unknown> | undefined): ToolRules | undefined {
+  if (!object) return undefined;
+  const before = reader.problems.length;
+  for (const unknown of Object.keys(object).filter((k) => !TOOL_KEYS.includes(k))) {
+    reader.problem(`${key}.${unknown}`, `is not a tools setting: use ${TOOL_KEYS.join(', ')}`);
+  }
+  const allow = object.allow === undefined ? undefined : patterns(reader, `${key}.allow`, object.allow);
+  const deny = object.deny === undefined ? [] : patterns(reader, `${key}.deny`, object.deny);
+  const readOnly = object.readOnly ?? false;
+  if (typeof readOnly !== 'boolean') reader.problem(`${key}.readOnly`, 'must be true or false');
+  if (reader.problems.length > before) return undefined;
+  return { allow, deny: deny ?? [], readOnly: readOnly === true };
+}
+
+function patterns(reader: Reader, key: string, value: unknown): RegExp[] | undefined {
+  const valid =
+    Array.isArray(value) && value.every((v) => typeof v === 'string' && v.trim() !== '' && v.length <= 128 && PATTERN.test(v.trim()));
+  if (!valid) {
+    reader.problem(key, 'must be an array of tool names, each with optional * wildcards, e.g. ["get_*","search_code"]');
+    return undefined;
+  }
+  return (value as string[]).map((pattern) => toolPattern(pattern.trim()));
+}
+
+/** `delete_*` -> /^delete_.*$/; every other character matches itself. */
+export function toolPattern(pattern: string): RegExp {
+  const escaped = pattern.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\/-]/g, '\\$&'));
+  return new RegExp(`^${escaped.join('.*')}$`, 's');
+}
+
+const RATE_HINT = 'a JSON object such as {"requests":120,"period":60}: requests per person per period in seconds';
+
+/** `{"requests": N, "period": S}`; needs the RATE_LIMITER Durable Object binding. */
+export function readRateLimit(reader: Reader, key: string, env: Readonly<Record<string, unknown>>): RateLimitConfig | undefined {
+  const object = reader.jsonObject(key, RATE_HINT);
+  if (!object) return undefined;
+  const { requests, period, ...rest } = object;
+  for (const unknown of Object.keys(rest)) reader.problem(`${key}.${unknown}`, 'is not a rate limit setting: use requests, period');
+  const whole = (value: unknown, max: number) => typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= max;
+  if (!whole(requests, 1_000_000)) reader.problem(`${key}.requests`, 'must be a whole number of requests from 1 to 1000000');
+  if (!whole(period, 86_400)) reader.problem(`${key}.period`, 'must be a whole number of seconds from 1 to 86400');
+  const limiter = env.RATE_LIMITER as RateLimitConfig['limiter'] | undefined;
+  if (!limiter) reader.problem(key, 'needs the RATE_LIMITER Durable Object binding: keep it in wrangler.jsonc');
+  if (!whole(requests, 1_000_000) || !whole(period, 86_400) || !limiter || Object.keys(rest).length > 0) return undefined;
+  return { requests: requests as number, periodSeconds: period as number, limiter };
+}

@@ -1,0 +1,129 @@
+/**
+ * The tool policy over JSON-RPC messages, both ways: which requests of a body (single or batch) go
+ * upstream and which the gateway answers itself, and the rewriting of `tools/list` answers.
+ * Pure: the caller supplies the annotations it knows.
+ */
+import type { ToolRules } from '../config/policy';
+import { filterToolsResult, isObject, isToolNameAllowed } from './tool-rules';
+
+export type JsonRpcId = string | number | null;
+
+/** JSON-RPC 2.0 §5.1 "Invalid params": the code MCP servers use for an unknown tool. */
+export const TOOL_REFUSED_CODE = -32602;
+
+export interface ToolRequestPlan {
+  /** `unchanged`: send the body as it came; an array: send these messages as a batch instead; `nothing`: send nothing. */
+  forward: 'unchanged' | 'nothing' | unknown[];
+  /** The gateway's own answers, one per refused call that has an id. */
+  answers: unknown[];
+  /** Keys (`idKey`) of the `tools/list` requests going upstream, whose answers must be filtered. */
+  listIds: ReadonlySet<string>;
+  /** Whether the body was a batch (answers are then an array). */
+  batch: boolean;
+  /** The first `tools/call`'s tool name, for the log (printable, at most 100 characters). */
+  tool: string | undefined;
+  /** Whether at least one call was refused. */
+  refused: boolean;
+}
+
+/** Undefined: not known to be read-only or not, so not available under `readOnly`. */
+export type ReadOnlyLookup = (name: string) => boolean | undefined;
+
+/** A stable map key for a JSON-RPC id (1 and "1" are different ids). */
+export function idKey(id: unknown): string | undefined {
+  if (typeof id === 'string') return `s:${id}`;
+  if (typeof id === 'number' && Number.isFinite(id)) return `n:${id}`;
+  return undefined;
+}
+
+/** The tool names of `tools/call` requests that pass `allow`/`deny` and need annotations (under `readOnly`). */
+export function callsNeedingAnnotations(rules: ToolRules, message: unknown): string[] {
+  if (!rules.readOnly) return [];
+  const names = messagesOf(message)
+    .map(toolCallName)
+    .filter((name): name is string => typeof name === 'string' && isToolNameAllowed(rules, name));
+  return [...new Set(names)];
+}
+
+/** Sorts a request body's messages into forwarded and refused. `message` is the parsed body. */
+export function planToolRequest(rules: ToolRules, message: unknown, readOnly: ReadOnlyLookup): ToolRequestPlan {
+  const batch = Array.isArray(message);
+  const messages = messagesOf(message);
+  const kept: unknown[] = [];
+  const answers: unknown[] = [];
+  const listIds = new Set<string>();
+  let tool: string | undefined;
+  let refused = false;
+
+  for (const item of messages) {
+    const name = toolCallName(item);
+    if (name !== undefined) {
+      const printable = typeof name === 'string' ? printableName(name) : undefined;
+      tool ??= printable;
+      const available = typeof name === 'string' && isToolNameAllowed(rules, name) && (!rules.readOnly || readOnly(name) === true);
+      if (!available) {
+        refused = true;
+        const id = (item as Record<string, unknown>).id;
+        if (id !== undefined) answers.push(toolRefusal(id, printable));
+        continue;
+      }
+    } else if (isObject(item) && item.method === 'tools/list') {
+      const key = idKey(item.id);
+      if (key) listIds.add(key);
+    }
+    kept.push(item);
+  }
+
+  const forward = !refused ? 'unchanged' : kept.length === 0 ? 'nothing' : batch ? kept : 'unchanged';
+  return { forward, answers, listIds, batch, tool, refused };
+}
+
+/** The answer to a refused call: the request's id, code -32602. */
+export function toolRefusal(id: unknown, name: string | undefined): unknown {
+  const safeId = typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)) ? id : null;
+  const message = `tool ${name ?? '(unnamed)'} is not available through this gateway`;
+  return { jsonrpc: '2.0', id: safeId, error: { code: TOOL_REFUSED_CODE, message } };
+}
+
+/** How an answer to rewrite is recognised: by the ids of the `tools/list` requests, or by its shape (a stream not tied to a request). */
+export type ListMatch = { ids: ReadonlySet<string> } | 'shape';
+
+/**
+ * The answer (single or batch) with every `tools/list` result filtered, or undefined when nothing
+ * in it is a `tools/list` answer (the caller then passes the original bytes). `seen` gets each
+ * unfiltered tools array, so annotations can be cached from the newest list.
+ */
+export function rewriteListAnswers(rules: ToolRules, answer: unknown, match: ListMatch, seen?: (tools: unknown[]) => void): unknown {
+  const isListAnswer = (item: unknown): item is Record<string, unknown> => {
+    if (!isObject(item) || !('result' in item)) return false;
+    if (match === 'shape') return isObject(item.result) && Array.isArray(item.result.tools);
+    const key = idKey(item.id);
+    return key !== undefined && match.ids.has(key);
+  };
+  const rewrite = (item: Record<string, unknown>) => {
+    const result = isObject(item.result) ? item.result : {};
+    if (Array.isArray(result.tools)) seen?.(result.tools);
+    return { ...item, result: filterToolsResult(rules, result) };
+  };
+  if (Array.isArray(answer)) {
+    if (!answer.some(isListAnswer)) return undefined;
+    return answer.map((item) => (isListAnswer(item) ? rewrite(item) : item));
+  }
+  return isListAnswer(answer) ? rewrite(answer) : undefined;
+}
+
+function messagesOf(message: unknown): unknown[] {
+  return Array.isArray(message) ? message : [message];
+}
+
+/** The tool name of a `tools/call` request: a string, `null` when it has none, undefined for any other message. */
+function toolCallName(message: unknown): string | null | undefined {
+  if (!isObject(message) || message.method !== 'tools/call') return undefined;
+  const name = isObject(message.params) ? message.params.name : undefined;
+  return typeof name === 'string' ? name : null;
+}
+
+/** A tool name is client-chosen: only short printable names go into messages and the log. */
+function printableName(name: string): string | undefined {
+  return /^[\w./:@-]{1,100}$/.test(name) ? name : undefined;
+}
