@@ -26,6 +26,8 @@ without a terminal every required answer must come from a flag or the environmen
   --upstream-token TOKEN   its token (or the UPSTREAM_TOKEN environment variable)
   --upstream NAME=URL      another upstream, served at /NAME/mcp (repeatable)
   --upstream-token-for NAME=TOKEN   its token (repeatable; or the NAME_TOKEN environment variable)
+  --user-supplied NAME     upstream NAME takes each person's own token, asked for at their first
+                           login (repeatable); generates TOKEN_ENCRYPTION_KEY
   --out FILE               where to write (default .prod.vars)
   --force                  overwrite FILE if it exists
   --skip-doctor            write the file without checking Access and the upstreams
@@ -42,6 +44,7 @@ const options = /** @type {const} */ ({
   'upstream-token': { type: 'string' },
   upstream: { type: 'string', multiple: true },
   'upstream-token-for': { type: 'string', multiple: true },
+  'user-supplied': { type: 'string', multiple: true },
   out: { type: 'string', default: '.prod.vars' },
   force: { type: 'boolean' },
   'skip-doctor': { type: 'boolean' },
@@ -109,23 +112,34 @@ PKCE on, scopes openid email profile); its redirect URL is https://<your-worker-
   env.UPSTREAM_URL = await ask('Upstream MCP server URL, served at /mcp', flags['upstream-url'], { required: '--upstream-url' });
   env.UPSTREAM_TOKEN = await ask('Its token (PAT or API key)', flags['upstream-token'] ?? process.env.UPSTREAM_TOKEN, { required: '--upstream-token', secret: true });
 
-  /** @type {Record<string, { url: string, token: string }>} */
+  /** @type {Record<string, { url: string, token?: string, userSupplied?: true }>} */
   const named = {};
   const tokensFor = pairs(flags['upstream-token-for'] ?? [], '--upstream-token-for');
+  const ownTokens = new Set(flags['user-supplied'] ?? []);
   for (const [name, url] of pairs(flags.upstream ?? [], '--upstream')) {
     const variable = tokenVariable(name);
-    const token = tokensFor.get(name) ?? process.env[variable] ?? (await ask(`Token for ${name}`, undefined, { required: `--upstream-token-for ${name}=TOKEN`, secret: true }));
-    named[name] = { url, token: variable };
-    env[variable] = token;
+    const token =
+      tokensFor.get(name) ??
+      process.env[variable] ??
+      (ownTokens.has(name) ? undefined : await ask(`Token for ${name}`, undefined, { required: `--upstream-token-for ${name}=TOKEN`, secret: true }));
+    named[name] = { url, ...(token ? { token: variable } : {}), ...(ownTokens.has(name) ? { userSupplied: true } : {}) };
+    if (token) env[variable] = token;
   }
   while (interactive) {
     const name = await ask('Another upstream? Its name, served at /<name>/mcp (empty: done)', undefined);
     if (!name) break;
+    const url = await ask(`URL of ${name}`, undefined, { required: '' });
+    if ((await ask(`Does each person bring their own token for ${name}? (y/N)`, 'n')).toLowerCase().startsWith('y')) {
+      named[name] = { url, userSupplied: true };
+      continue;
+    }
     const variable = tokenVariable(name);
-    named[name] = { url: await ask(`URL of ${name}`, undefined, { required: '' }), token: variable };
+    named[name] = { url, token: variable };
     env[variable] = await ask(`Token for ${name}`, undefined, { required: '', secret: true });
   }
   if (Object.keys(named).length > 0) env.UPSTREAMS = JSON.stringify(named);
+  // People's own tokens are encrypted at rest under a key of their own.
+  if (Object.values(named).some((u) => u.userSupplied)) env.TOKEN_ENCRYPTION_KEY = randomBytes(32).toString('hex');
 
   // The Worker's own validation, before anything is written.
   const loaded = loadWorkerConfig(env);

@@ -6,7 +6,7 @@ export function base64url(bytes: ArrayBuffer | Uint8Array): string {
 }
 
 /** The bytes of a base64url string, or undefined when it is not one. */
-export function fromBase64url(text: string): Uint8Array | undefined {
+export function fromBase64url(text: string): Uint8Array<ArrayBuffer> | undefined {
   if (!/^[A-Za-z0-9_-]+$/.test(text)) return undefined;
   try {
     const binary = atob(text.replace(/-/g, '+').replace(/_/g, '/'));

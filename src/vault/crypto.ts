@@ -41,7 +41,12 @@ function additionalData({ email, upstream }: TokenBinding): Uint8Array {
 }
 
 /** `v1.<iv>.<ciphertext>`, base64url. `iv` is for known-answer tests only: never pass one otherwise. */
-export async function sealToken(secret: string, binding: TokenBinding, token: string, iv = crypto.getRandomValues(new Uint8Array(IV_BYTES))): Promise<string> {
+export async function sealToken(
+  secret: string,
+  binding: TokenBinding,
+  token: string,
+  iv: Uint8Array = crypto.getRandomValues(new Uint8Array(IV_BYTES)),
+): Promise<string> {
   const sealed = await crypto.subtle.encrypt({ name: 'AES-GCM', iv, additionalData: additionalData(binding) }, await keyFor(secret), new TextEncoder().encode(token));
   return `${VERSION}.${base64url(iv)}.${base64url(sealed)}`;
 }

@@ -7,7 +7,10 @@ import { join, resolve } from 'node:path';
 import { parseEnv } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findFreePort } from '../../dev/lib/ports.mjs';
-import { DEMO_NOTES_TOKEN, DEMO_UPSTREAM_TOKEN } from '../../dev/stack.mjs';
+import { DEMO_NOTES_TOKENS, DEMO_UPSTREAM_TOKEN } from '../../dev/stack.mjs';
+
+/** The notes upstream takes people's own tokens; here one of them serves as its shared token. */
+const DEMO_NOTES_TOKEN = DEMO_NOTES_TOKENS[0] ?? '';
 import { connectWithOAuth } from './support/mcp-client';
 import { type E2EStack, need, startE2EStack } from './support/stack';
 
