@@ -276,3 +276,11 @@ describe('issue #11: ACCESS_TEAM_DOMAIN and example values', () => {
     expect(variables({ ...valid, UPSTREAM_TOKEN: 'ghp_replace_with_nothing' })).toEqual([]);
   });
 });
+
+describe('issue #11: example values in the secrets UPSTREAMS names', () => {
+  it('names the secret that still holds an example value', () => {
+    const env = { ...valid, UPSTREAMS: JSON.stringify({ github: { url: 'https://api.githubcopilot.com/mcp/', token: 'GITHUB_TOKEN' } }) };
+    expect(variables({ ...env, GITHUB_TOKEN: 'replace-with-github-pat' })).toEqual(['GITHUB_TOKEN']);
+    expect(variables({ ...env, GITHUB_TOKEN: 'github_pat_real' })).toEqual([]);
+  });
+});

@@ -212,12 +212,12 @@ function reference(reader: Reader, key: string, env: Readonly<Record<string, unk
 function referencedSecret(reader: Reader, key: string, env: Readonly<Record<string, unknown>>): string | undefined {
   const variable = reference(reader, key, env);
   if (variable === undefined) return undefined;
-  const value = env[variable];
-  if (typeof value !== 'string' || value.trim() === '') {
+  if (typeof env[variable] !== 'string') {
     reader.problem(key, 'names a variable that does not hold the token as text');
     return undefined;
   }
-  return value.trim();
+  // Read like any other setting, so an example value left in it is caught (and named) too.
+  return new Reader(env, reader.problems).string(variable, `the token for ${reader.label(key).replace(/\.token$/, '')}`);
 }
 
 /** Without a shared token, everyone the allowlist names must have their own. */
