@@ -28,6 +28,15 @@ export interface OriginGateway {
   defaultUpstream: UpstreamConfig | undefined;
 }
 
+/** What a page a person's browser visits works with: this request's view of the deployment. */
+export interface BrowserLeg {
+  helpers: OAuthHelpers;
+  gateway: OriginGateway;
+  config: Config;
+  env: Env;
+  ctx: ExecutionContext;
+}
+
 export function buildGateway(origin: string, config: Config): OriginGateway {
   const byResource = new Map(config.upstreams.map((upstream) => [`${origin}${upstream.path}`, upstream]));
   const upstreamFor = (resource: string | undefined) => (resource === undefined ? undefined : byResource.get(resource));
@@ -103,20 +112,20 @@ export async function handleBrowserRequest(
   config: Config,
 ): Promise<Response | undefined> {
   const url = new URL(request.url);
-  const helpers = (): OAuthHelpers => gateway.authorizationServer.getOAuthApi(env);
+  const leg = (): BrowserLeg => ({ helpers: gateway.authorizationServer.getOAuthApi(env), gateway, config, env, ctx });
   try {
     switch (url.pathname) {
       case '/authorize':
-        return await handleAuthorize(request, helpers(), gateway, config);
+        return await handleAuthorize(request, leg());
       case '/callback':
         if (request.method !== 'GET') return undefined;
         // The one redirect URL the Access app knows serves both sign-ins, told apart by state.
         if (isConnectionsState(url)) return await finishConnectionsLogin(request, env.OAUTH_KV, config);
-        return await handleAccessCallback(request, helpers(), gateway, config, env, ctx);
+        return await handleAccessCallback(request, leg());
       case TOKEN_STEP_PATH:
-        return await handleTokenStep(request, helpers(), gateway, config, env, ctx);
+        return await handleTokenStep(request, leg());
       case CONNECTIONS_PATH:
-        return await handleConnections(request, helpers(), config, env, ctx);
+        return await handleConnections(request, leg());
       case '/':
         return request.method === 'GET' ? landingPage(url.origin, config) : undefined;
     }

@@ -4,7 +4,7 @@ import type { AccessConfig, Config } from '../config';
 import { PageError } from '../errors';
 import type { Identity } from '../identity';
 import { ownTokenProblem, offerTokenStep } from '../own-token/login-step';
-import type { OriginGateway } from '../provider';
+import type { BrowserLeg } from '../provider';
 import { TokenVault } from '../vault/store';
 import { allowedUpstream, issueCode } from './complete';
 import { type AccessLoginData, CALLBACK_PATH } from './login';
@@ -18,14 +18,7 @@ const ACCESS_TIMEOUT_MS = 10_000;
  * code to the MCP client, or first asks for the person's own token on a `userSupplied` upstream.
  * On any failure nothing is written: the grant is created last.
  */
-export async function handleAccessCallback(
-  request: Request,
-  helpers: OAuthHelpers,
-  gateway: OriginGateway,
-  config: Config,
-  env: Env,
-  ctx: ExecutionContext,
-): Promise<Response> {
+export async function handleAccessCallback(request: Request, { helpers, gateway, config, env, ctx }: BrowserLeg): Promise<Response> {
   const resumed = await resumeLogin(request, helpers);
   // These headers clear the browser-binding cookie: send them on every answer from here on.
   const headers = resumed.headers;

@@ -12,6 +12,7 @@ import { isCrossSitePost } from '../lib/origin';
 import { readPastedToken, refusedBy, unreachable, MALFORMED_TOKEN } from '../own-token/page';
 import { serverName } from '../own-token/login-step';
 import { checkUpstreamToken } from '../upstream/check';
+import type { BrowserLeg } from '../provider';
 import { TokenVault } from '../vault/store';
 import { everyone, grantsOf, personView, upstreamOfGrant } from './data';
 import { type Notice, NOTICES, renderConnectionsPage, renderSignedOut } from './page';
@@ -19,7 +20,7 @@ import { CONNECTIONS_PATH, readSession, type Session, signOutCookie, startConnec
 
 const AGAIN = `Open ${CONNECTIONS_PATH} and try again.`;
 
-export async function handleConnections(request: Request, helpers: OAuthHelpers, config: Config, env: Env, ctx: ExecutionContext): Promise<Response> {
+export async function handleConnections(request: Request, { helpers, config, env, ctx }: BrowserLeg): Promise<Response> {
   const url = new URL(request.url);
   const session = await readSession(request, config);
   const vault = new TokenVault(env.OAUTH_KV, config.tokenKeys);

@@ -1,7 +1,7 @@
 import { type AuthRequest, AuthorizationError, CimdFetchError, type OAuthHelpers } from '@cloudflare/workers-oauth-provider';
 import { redirectToAccess } from '../access/login';
 import { type Config, upstreamLabel } from '../config';
-import type { OriginGateway } from '../provider';
+import type { BrowserLeg } from '../provider';
 import { PageError } from '../errors';
 import { renderConsentPage } from './page';
 
@@ -19,7 +19,7 @@ const START_AGAIN = 'Go back to your app and connect again.';
  * always comes before the Access redirect: the confused-deputy rule for a proxy with one
  * upstream client ID.
  */
-export async function handleAuthorize(request: Request, helpers: OAuthHelpers, gateway: OriginGateway, config: Config): Promise<Response> {
+export async function handleAuthorize(request: Request, { helpers, gateway, config }: BrowserLeg): Promise<Response> {
   const origin = new URL(request.url).origin;
   const remember = { secret: config.cookieSecret };
 

@@ -11,7 +11,7 @@ import { type Config, type UpstreamConfig, upstreamLabel } from '../config';
 import { PageError } from '../errors';
 import type { Identity } from '../identity';
 import { isCrossSitePost } from '../lib/origin';
-import type { OriginGateway } from '../provider';
+import type { BrowserLeg } from '../provider';
 import { checkUpstreamToken } from '../upstream/check';
 import { upstreamTokenFor } from '../upstream/credentials';
 import { TokenVault } from '../vault/store';
@@ -64,14 +64,7 @@ export async function offerTokenStep(
 }
 
 /** POST /callback/token: the person pasted their token. */
-export async function handleTokenStep(
-  request: Request,
-  helpers: OAuthHelpers,
-  gateway: OriginGateway,
-  config: Config,
-  env: Env,
-  ctx: ExecutionContext,
-): Promise<Response> {
+export async function handleTokenStep(request: Request, { helpers, gateway, config, env, ctx }: BrowserLeg): Promise<Response> {
   const origin = new URL(request.url).origin;
   if (request.method !== 'POST') {
     throw new PageError(405, 'Method not allowed', START_AGAIN, `${request.method} ${TOKEN_STEP_PATH}`, { headers: new Headers({ Allow: 'POST' }) });
