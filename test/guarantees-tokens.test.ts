@@ -43,6 +43,17 @@ describe('rotating the upstream token', () => {
   });
 });
 
+describe('rotating COOKIE_ENCRYPTION_KEY', () => {
+  it('leaves access and refresh tokens working', async () => {
+    const { client, tokens } = await signIn(gateway);
+    gateway.env = gatewayEnv({ COOKIE_ENCRYPTION_KEY: 'rotated-cookie-key-fedcba9876543210fedcba' });
+    expect((await mcpRequest(gateway, tokens.access_token)).status).toBe(200);
+    const refreshed = await refresh(client, tokens.refresh_token);
+    expect(refreshed.status).toBe(200);
+    expect((await mcpRequest(gateway, (await refreshed.json<{ access_token: string }>()).access_token)).status).toBe(200);
+  });
+});
+
 describe('ACCESS_TOKEN_TTL', () => {
   it('is one day by default', async () => {
     const { tokens } = await signIn(gateway);
