@@ -19,5 +19,9 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     globalSetup: ['./test/fixtures/upstream-global-setup.mjs'],
     exclude: ['test/e2e/**'],
+    // A sign-in through the Worker takes a few hundred milliseconds alone, many times that on a
+    // busy 2-core machine: the 5 s default fails slow tests that are not stuck.
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
   },
 });

@@ -5,6 +5,7 @@ import {
   CLIENT_ID,
   callProxy,
   captureLogs,
+  closedPort,
   expectJsonRpcError,
   expectNothingLeaked,
   headerNames,
@@ -13,7 +14,6 @@ import {
   received,
   rpcPost,
   tag,
-  upstreamClosedPort,
 } from './fixtures/proxy';
 import { Gateway } from './fixtures/gateway';
 
@@ -288,7 +288,7 @@ describe('proxy: upstream failures', () => {
   );
 
   it('answers 502 when nothing listens on the upstream port', async () => {
-    const config = proxyConfig('/mcp', { UPSTREAM_URL: `http://127.0.0.1:${upstreamClosedPort()}/mcp` });
+    const config = proxyConfig('/mcp', { UPSTREAM_URL: `http://127.0.0.1:${await closedPort()}/mcp` });
     const response = await callProxy({ config, path: '/mcp', init: rpcPost(initialize) });
     await expectJsonRpcError(response, 502, -32004, 1);
   });

@@ -104,7 +104,11 @@ function cimdPageError(error: CimdFetchError): PageError {
 
 async function readDecision(request: Request, origin: string): Promise<{ handle: string; decision: 'approve' | 'deny' }> {
   // Defence in depth beside the handle's browser binding: a browser always sends Origin on a
-  // form POST, and a cross-site one has no business deciding here.
+  // form POST, and a cross-site one has no business deciding here. `Origin: null` (a sandboxed
+  // or privacy-stripped context) is refused like any other foreign origin. A POST with no Origin
+  // at all is let through to the handle check: only a non-browser client omits it, and the
+  // handle is bound to the browser that opened the page by a SameSite `__Host-` cookie, which such
+  // a client does not hold unless it is the person's own tool (test/guarantees-consent.test.ts).
   const from = request.headers.get('Origin');
   if (from !== null && from !== origin) {
     throw new PageError(403, 'Request refused', `This form can only be sent from this site. ${START_AGAIN}`, `consent posted from ${from}`);

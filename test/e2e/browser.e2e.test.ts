@@ -70,11 +70,8 @@ afterAll(async () => {
 });
 
 describe('a person in Chromium', () => {
-  /** The context of the first test, kept for the remembered-approval test after it. */
-  let approvedIn: { context: BrowserContext; client: oauth.Client } | undefined;
-
   it('approves on the consent page, signs in at Access, and the client gets a working token', async () => {
-    const { client, auth, page, context, navigations } = await startAtConsent();
+    const { client, auth, page, navigations } = await startAtConsent();
     await screenshot(page, 'consent.png', { readme: true });
 
     // A real form POST: Chromium sends the page's own Origin (not `null`), and the gateway's
@@ -93,8 +90,8 @@ describe('a person in Chromium', () => {
     await signInAtAccess(page);
 
     const landed = await landOnRedirect(page);
-    await expect.poll(() => page.getByRole('heading', { name: 'Connected' }).isVisible()).toBe(true);
-    await expect.poll(() => page.getByText('You can close this tab').isVisible()).toBe(true);
+    await page.getByRole('heading', { name: 'Connected' }).waitFor();
+    await page.getByText('You can close this tab').waitFor();
     await screenshot(page, 'client-redirect.png');
 
     // The gateway's own legs: its consent page, the approval's redirect to Access, and later the
@@ -109,13 +106,17 @@ describe('a person in Chromium', () => {
     expect(tokens.token_type.toLowerCase()).toBe('bearer');
     expect(tokens.scope).toBe('mcp');
     expect(await listTools(tokens.access_token)).toEqual(expect.arrayContaining(['list_boards', 'create_card', 'move_card']));
-
-    approvedIn = { context, client };
   });
 
   it('skips the consent page for a client this browser already approved', async () => {
-    if (!approvedIn) throw new Error('needs the approval of the test before it');
-    const { context, client } = approvedIn;
+    // This browser approves the client once.
+    const first = await startAtConsent();
+    const { context, client } = first;
+    await first.page.getByRole('button', { name: 'Approve' }).click();
+    await arriveAtAccessLogin(first.page);
+    await signInAtAccess(first.page);
+    await landOnRedirect(first.page);
+
     const page = await context.newPage();
     const navigations = recordNavigations(page);
     const auth = await authorizationFor(client);
@@ -150,7 +151,7 @@ describe('a person in Chromium', () => {
     expect(error).toBeInstanceOf(oauth.AuthorizationResponseError);
     expect((error as oauth.AuthorizationResponseError).error).toBe('access_denied');
 
-    await expect.poll(() => page.getByRole('heading', { name: 'Not connected' }).isVisible()).toBe(true);
+    await page.getByRole('heading', { name: 'Not connected' }).waitFor();
     await screenshot(page, 'client-redirect-denied.png');
 
     // Chromium's request log: the decision was posted, and nothing ever went to Access.
@@ -174,7 +175,7 @@ describe('a person in Chromium', () => {
     expect(callback.status()).toBe(403);
     expect(callback.headers()['content-type']).toMatch(/^text\/html/);
     await page.waitForLoadState();
-    await expect.poll(() => page.getByRole('heading', { name: 'Sign-in was declined' }).isVisible()).toBe(true);
+    await page.getByRole('heading', { name: 'Sign-in was declined' }).waitFor();
     const text = await page.locator('body').innerText();
     expect(text).toContain('Cloudflare Access did not let this account in');
     expect(text).toMatch(/Reference: [0-9a-f-]{36}/);
@@ -198,7 +199,7 @@ describe('a person in Chromium', () => {
     expect((await refused.request().allHeaders()).origin).toBe(redirect.origin);
     expect(refused.status()).toBe(403);
     await page.waitForLoadState();
-    await expect.poll(() => page.getByRole('heading', { name: 'Request refused' }).isVisible()).toBe(true);
+    await page.getByRole('heading', { name: 'Request refused' }).waitFor();
     const text = await page.locator('body').innerText();
     expect(text).toContain('This form can only be sent from this site');
     expectNoStackTrace(text);
@@ -274,7 +275,7 @@ function visibleText(html: string): string {
 
 async function expectConsentPage(page: Page, clientName: string) {
   expect(await page.title()).toBe(`Connect ${clientName}?`);
-  await expect.poll(() => page.getByRole('heading', { level: 1, name: `Connect ${clientName}?` }).isVisible()).toBe(true);
+  await page.getByRole('heading', { level: 1, name: `Connect ${clientName}?` }).waitFor();
   const text = await page.locator('body').innerText();
   expect(text).toContain(`${clientName} wants to use this MCP server on your behalf.`);
   expect(text).toContain('This app registered itself, so its name is not verified.');
@@ -288,7 +289,7 @@ async function expectConsentPage(page: Page, clientName: string) {
 }
 
 async function expectLoginPage(page: Page) {
-  await expect.poll(() => page.getByRole('heading', { level: 1, name: `Sign in to ${ACCESS_APP_NAME}` }).isVisible()).toBe(true);
+  await page.getByRole('heading', { level: 1, name: `Sign in to ${ACCESS_APP_NAME}` }).waitFor();
   const text = await page.locator('body').innerText();
   expect(text).toContain('Local stand-in for Cloudflare Access.');
   expect(text).toContain(EMAIL);
@@ -313,18 +314,18 @@ function arriveAtAccessLogin(page: Page): Promise<void> {
  * browser stopped on an error page instead, rather than waiting out the timeout.
  */
 async function arriveAt(page: Page, where: (url: URL) => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + ARRIVAL_TIMEOUT_MS;
-  for (;;) {
-    if (where(new URL(page.url()))) {
-      await page.waitForLoadState();
-      return;
-    }
+  const failedAt = (url: URL) => {
     const last = navigationsOf.get(page)?.at(-1);
-    if (last && last.status >= 400 && last.url === page.url()) {
-      throw new Error(`expected ${what}, got ${last.status} at ${last.method} ${last.url}: ${await last.text}`);
-    }
-    if (Date.now() > deadline) throw new Error(`expected ${what} within ${ARRIVAL_TIMEOUT_MS} ms, still at ${page.url()}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    return last !== undefined && last.status >= 400 && last.url === url.href ? last : undefined;
+  };
+  try {
+    await page.waitForURL((url) => where(url) || failedAt(url) !== undefined, { timeout: ARRIVAL_TIMEOUT_MS });
+  } catch (error) {
+    throw new Error(`expected ${what} within ${ARRIVAL_TIMEOUT_MS} ms, still at ${page.url()}`, { cause: error });
+  }
+  const failed = failedAt(new URL(page.url()));
+  if (!where(new URL(page.url())) && failed) {
+    throw new Error(`expected ${what}, got ${failed.status} at ${failed.method} ${failed.url}: ${await failed.text}`);
   }
 }
 

@@ -6,115 +6,152 @@
  */
 import { randomBytes } from 'node:crypto';
 import { LoggingMessageNotificationSchema, ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Everything, startEverything } from './support/everything';
-import { type Connected, connectWithOAuth } from './support/mcp-client';
+import { connectWithOAuth } from './support/mcp-client';
 import { type E2EStack, need, startE2EStack } from './support/stack';
 import { readAll } from './support/streams';
 
 const PROTOCOL_VERSION = '2025-11-25';
 const upstreamToken = `everything-pat-${randomBytes(16).toString('hex')}`;
 
-/** What the SDK client's GET (server-to-client) streams carried, read alongside the client. */
+/** A GET (server-to-client) stream the SDK client opened, read alongside the client. */
 interface GetStream {
   requestHeaders: Headers;
   response: Response;
   text: string;
+  /** Settles when the stream ended or the client closed it; `error` is set if it could not be read. */
+  done: Promise<void>;
+  error?: unknown;
 }
-const getStreams: GetStream[] = [];
 
 let everything: Everything | undefined;
 let stack: E2EStack | undefined;
-let connected: Connected | undefined;
 
 beforeAll(async () => {
   everything = await startEverything('streamableHttp');
   stack = await startE2EStack({ upstreamUrl: everything.url, upstreamToken });
-  connected = await connectWithOAuth(stack.urls.mcp, {
-    wrapFetch: (inner) => async (url, init) => {
-      const response = await inner(url, init);
-      if ((init?.method ?? 'GET') === 'GET' && /^text\/event-stream/.test(response.headers.get('content-type') ?? '')) {
-        const entry: GetStream = { requestHeaders: new Headers(init?.headers), response, text: '' };
-        getStreams.push(entry);
-        void readAll(response.clone(), (chunk) => (entry.text += chunk));
-      }
-      return response;
-    },
-  });
 });
 
 afterAll(async () => {
-  await connected?.client.close().catch(() => {});
   await Promise.allSettled([stack?.stop(), everything?.stop()]);
   if (process.env.E2E_VERBOSE) console.error([...(stack?.logs ?? []), ...(everything?.logs ?? []).map((l) => `everything: ${l}`)].join('\n'));
 });
 
+/**
+ * A client of this test's own, signed in through the gateway, with its GET streams watched.
+ * `leave()` closes it, then checks that nothing it or the person received holds the upstream
+ * token, reading every stream to its end or to the client's close.
+ */
+async function connect() {
+  const getStreams: GetStream[] = [];
+  let opened!: (stream: GetStream) => void;
+  const firstGetStream = new Promise<GetStream>((resolve) => (opened = resolve));
+  const connected = await connectWithOAuth(need(stack).urls.mcp, {
+    wrapFetch: (inner) => async (url, init) => {
+      const response = await inner(url, init);
+      if ((init?.method ?? 'GET') === 'GET' && /^text\/event-stream/.test(response.headers.get('content-type') ?? '')) {
+        const entry: GetStream = { requestHeaders: new Headers(init?.headers), response, text: '', done: Promise.resolve() };
+        entry.done = readAll(response.clone(), (chunk) => (entry.text += chunk), init?.signal).then(
+          () => {},
+          (error: unknown) => void (entry.error = error),
+        );
+        getStreams.push(entry);
+        opened(entry);
+      }
+      return response;
+    },
+  });
+  const leave = async () => {
+    await connected.client.close();
+    const seen = await connected.recorder.everything();
+    expect(seen.includes(upstreamToken), 'the upstream token reached the client').toBe(false);
+    await Promise.all(getStreams.map((stream) => stream.done));
+    expect(getStreams.filter((stream) => stream.error !== undefined).map((stream) => String(stream.error))).toEqual([]);
+    return seen;
+  };
+  return { ...connected, getStreams, firstGetStream, leave };
+}
+
 describe('gateway in front of server-everything (Streamable HTTP)', () => {
   it('streams progress notifications as the tool sends them, before its result', async () => {
-    const { client } = need(connected);
-    const started = performance.now();
-    const progress: { progress: number; total?: number; at: number }[] = [];
-    const result = await client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 3, steps: 3 } }, undefined, {
-      onprogress: ({ progress: value, total }) => progress.push({ progress: value, total, at: performance.now() - started }),
+    const { client, leave } = await connect();
+    const progress: [number, number | undefined][] = [];
+    const order: string[] = [];
+    let echo: Promise<unknown> | undefined;
+    const result = await client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 4, steps: 4 } }, undefined, {
+      onprogress: ({ progress: value, total }) => {
+        progress.push([value, total]);
+        order.push(`progress ${value}`);
+        // Sent only once the first progress notification has reached the client.
+        if (value === 1) echo = client.callTool({ name: 'echo', arguments: { message: 'meanwhile' } }).then(() => order.push('echo answered'));
+      },
     });
-    const resultAt = performance.now() - started;
+    order.push('result');
+    await echo;
 
     expect(JSON.stringify(result.content)).toContain('Long running operation completed');
-    expect(progress.map((p) => [p.progress, p.total])).toEqual([
-      [1, 3],
-      [2, 3],
-      [3, 3],
+    expect(progress).toEqual([
+      [1, 4],
+      [2, 4],
+      [3, 4],
+      [4, 4],
     ]);
-    // One step a second upstream. A proxy that buffered the response would hand all three over
-    // together with the result, about 3 s in.
-    const [first, second, third] = progress as [(typeof progress)[0], (typeof progress)[0], (typeof progress)[0]];
-    expect(resultAt - first.at, `progress at ${progress.map((p) => Math.round(p.at))} ms, result at ${Math.round(resultAt)} ms`).toBeGreaterThan(1_500);
-    expect(second.at - first.at).toBeGreaterThan(400);
-    expect(third.at - second.at).toBeGreaterThan(400);
+    // A proxy that buffered the tool's stream would hand the first progress over only with the
+    // result, so a call made on receiving it could not be answered before that result. One step
+    // a second upstream: the echo has three seconds to come back.
+    expect(order.indexOf('echo answered'), order.join(', ')).toBeGreaterThan(order.indexOf('progress 1'));
+    expect(order.indexOf('echo answered'), order.join(', ')).toBeLessThan(order.indexOf('result'));
+    await leave();
   });
 
   it('carries server-initiated notifications on the GET stream, with Mcp-Session-Id passed both ways', async () => {
-    const { client, transport } = need(connected);
+    const { client, transport, firstGetStream, leave } = await connect();
     const sessionId = transport.sessionId;
     expect(sessionId, 'the upstream session id reached the client on initialize').toMatch(/^[0-9a-f-]{36}$/);
 
     // The SDK opens the GET stream by itself after initialization.
-    await vi.waitFor(() => expect(getStreams.length).toBeGreaterThan(0), { timeout: 10_000 });
-    const stream = getStreams[0] as GetStream;
+    const stream = await firstGetStream;
     expect(stream.response.status).toBe(200);
     expect(stream.requestHeaders.get('mcp-session-id')).toBe(sessionId);
     expect(stream.response.headers.get('mcp-session-id')).toBe(sessionId);
 
-    const logs: string[] = [];
-    const updated: string[] = [];
-    client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => void logs.push(String(n.params.data)));
-    client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void updated.push(n.params.uri));
-
     const { resources } = await client.listResources();
-    const uri = resources[0]?.uri;
+    const uri = resources[0]?.uri as string;
     expect(uri).toBeTruthy();
+    const acknowledged = new Promise<void>((resolve) =>
+      client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
+        if (String(n.params.data).includes(`Received Subscribe Resource request for URI: ${uri}`)) resolve();
+      }),
+    );
+    const updated = new Promise<void>((resolve) =>
+      client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
+        if (n.params.uri === uri) resolve();
+      }),
+    );
+
     // The server acknowledges a subscription with a log message sent outside any request: only
     // the GET stream can carry it.
-    await client.subscribeResource({ uri: uri as string });
-    await vi.waitFor(() => expect(logs.join('\n')).toContain(`Received Subscribe Resource request for URI: ${uri}`), { timeout: 5_000 });
+    await client.subscribeResource({ uri });
+    await acknowledged;
 
     // Simulated updates: one at once, then every 5 s, again on the GET stream.
     await client.callTool({ name: 'toggle-subscriber-updates', arguments: {} });
     try {
-      await vi.waitFor(() => expect(updated).toContain(uri), { timeout: 8_000 });
+      await updated;
     } finally {
       await client.callTool({ name: 'toggle-subscriber-updates', arguments: {} });
     }
-    await client.unsubscribeResource({ uri: uri as string });
+    await client.unsubscribeResource({ uri });
 
-    await vi.waitFor(() => {
-      expect(stream.text).toContain('notifications/resources/updated');
-      expect(stream.text).toContain('Received Subscribe Resource request');
-    });
+    await leave();
+    // Read to the client's close: the GET stream itself carried both.
+    expect(stream.text).toContain('notifications/resources/updated');
+    expect(stream.text).toContain('Received Subscribe Resource request');
   });
 
   it('replays what a broken stream missed when the client resumes with Last-Event-ID, and ends the session on DELETE', async () => {
-    const { provider, recorder } = need(connected);
+    const { provider, recorder, leave } = await connect();
     const mcp = need(stack).urls.mcp;
     const fetch = recorder.fetch;
     const token = provider.savedTokens?.access_token;
@@ -122,35 +159,36 @@ describe('gateway in front of server-everything (Streamable HTTP)', () => {
     const auth = { Authorization: `Bearer ${token}`, Accept: 'application/json, text/event-stream' };
     const post = (headers: Record<string, string>, message: unknown, signal?: AbortSignal) =>
       fetch(mcp, { method: 'POST', headers: { ...headers, 'Content-Type': 'application/json' }, body: JSON.stringify(message), signal });
-
-    // A session of its own.
-    const init = await post(auth, {
+    /** A raw session of its own: initialize, then notifications/initialized. */
+    const openSession = async () => {
+      const init = await post(auth, {
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'e2e-raw', version: '1.0.0' } },
+      });
+      expect(init.status).toBe(200);
+      const sessionId = init.headers.get('mcp-session-id');
+      expect(sessionId).toMatch(/^[0-9a-f-]{36}$/);
+      await readUntil(new SseReader(bodyOf(init)), (e) => e.message?.id === 1);
+      const headers = { ...auth, 'Mcp-Session-Id': sessionId as string, 'MCP-Protocol-Version': PROTOCOL_VERSION };
+      expect((await post(headers, { jsonrpc: '2.0', method: 'notifications/initialized' })).status).toBe(202);
+      return { sessionId, headers };
+    };
+    const longCall = (id: number, seconds: number, steps: number, progressToken?: string) => ({
       jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion: PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'e2e-raw', version: '1.0.0' } },
+      id,
+      method: 'tools/call',
+      params: { name: 'trigger-long-running-operation', arguments: { duration: seconds, steps }, ...(progressToken ? { _meta: { progressToken } } : {}) },
     });
-    expect(init.status).toBe(200);
-    const sessionId = init.headers.get('mcp-session-id');
-    expect(sessionId).toMatch(/^[0-9a-f-]{36}$/);
-    await readUntil(new SseReader(bodyOf(init)), (e) => e.message?.id === 1);
-    const session = { ...auth, 'Mcp-Session-Id': sessionId as string, 'MCP-Protocol-Version': PROTOCOL_VERSION };
-    expect((await post(session, { jsonrpc: '2.0', method: 'notifications/initialized' })).status).toBe(202);
+
+    const { sessionId, headers: session } = await openSession();
 
     // A long tool call answered as an SSE stream; read up to its first progress, then drop it.
     const dropped = new AbortController();
     const steps = 4;
     const seconds = 2;
-    const call = await post(
-      session,
-      {
-        jsonrpc: '2.0',
-        id: 2,
-        method: 'tools/call',
-        params: { name: 'trigger-long-running-operation', arguments: { duration: seconds, steps }, _meta: { progressToken: 'resume-me' } },
-      },
-      dropped.signal,
-    );
+    const call = await post(session, longCall(2, seconds, steps, 'resume-me'), dropped.signal);
     expect(call.status).toBe(200);
     expect(call.headers.get('content-type')).toMatch(/^text\/event-stream/);
     const before = await readUntil(new SseReader(bodyOf(call)), (e) => e.message?.params?.progress === 1);
@@ -161,8 +199,12 @@ describe('gateway in front of server-everything (Streamable HTTP)', () => {
 
     // Let the operation finish upstream while nobody listens. (Resuming earlier would not work
     // with this server: its event store hands back an event id where the SDK expects a stream id,
-    // so events sent after a resume are lost. The gateway plays no part in that.)
-    await sleep(((steps - 1) * seconds * 1_000) / steps + 1_000);
+    // so events sent after a resume are lost. The gateway plays no part in that.) The event to
+    // wait for: the same operation, started later on another session and one step longer, has
+    // answered, so the dropped one (same process, same timers) has finished.
+    const watcher = await openSession();
+    const watched = await post(watcher.headers, longCall(9, seconds + seconds / steps, steps));
+    await readUntil(new SseReader(bodyOf(watched)), (e) => e.message?.id === 9, 30_000);
 
     const resumedAbort = new AbortController();
     const resumed = await fetch(mcp, {
@@ -187,7 +229,7 @@ describe('gateway in front of server-everything (Streamable HTTP)', () => {
       // DELETE ends the session: upstream it closes the open stream, which the client sees end.
       const deleted = await fetch(mcp, { method: 'DELETE', headers: session });
       expect(deleted.status).toBe(200);
-      await expect(reader.untilEnd(5_000)).resolves.toBe('ended');
+      await expect(reader.untilEnd(30_000)).resolves.toBe('ended');
     } finally {
       resumedAbort.abort();
     }
@@ -196,15 +238,22 @@ describe('gateway in front of server-everything (Streamable HTTP)', () => {
     expect(afterDelete.status, 'the ended session is refused').toBeGreaterThanOrEqual(400);
     expect(afterDelete.status).toBeLessThan(500);
     await afterDelete.body?.cancel();
+    await fetch(mcp, { method: 'DELETE', headers: watcher.headers });
+    await leave();
   });
 
-  it('never lets the upstream token reach the client', async () => {
-    const { recorder } = need(connected);
-    await recorder.expectNever(upstreamToken);
-    const seen = await recorder.everything();
-    // The recorder did capture the streams above, so the check covered them.
+  it('never lets the upstream token reach the client, on POST answers or the GET stream', async () => {
+    const { client, firstGetStream, leave } = await connect();
+    const progressed = new Promise<void>((resolve) => client.setNotificationHandler(LoggingMessageNotificationSchema, () => resolve()));
+    await client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 2 } }, undefined, { onprogress: () => {} });
+    const { resources } = await client.listResources();
+    await client.subscribeResource({ uri: resources[0]?.uri as string });
+    await progressed;
+    const stream = await firstGetStream;
+    const seen = await leave();
+    // The check covered a tool's SSE answer and the GET stream.
     expect(seen).toContain('notifications/progress');
-    expect(seen).toContain('notifications/resources/updated');
+    expect(stream.text).toContain('notifications/message');
   });
 });
 
@@ -323,5 +372,3 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   ]).finally(() => clearTimeout(timer));
 }
 
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -184,7 +184,7 @@ async function ensureGone(pid: number): Promise<void> {
       return false;
     }
   };
-  for (let i = 0; i < 50 && alive(); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+  for (let i = 0; i < 150 && alive(); i++) await new Promise((resolve) => setTimeout(resolve, 100));
   if (alive()) {
     process.kill(pid, 'SIGKILL');
     throw new Error(`mcp-remote (pid ${pid}) was still running after close()`);

@@ -1,16 +1,28 @@
 /**
  * Everything a client received from the gateway (headers and bodies of every response, and the
  * pages the person saw), so a test can show that the upstream PAT is in none of it.
+ *
+ * Each body is read from a clone to its end, or until the client closes the request (aborts its
+ * fetch). A test closes its client first, then asks: a stream still open is an error, not a
+ * reason to look at less, and so is a stream that could not be read.
  */
 import { expect } from 'vitest';
 import type { Person } from './person';
 import { readAll } from './streams';
 
-/** How long `everything()` waits for streams still open (a GET stream may never end). */
-const SETTLE_MS = 1_000;
+/** How long `everything()` waits for streams to end after the test closed its client. */
+const END_TIMEOUT_MS = 30_000;
+
+interface Received {
+  label: string;
+  text: string;
+  state: 'open' | 'ended' | 'closed' | 'failed';
+  error?: unknown;
+  done: Promise<void>;
+}
 
 export class Recorder {
-  private readonly received: { text: string; done: Promise<void>; cancel: () => void }[] = [];
+  private readonly received: Received[] = [];
   private readonly people: Person[] = [];
   /** Every request made through `fetch`, in order, with the status it got. */
   readonly requests: { method: string; url: URL; status: number }[] = [];
@@ -21,7 +33,7 @@ export class Recorder {
     const method = init?.method ?? (input instanceof Request ? input.method : 'GET');
     const url = new URL(input instanceof Request ? input.url : input);
     this.requests.push({ method: method.toUpperCase(), url, status: response.status });
-    this.keep(response);
+    this.keep(response, init?.signal ?? (input instanceof Request ? input.signal : undefined), `${method.toUpperCase()} ${url.pathname}${rpcMethods(init?.body)}`);
     return response;
   };
 
@@ -30,32 +42,58 @@ export class Recorder {
     return this.requests.filter((r) => r.url.pathname === pathname && (!method || r.method === method)).length;
   }
 
-  keep(response: Response): void {
+  /** Keeps `response`, reading its body to the end; `closedBy` is the signal the client may abort it with. */
+  keep(response: Response, closedBy?: AbortSignal | null, label = response.url): void {
     const headers = [...response.headers].map(([name, value]) => `${name}: ${value}`).join('\n');
-    const entry = { text: `${response.status} ${response.url}\n${headers}\n\n`, done: Promise.resolve(), cancel: () => {} };
+    const entry: Received = { label: `${label} → ${response.status}`, text: `${response.status} ${response.url}\n${headers}\n\n`, state: 'open', done: Promise.resolve() };
     if (response.body) {
-      // Read as the client does, chunk by chunk: a stream still open keeps what came so far.
-      const stop = new AbortController();
-      entry.cancel = () => stop.abort();
-      entry.done = readAll(response.clone(), (text) => (entry.text += text), stop.signal);
+      // Read as the client does, chunk by chunk, from a clone: the client's own reading is not delayed.
+      entry.done = readAll(response.clone(), (text) => (entry.text += text), closedBy).then(
+        (how) => void (entry.state = how),
+        (error: unknown) => {
+          entry.state = 'failed';
+          entry.error = error;
+        },
+      );
+    } else {
+      entry.state = 'ended';
     }
     this.received.push(entry);
   }
 
   keepText(text: string): void {
-    this.received.push({ text, done: Promise.resolve(), cancel: () => {} });
+    this.received.push({ label: 'text', text, state: 'ended', done: Promise.resolve() });
   }
 
   watch(person: Person): void {
     this.people.push(person);
   }
 
+  /**
+   * All the client and the person received, once every body has ended or been closed by the
+   * client. Throws if a body is still open after a generous wait or could not be read.
+   */
   async everything(): Promise<string> {
     const pages = this.people.flatMap((p) =>
       p.seen.map((v) => `${v.response.status} ${v.url}\n${[...v.response.headers].map(([n, val]) => `${n}: ${val}`).join('\n')}\n\n${v.text}`),
     );
-    await Promise.race([Promise.all(this.received.map((r) => r.done)), new Promise((resolve) => setTimeout(resolve, SETTLE_MS))]);
-    for (const entry of this.received) entry.cancel();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const waited = await Promise.race([
+      Promise.all(this.received.map((r) => r.done)).then(() => 'all' as const),
+      new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), END_TIMEOUT_MS);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    const open = this.received.filter((r) => r.state === 'open');
+    if (waited === 'timeout' || open.length > 0) {
+      throw new Error(`still open ${END_TIMEOUT_MS} ms after the test's last request (close the client first): ${open.map((r) => r.label).join(', ')}`);
+    }
+    const failed = this.received.filter((r) => r.state === 'failed');
+    if (failed.length > 0) {
+      throw new Error(`could not read what the client received: ${failed.map((r) => `${r.label}: ${String((r.error as Error)?.cause ?? r.error)}`).join('; ')}`, {
+        cause: failed[0]?.error,
+      });
+    }
     return [...this.received.map((r) => r.text), ...pages].join('\n----\n');
   }
 
@@ -64,5 +102,16 @@ export class Recorder {
     const all = await this.everything();
     expect(all.length).toBeGreaterThan(0);
     expect(all.includes(secret), 'the upstream token reached a client').toBe(false);
+  }
+}
+
+/** The JSON-RPC method(s) of a request body, to name a stream in a failure message. */
+function rpcMethods(body: unknown): string {
+  if (typeof body !== 'string') return '';
+  try {
+    const methods = [JSON.parse(body)].flat().map((m: { method?: unknown }) => m?.method);
+    return ` (${methods.filter((m) => typeof m === 'string').join(', ')})`;
+  } catch {
+    return '';
   }
 }

@@ -1,0 +1,44 @@
+import { env as bindings, reset } from 'cloudflare:test';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { Gateway, gatewayEnv, PAT, signIn } from './fixtures/gateway';
+import { oauthHelpers } from './fixtures/helpers-api';
+
+let gateway: Gateway;
+beforeEach(async () => {
+  await reset();
+  gateway = await Gateway.start();
+});
+afterEach(() => {
+  vi.unstubAllGlobals();
+});
+
+const ALICE_OWN = 'pat_SECRET_alice_own_9a8b7c6d5e4f';
+
+describe('what a grant holds', () => {
+  it('holds only the email, Access subject and name, decrypted with the client’s own token', async () => {
+    gateway.env = gatewayEnv({ USER_TOKENS: JSON.stringify({ 'alice@example.com': ALICE_OWN }) });
+    const { tokens, client } = await signIn(gateway, { login: { email: 'Alice@Example.com', name: 'Alice Liddell' } });
+
+    const summary = await oauthHelpers().unwrapToken(tokens.access_token);
+    expect(summary?.grant.clientId).toBe(client.clientId);
+    expect(summary?.grant.props).toStrictEqual({ email: 'alice@example.com', sub: 'sub-Alice@Example.com', name: 'Alice Liddell' });
+    const grants = await oauthHelpers().listUserGrants('alice@example.com');
+    expect(grants.items).toHaveLength(1);
+    expect(grants.items[0]).toMatchObject({ clientId: client.clientId, userId: 'alice@example.com', scope: ['mcp'], metadata: {} });
+  });
+
+  it('leaves out the name when Access sends none', async () => {
+    const { tokens } = await signIn(gateway, { login: { email: 'bob@example.com' } });
+    expect((await oauthHelpers().unwrapToken(tokens.access_token))?.grant.props).toStrictEqual({ email: 'bob@example.com', sub: 'sub-bob@example.com' });
+  });
+
+  it('stores no upstream token anywhere in KV, in plain text or otherwise', async () => {
+    gateway.env = gatewayEnv({ USER_TOKENS: JSON.stringify({ 'alice@example.com': ALICE_OWN }) });
+    await signIn(gateway);
+    const { keys } = await bindings.OAUTH_KV.list();
+    // The evidence is only worth something if the sign-in wrote what it should.
+    expect(keys.map((key) => key.name.split(':')[0])).toEqual(expect.arrayContaining(['client', 'grant', 'token']));
+    const stored = (await Promise.all(keys.map((key) => bindings.OAUTH_KV.get(key.name)))).join('\n');
+    for (const secret of [PAT, ALICE_OWN, 'pat_SECRET']) expect(stored).not.toContain(secret);
+  });
+});
