@@ -2,6 +2,13 @@ import { reset } from 'cloudflare:test';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Browser } from './fixtures/browser';
 import { authorize, CLIENT_REDIRECT, callback, consentHandle, Gateway, gatewayEnv, registerClient } from './fixtures/gateway';
+import { NotesUpstream, openConnections, ownTokensEnv, toTokenStep } from './fixtures/own-tokens';
+
+/** Switches the gateway to one with a `userSupplied` notes upstream. */
+function withOwnTokens(): void {
+  gateway.env = ownTokensEnv();
+  new NotesUpstream().install(gateway);
+}
 
 let gateway: Gateway;
 beforeEach(async () => {
@@ -64,6 +71,22 @@ const pages: Array<[string, number, () => Promise<Response>]> = [
         headers: browser.headers({ 'Content-Type': 'application/x-www-form-urlencoded', Origin: 'https://evil.example' }),
         body: new URLSearchParams({ handle: await consentHandle(response), decision: 'approve' }),
       });
+    },
+  ],
+  [
+    'the page asking for a person’s own token',
+    200,
+    async () => {
+      withOwnTokens();
+      return (await toTokenStep(gateway)).page;
+    },
+  ],
+  [
+    '/connections',
+    200,
+    async () => {
+      withOwnTokens();
+      return (await openConnections(gateway)).page;
     },
   ],
   ['the page for a sign-in link that no longer works', 400, () => callback(gateway, new Browser(), new URLSearchParams({ code: 'c', state: 's' }))],
