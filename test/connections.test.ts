@@ -1,4 +1,4 @@
-import { env } from 'cloudflare:test';
+import { env, reset } from 'cloudflare:test';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Browser } from './fixtures/browser';
 import { Gateway, mcpRequest, ORIGIN, signIn } from './fixtures/gateway';
@@ -16,9 +16,8 @@ import {
 let gateway: Gateway;
 let notes: NotesUpstream;
 beforeEach(async () => {
-  for (const prefix of ['user-token:', 'grant:']) {
-    for (const { name } of (await env.OAUTH_KV.list({ prefix })).keys) await env.OAUTH_KV.delete(name);
-  }
+  // KV outlives a test here: start each with nobody's tokens or grants stored.
+  await reset();
   gateway = await Gateway.start(ownTokensEnv());
   notes = new NotesUpstream();
   notes.install(gateway);

@@ -11,6 +11,7 @@ import {
   captureLogs,
   PAT,
   proxyConfig,
+  proxyEnv,
   readRest,
   received,
   rpcPost,
@@ -387,7 +388,7 @@ describe('tool policy: configuration', () => {
 
   it('accepts the documented example', () => {
     const config = loadConfig({
-      ...Object.fromEntries(Object.entries(proxyConfigEnv())),
+      ...proxyEnv('/json/mcp'),
       UPSTREAMS: JSON.stringify({
         github: {
           url: 'https://api.githubcopilot.com/mcp/',
@@ -406,19 +407,6 @@ describe('tool policy: configuration', () => {
     expect(github?.rateLimit).toMatchObject({ requests: 120, periodSeconds: 60 });
   });
 });
-
-function proxyConfigEnv() {
-  return {
-    ACCESS_CLIENT_ID: 'access-client',
-    ACCESS_CLIENT_SECRET: 'access-secret',
-    ACCESS_AUTHORIZATION_URL: 'https://team.cloudflareaccess.com/cdn-cgi/access/sso/oidc/access-client/authorization',
-    ACCESS_TOKEN_URL: 'https://team.cloudflareaccess.com/cdn-cgi/access/sso/oidc/access-client/token',
-    ACCESS_JWKS_URL: 'https://team.cloudflareaccess.com/cdn-cgi/access/sso/oidc/access-client/jwks',
-    COOKIE_ENCRYPTION_KEY: 'cookie-secret-0123456789abcdef0123456789',
-    UPSTREAM_URL: `${upstreamOrigin()}/json/mcp`,
-    UPSTREAM_TOKEN: PAT,
-  };
-}
 
 describe('rate limits', () => {
   it('answers 429 with Retry-After and a JSON-RPC error once a person is over the limit; others and other upstreams are unaffected', async () => {

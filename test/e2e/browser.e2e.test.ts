@@ -6,34 +6,14 @@
  * with UPDATE_SCREENSHOTS=1 the consent and login ones are also copied to docs/screenshots/ for
  * the README.
  */
-import { copyFile, mkdir } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as oauth from 'oauth4webapi';
-import { type Browser, type BrowserContext, chromium, type Page, type Request as BrowserRequest, type Response as BrowserResponse } from 'playwright-core';
+import type { Browser, BrowserContext, Page, Request as BrowserRequest, Response as BrowserResponse } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium, newContext, screenshot } from './support/chromium';
 import { type E2EStack, startE2EStack } from './support/stack';
 
-const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-const SCREENSHOTS = join(REPO, 'test-results', 'e2e', 'screenshots');
-const README_SCREENSHOTS = join(REPO, 'docs', 'screenshots');
-const UPDATE_SCREENSHOTS = process.env.UPDATE_SCREENSHOTS === '1';
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-// Without the background-networking flags Chromium's own outbound connections (updates, sync,
-// QUIC probes) are refused many at a time on a machine without network, and slow every page.
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-const VIEWPORT = { width: 900, height: 700 };
 const ARRIVAL_TIMEOUT_MS = 15_000;
 
 const CLIENT_NAME = 'Example MCP Client';
@@ -48,12 +28,11 @@ let accessOrigin: string;
 const contexts: BrowserContext[] = [];
 
 beforeAll(async () => {
-  await mkdir(SCREENSHOTS, { recursive: true });
   // Start all three at once; afterAll stops whichever started, even if another failed.
   const started = await Promise.allSettled([
     startE2EStack().then((s) => (stack = s)),
     LoopbackRedirect.start().then((r) => (redirect = r)),
-    chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS }).then((b) => (browser = b)),
+    launchChromium().then((b) => (browser = b)),
   ]);
   const failed = started.find((s) => s.status === 'rejected');
   if (failed) throw failed.reason;
@@ -237,10 +216,8 @@ async function signInAtAccess(page: Page): Promise<void> {
 
 /** A fresh browser context (its own cookies) with one page, and logs of what it requested. */
 async function openBrowser() {
-  const context = await browser.newContext({ viewport: VIEWPORT, locale: 'en-US' });
+  const context = await newContext(browser);
   contexts.push(context);
-  // Every step here takes well under a second; a stuck one fails within the test's 60 s.
-  context.setDefaultTimeout(15_000);
   const requests: { method: string; url: string }[] = [];
   context.on('request', (r: BrowserRequest) => requests.push({ method: r.method(), url: r.url() }));
   const page = await context.newPage();
@@ -326,15 +303,6 @@ async function arriveAt(page: Page, where: (url: URL) => boolean, what: string):
   const failed = failedAt(new URL(page.url()));
   if (!where(new URL(page.url())) && failed) {
     throw new Error(`expected ${what}, got ${failed.status} at ${failed.method} ${failed.url}: ${await failed.text}`);
-  }
-}
-
-async function screenshot(page: Page, name: string, options: { readme?: boolean } = {}) {
-  const path = join(SCREENSHOTS, name);
-  await page.screenshot({ path, fullPage: true });
-  if (options.readme && UPDATE_SCREENSHOTS) {
-    await mkdir(README_SCREENSHOTS, { recursive: true });
-    await copyFile(path, join(README_SCREENSHOTS, name));
   }
 }
 
