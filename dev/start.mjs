@@ -155,7 +155,7 @@ ${notes ? `                  ${notes.upstreamUrl}   notes MCP server; takes each
                   the gateway asks for it at sign-in. Demo tokens it accepts: ${DEMO_NOTES_TOKENS.join(', ')}
 ` : ''}
 Connector URLs:
-${s.connectors.map((c) => `  ${c.title.padEnd(14)}  ${c.url}`).join('\n')}
+${s.connectors.map((c) => `  ${c.title.padEnd(16)}  ${c.url}`).join('\n')}
 
 Each is its own connector with its own sign-in; the examples below use the first.
 
