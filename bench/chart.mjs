@@ -69,12 +69,16 @@ export function renderChart(r) {
     panel(`Load: ${r.load.sessions} sessions, ${r.load.seconds} s each, ping + tools/call (req/s)`, [
       { label: 'bare pass-through Worker', value: r.load.bare.rps, text: `${r.load.bare.rps.toFixed(0)} req/s, ${r.load.bare.errors} errors` },
       { label: 'gateway', value: r.load.gateway.rps, highlight: true, text: `${r.load.gateway.rps.toFixed(0)} req/s, ${r.load.gateway.errors} errors (x${r.load.ratio.toFixed(2)})` },
+      ...(r.load.quiet
+        ? [{ label: 'gateway, log line not printed', value: r.load.quiet.rps, text: `${r.load.quiet.rps.toFixed(0)} req/s, ${r.load.quiet.errors} errors (x${r.load.ratios.quiet.toFixed(2)})` }]
+        : []),
     ]),
     panel('First SSE event (median bar, p99 tick)', [
       lat('bare Worker, POST', r.firstEvent.barePost),
       lat('gateway, POST', r.firstEvent.gatewayPost, true),
       lat('bare Worker, GET stream', r.firstEvent.bareGet),
       lat('gateway, GET stream', r.firstEvent.gatewayGet, true),
+      ...(r.firstEvent.quietPost ? [lat('gateway not printing, POST', r.firstEvent.quietPost), lat('gateway not printing, GET', r.firstEvent.quietGet)] : []),
     ]),
     panel(
       'Gateway stages inside workerd (µs per op)',
@@ -93,8 +97,10 @@ export function renderChart(r) {
     body.push(`<g transform="translate(0 ${y})">${p.svg}</g>`);
     y += p.height;
   }
-  const met = (r.targets ?? []).filter((/** @type {{ met: boolean }} */ t) => t.met).length;
-  const footer = `${met} of ${(r.targets ?? []).length} targets met · ${r.when} · wrangler dev on loopback, shared 2-core machine: compare within a run only`;
+  const targets = r.targets ?? [];
+  const met = targets.filter((/** @type {{ met: boolean }} */ t) => t.met).length;
+  const quietMet = targets.filter((/** @type {{ metNotPrinting?: boolean }} */ t) => t.metNotPrinting).length;
+  const footer = `${met} of ${targets.length} targets met (${quietMet} with the log line not printed) · ${r.when} · wrangler dev on loopback, shared 2-core machine: compare within a run only`;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${y + 30}" viewBox="0 0 ${WIDTH} ${y + 30}" font-family="system-ui, -apple-system, Segoe UI, sans-serif">
 <style>.title{font-size:14px;font-weight:600;fill:#1d2733}.label{font-size:12px;fill:#1d2733}.value{font-size:11px;fill:#3b4a5c}.head{font-size:17px;font-weight:700;fill:#1d2733}.foot{font-size:11px;fill:#5d6b7a}</style>
 <rect width="100%" height="100%" fill="#ffffff"/>

@@ -29,8 +29,10 @@ export async function runLoad({ sessions, seconds, paths }) {
   for (const [name, t] of Object.entries(totals)) {
     result[name] = { rps: t.requests / t.elapsed, errors: t.errors, requests: t.requests, latency: quantiles(t.ms) };
   }
-  const [first = '', second = ''] = names;
-  return { sessions, seconds, ...result, ratio: (result[second]?.rps ?? 0) / (result[first]?.rps ?? 1) };
+  // Each path's throughput over the first one's (the baseline).
+  const base = result[names[0] ?? '']?.rps ?? Number.NaN;
+  const ratios = Object.fromEntries(names.slice(1).map((name) => [name, (result[name]?.rps ?? 0) / base]));
+  return { sessions, seconds, ...result, ratios, ratio: ratios[names[1] ?? ''] ?? Number.NaN };
 }
 
 /**
