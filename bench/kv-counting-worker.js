@@ -4,10 +4,36 @@
  * operations, and `/__bench/kv` to read (and `?reset`) the counts. Used by proxy-latency.mjs via
  * `wrangler dev bench/kv-counting-worker.js`; never deployed.
  *
- * `/__bench/bare/<path>` is the baseline for the streaming figures: the least a Worker can do, a
- * fetch of `<path>` under UPSTREAM_URL whose body is returned untouched (no auth, no checks).
+ * `/__bench/bare/<path>` is the floor: the least a Worker can do, a fetch of `<path>` under
+ * UPSTREAM_URL with every header copied and only `Authorization` swapped for UPSTREAM_TOKEN, whose
+ * answer is returned untouched (no token check, no log). `/__bench/peer/<path>` is the KV peer
+ * (kv-peer-worker.js), `/__bench/stage` runs one gateway stage n times (stages.js), and
+ * `/__bench/vault` stores a person's own token, as the login's token page would.
+ *
+ * Requests to `localhost` (rather than 127.0.0.1) get a second configuration, BENCH_UPSTREAMS as
+ * `UPSTREAMS` (several named upstreams), so one workerd serves both sides of that comparison.
  */
 import worker from '../src/index';
+
+export { RateLimiter } from '../src/index';
+import { configFor } from '../src/config';
+import { TokenVault } from '../src/vault/store';
+import { peerForward, registerPeerToken } from './kv-peer-worker.js';
+import { runStage } from './stages.js';
+
+/**
+ * OAuth clients whose proxy log lines are dropped (`/__bench/quiet-client`): the bench's "not
+ * printed" row, to tell printing's cost under wrangler dev from the Worker's own work.
+ */
+const quietClients = new Set();
+const print = console.log;
+console.log = (/** @type {unknown[]} */ ...args) => {
+  const [line] = args;
+  if (quietClients.size > 0 && typeof line === 'string' && line.startsWith('{"event":"mcp_proxy"')) {
+    for (const client of quietClients) if (line.includes(`"clientId":"${client}"`)) return;
+  }
+  print(...args);
+};
 
 const counts = { get: 0, getWithMetadata: 0, put: 0, delete: 0, list: 0 };
 /** One wrapped environment per real one: the Worker memoizes its configuration per `env` object. */
@@ -27,7 +53,9 @@ function countingEnv(env) {
         };
       },
     });
-    result = { ...env, OAUTH_KV: kv };
+    const single = { ...env, OAUTH_KV: kv };
+    const { UPSTREAM_URL: _url, UPSTREAM_TOKEN: _token, BENCH_UPSTREAMS, ...rest } = single;
+    result = { single, several: { ...rest, UPSTREAMS: BENCH_UPSTREAMS } };
     wrapped.set(env, result);
   }
   return result;
@@ -44,9 +72,32 @@ export default {
     }
     if (url.pathname.startsWith('/__bench/bare/')) {
       const target = new URL(`${url.pathname.slice('/__bench/bare/'.length)}${url.search}`, String(env.UPSTREAM_URL));
-      const upstream = await fetch(target, { method: request.method, headers: request.headers, body: request.body });
-      return new Response(upstream.body, upstream);
+      const headers = new Headers(request.headers);
+      headers.set('Authorization', `Bearer ${env.UPSTREAM_TOKEN}`);
+      return fetch(target, { method: request.method, headers, body: request.body });
     }
-    return worker.fetch(/** @type {never} */ (request), /** @type {never} */ (countingEnv(env)), ctx);
+    if (url.pathname.startsWith('/__bench/peer/')) {
+      const target = new URL(`${url.pathname.slice('/__bench/peer/'.length)}${url.search}`, String(env.UPSTREAM_URL));
+      return peerForward(request, target, env.OAUTH_KV);
+    }
+    const { single, several } = countingEnv(env);
+    const gatewayEnv = url.hostname === 'localhost' ? several : single;
+    if (url.pathname === '/__bench/quiet-client' && request.method === 'POST') {
+      quietClients.add(await request.text());
+      return new Response(null, { status: 204 });
+    }
+    if (url.pathname === '/__bench/peer-token' && request.method === 'POST') {
+      await registerPeerToken(env.OAUTH_KV, await request.text(), String(env.UPSTREAM_TOKEN));
+      return new Response(null, { status: 204 });
+    }
+    if (url.pathname === '/__bench/vault' && request.method === 'POST') {
+      const { email, upstream, token } = await request.json();
+      const config = configFor(gatewayEnv);
+      if (!('tokenKeys' in config)) return new Response('misconfigured', { status: 500 });
+      await new TokenVault(env.OAUTH_KV, config.tokenKeys).save(email, upstream, token);
+      return new Response(null, { status: 204 });
+    }
+    if (url.pathname === '/__bench/stage') return runStage(request, gatewayEnv, ctx);
+    return worker.fetch(/** @type {never} */ (request), /** @type {never} */ (gatewayEnv), ctx);
   },
 };

@@ -1,25 +1,35 @@
 // @ts-check
 /**
- * Proxy latency bench (issue #3): what the gateway adds to an MCP request, measured end to end.
+ * The gateway's per-request cost, side by side with what it is compared to (issues #3, #10).
  *
- *   npx node bench/proxy-latency.mjs          (Node 22 from the `node` devDependency)
- *   BENCH_REQUESTS=5000 npx node bench/proxy-latency.mjs
+ *   npm run bench                             (Node 22 from the `node` devDependency)
+ *   BENCH_REQUESTS=5000 BENCH_LOAD_SECONDS=60 npm run bench
  *
  * Starts, all on loopback: the test upstream (test/fixtures/upstream-server.mjs), a stand-in
  * Cloudflare Access (OIDC: authorization, token, JWKS), and the Worker under `wrangler dev` in its
- * own process group, with KV operations counted by bench/kv-counting-worker.js. It then signs in
- * over HTTP as an MCP client does (register, authorize, consent, Access, callback, token), and
- * times the same JSON-RPC POST sent to the upstream directly and through the gateway, alternately.
- * Reports median and p99 of both and what the gateway adds, KV operations per authenticated
- * request, and the throughput of a large SSE stream (bare Worker, POST answer, GET event stream)
- * with the growth of workerd's resident memory while it streams.
+ * own process group, wrapped by bench/kv-counting-worker.js, which also serves the two Workers the
+ * gateway is measured against: a bare pass-through that only swaps the credential header, and the
+ * KV peer (bench/kv-peer-worker.js: one KV read, every header copied, forward). It signs in over
+ * HTTP as an MCP client does, then, in one process:
  *
- *   BENCH_STREAM_BYTES=104857600 BENCH_STREAM_ROUNDS=5 npx node bench/proxy-latency.mjs
+ * 1. latency, interleaved request by request: upstream direct, bare Worker, KV peer, gateway at
+ *    `/mcp` (single upstream), gateway at `/<name>/mcp` (8 named upstreams, served on `localhost`
+ *    by a second configuration), median and p99;
+ * 2. where the time goes: each stage of the gateway run n times inside workerd (bench/stages.js),
+ *    and KV operations per request, also for an upstream with people's own tokens;
+ * 3. load: 50 concurrent sessions alternating `ping` and `tools/call`, bare Worker and gateway in
+ *    alternating slices, requests per second and errors;
+ * 4. first streamed event, bare Worker and gateway; then a 100 MiB SSE stream (bare, gateway POST
+ *    answer, gateway GET stream) with workerd's memory before and at peak;
+ * 5. bench/policy.mjs (policy on vs off), when present.
+ *
+ * Prints one table, writes the figures to bench/results/<time>.json (git-ignored) and draws them
+ * as docs/bench.svg. Only ratios within one run mean anything: the machine is shared.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createWriteStream, existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -29,19 +39,29 @@ import { fileURLToPath } from 'node:url';
 import * as jose from 'jose';
 import * as oauth from 'oauth4webapi';
 import { startUpstream } from '../test/fixtures/upstream-server.mjs';
+import { renderChart } from './chart.mjs';
+import { runLoad } from './load.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 1000);
 const WARMUP = Math.min(200, Math.ceil(REQUESTS / 5));
-const STREAM_BYTES = Number(process.env.BENCH_STREAM_BYTES ?? 400 * 1024 * 1024);
+const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 20);
+const LOAD_SESSIONS = Number(process.env.BENCH_LOAD_SESSIONS ?? 50);
+const STREAM_BYTES = Number(process.env.BENCH_STREAM_BYTES ?? 100 * 1024 * 1024);
 const STREAM_ROUNDS = Number(process.env.BENCH_STREAM_ROUNDS ?? 3);
+const FIRST_EVENT_ROUNDS = Number(process.env.BENCH_FIRST_EVENT_ROUNDS ?? 200);
+const NAMED_UPSTREAMS = 8;
+/** For a quick look while working: e.g. BENCH_PARTS=breakdown prints those figures only, and writes no chart. */
+const ALL_PARTS = ['latency', 'breakdown', 'load', 'stream', 'policy'];
+const PARTS = new Set((process.env.BENCH_PARTS ?? ALL_PARTS.join(',')).split(','));
 const PAT = `pat_BENCH_${randomBytes(16).toString('hex')}`;
 const ACCESS_CLIENT_ID = 'bench-access-client';
 const ACCESS_CLIENT_SECRET = randomBytes(16).toString('hex');
 const CLIENT_REDIRECT = 'http://localhost:33418/callback';
+const EMAIL = 'bench@example.com';
 
 if (Number(process.versions.node.split('.')[0]) < 22) {
-  console.error(`Node ${process.versions.node}: run through npm (npx node bench/proxy-latency.mjs) for the pinned Node 22.`);
+  console.error(`Node ${process.versions.node}: run through npm (npm run bench) for the pinned Node 22.`);
   process.exit(1);
 }
 
@@ -49,13 +69,14 @@ if (Number(process.versions.node.split('.')[0]) < 22) {
 const cleanups = [];
 const cleanup = async () => {
   for (const step of cleanups.reverse()) await step().catch(() => {});
+  cleanups.length = 0;
 };
 process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
 
 try {
   await main();
 } catch (error) {
-  console.error(error instanceof Error ? error.message : error);
+  console.error(error instanceof Error ? (error.stack ?? error.message) : error);
   process.exitCode = 1;
 } finally {
   await cleanup();
@@ -69,6 +90,13 @@ async function main() {
 
   const work = await mkdtemp(join(tmpdir(), 'mcp-gw-bench-'));
   cleanups.push(() => rm(work, { recursive: true, force: true }));
+  /** 8 named upstreams on the same test upstream; `own` takes people's own tokens (with a fallback). */
+  const named = Object.fromEntries(
+    Array.from({ length: NAMED_UPSTREAMS }, (_, i) => [
+      i === NAMED_UPSTREAMS - 1 ? 'own' : `u${i}`,
+      { url: `${upstream.origin}/`, token: 'BENCH_PAT', ...(i === NAMED_UPSTREAMS - 1 ? { userSupplied: true } : {}) },
+    ]),
+  );
   const gateway = await startGateway(work, {
     ACCESS_CLIENT_ID,
     ACCESS_CLIENT_SECRET,
@@ -76,73 +104,386 @@ async function main() {
     ACCESS_TOKEN_URL: `${access.base}/token`,
     ACCESS_JWKS_URL: `${access.base}/jwks`,
     COOKIE_ENCRYPTION_KEY: randomBytes(32).toString('hex'),
+    TOKEN_ENCRYPTION_KEY: randomBytes(32).toString('hex'),
     // The upstream's root, so /mcp/json/mcp and /mcp/big/… reach its behaviours by path.
     UPSTREAM_URL: `${upstream.origin}/`,
     UPSTREAM_TOKEN: PAT,
+    BENCH_PAT: PAT,
+    BENCH_UPSTREAMS: JSON.stringify(named),
+  });
+  const origin = gateway.origin;
+  // The second configuration answers on `localhost`: its own origin, resources and tokens.
+  const severalOrigin = origin.replace('127.0.0.1', 'localhost');
+
+  const token = await signIn(origin, '/mcp');
+  const namedToken = await signIn(severalOrigin, '/u3/mcp');
+  await expectOk(await fetch(`${severalOrigin}/__bench/vault`, { method: 'POST', body: JSON.stringify({ email: EMAIL, upstream: 'own', token: PAT }) }));
+  const ownToken = await signIn(severalOrigin, '/own/mcp');
+  // A second client whose log lines the bench worker drops: the gateway with printing off, to
+  // show what printing one line costs under wrangler dev (its inspector forwards every line).
+  const quietToken = await signIn(origin, '/mcp');
+  await expectOk(await fetch(`${origin}/__bench/quiet-client`, { method: 'POST', body: signIn.lastClientId }));
+  await expectOk(await fetch(`${origin}/__bench/peer-token`, { method: 'POST', body: token }));
+
+  const ping = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' });
+  const targets = {
+    direct: { url: `${upstream.origin}/json/mcp`, headers: rpcHeaders(PAT) },
+    bare: { url: `${origin}/__bench/bare/json/mcp`, headers: rpcHeaders('bare-client-token') },
+    peer: { url: `${origin}/__bench/peer/json/mcp`, headers: rpcHeaders(token) },
+    gateway: { url: `${origin}/mcp/json/mcp`, headers: rpcHeaders(token) },
+    quiet: { url: `${origin}/mcp/json/mcp`, headers: rpcHeaders(quietToken) },
+    named: { url: `${severalOrigin}/u3/mcp/json/mcp`, headers: rpcHeaders(namedToken) },
+  };
+  for (const [name, target] of Object.entries(targets)) {
+    const check = await fetch(target.url, { method: 'POST', headers: target.headers, body: ping });
+    const answer = await check.text();
+    if (check.status !== 200 || !answer.includes('"result":{"ok":true}') || (name !== 'direct' && answer.includes(PAT))) {
+      throw new Error(`${name} (${target.url}) does not reach the upstream (status ${check.status}): ${answer.slice(0, 200)}`);
+    }
+  }
+
+  if (ALL_PARTS.some((part) => !PARTS.has(part))) {
+    /** @type {Record<string, unknown>} */
+    const partial = {};
+    if (PARTS.has('breakdown')) {
+      partial.stages = await stageBreakdown(origin, token);
+      partial.kv = { gateway: await kvPerRequest(origin, targets.gateway, ping), own: await kvPerRequest(origin, { url: `${severalOrigin}/own/mcp/json/mcp`, headers: rpcHeaders(ownToken) }, ping) };
+    }
+    if (PARTS.has('load')) {
+      partial.load = await runLoad({ sessions: LOAD_SESSIONS, seconds: LOAD_SECONDS, paths: { bare: targets.bare, gateway: targets.gateway, quiet: targets.quiet } });
+    }
+    if (PARTS.has('stream')) partial.firstEvent = await firstEventFigures(origin, token, quietToken);
+    console.log(JSON.stringify(partial, null, 2));
+    return;
+  }
+
+  // 1. Latency, interleaved request by request so every path sees the same machine.
+  const names = /** @type {Array<keyof typeof targets>} */ (Object.keys(targets));
+  log(`latency: ${WARMUP} warm-up rounds, then ${REQUESTS} rounds of ${names.join(', ')}`);
+  for (let i = 0; i < WARMUP; i++) for (const name of names) await timed(targets[name], ping);
+  /** @type {Record<string, number[]>} */
+  const ms = Object.fromEntries(names.map((name) => [name, []]));
+  for (let i = 0; i < REQUESTS; i++) {
+    // Rotate who goes first, so no path always follows the same one.
+    for (let k = 0; k < names.length; k++) {
+      const name = /** @type {keyof typeof targets} */ (names[(i + k) % names.length]);
+      ms[name]?.push(await timed(targets[name], ping));
+    }
+  }
+  const latency = Object.fromEntries(names.map((name) => [name, summary(ms[name] ?? [])]));
+  const pairedVsBare = summary((ms.gateway ?? []).map((v, i) => v - (ms.bare?.[i] ?? 0)));
+
+  // 2. Where the time goes, and KV operations per request.
+  log('breakdown: each stage n times inside workerd');
+  const stages = await stageBreakdown(origin, token);
+  const health = [];
+  const refused = [];
+  const unknownToken = { url: targets.gateway.url, headers: rpcHeaders('bench:unknownGrant0000:unknownsecret00000000000000000000') };
+  for (let i = 0; i < Math.min(REQUESTS, 300); i++) {
+    health.push(await timed({ url: `${origin}/health`, headers: {} }, undefined, 'GET'));
+    refused.push(await timed(unknownToken, ping, 'POST', 401));
+    await timed(targets.bare, ping);
+  }
+  const kv = {
+    gateway: await kvPerRequest(origin, targets.gateway, ping),
+    named: await kvPerRequest(origin, targets.named, ping),
+    own: await kvPerRequest(origin, { url: `${severalOrigin}/own/mcp/json/mcp`, headers: rpcHeaders(ownToken) }, ping),
+  };
+
+  // 3. Load: 50 sessions alternating ping and tools/call, bare and gateway in alternating slices.
+  log(`load: ${LOAD_SESSIONS} sessions, ${LOAD_SECONDS} s per path (bare, gateway, gateway not printing), in alternating slices`);
+  const load = await runLoad({
+    sessions: LOAD_SESSIONS,
+    seconds: LOAD_SECONDS,
+    paths: { bare: targets.bare, gateway: targets.gateway, quiet: targets.quiet },
   });
 
-  const token = await signIn(gateway.origin);
-  const rpc = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' });
-  const direct = { url: `${upstream.origin}/json/mcp`, headers: rpcHeaders() };
-  const proxied = { url: `${gateway.origin}/mcp/json/mcp`, headers: rpcHeaders(token) };
-
-  const check = await fetch(proxied.url, { method: 'POST', headers: proxied.headers, body: rpc });
-  const answer = await check.text();
-  if (check.status !== 200 || !answer.includes('"result":{"ok":true}') || answer.includes(PAT)) {
-    throw new Error(
-      `/mcp does not proxy to the upstream yet (status ${check.status}): ${answer.slice(0, 200)}\n` +
-        'TODO(#3): wire proxyMcpRequest (src/proxy/handler.ts) into the OAuth provider\'s apiHandler, then run this again.',
-    );
-  }
-
-  console.log(`warm-up: ${WARMUP} requests each`);
-  for (let i = 0; i < WARMUP; i++) {
-    await timed(direct, rpc);
-    await timed(proxied, rpc);
-  }
-  await fetch(`${gateway.origin}/__bench/kv?reset`);
-  console.log(`measuring: ${REQUESTS} requests each, alternating direct and through the gateway`);
-  const directMs = [];
-  const proxiedMs = [];
-  for (let i = 0; i < REQUESTS; i++) {
-    directMs.push(await timed(direct, rpc));
-    proxiedMs.push(await timed(proxied, rpc));
-  }
-  /** @type {Record<string, number>} */
-  const kv = await (await fetch(`${gateway.origin}/__bench/kv`)).json();
-
-  // Where the added time goes: wrangler dev's own round trip (/health touches neither KV nor the
-  // upstream), and the token lookup alone (a well-formed unknown token: one KV read, then 401).
-  const healthMs = [];
-  const refusedMs = [];
-  const unknownToken = { url: proxied.url, headers: rpcHeaders('bench:unknown:token') };
-  for (let i = 0; i < Math.min(REQUESTS, 500); i++) {
-    healthMs.push(await timed({ url: `${gateway.origin}/health`, headers: {} }, undefined, 'GET'));
-    refusedMs.push(await timed(unknownToken, rpc, 'POST', 401));
-  }
-
+  // 4. Streaming: the first event, then a large stream with memory.
+  log(`first event: ${FIRST_EVENT_ROUNDS} rounds; stream: ${STREAM_BYTES / 1024 / 1024} MiB x ${STREAM_ROUNDS}`);
+  const firstEvent = await firstEventFigures(origin, token, quietToken);
   const stream = await streamFigures(upstream.origin, gateway, token);
+  await cleanup();
 
-  const d = summary(directMs);
-  const p = summary(proxiedMs);
-  const paired = summary(proxiedMs.map((ms, i) => ms - (directMs[i] ?? 0)));
-  const kvTotal = Object.values(kv).reduce((a, b) => a + b, 0);
+  // 5. Tool policy on and off (in-process, after wrangler has stopped).
+  const policy = existsSync(join(ROOT, 'bench/policy.mjs')) ? await runPolicyBench() : undefined;
+
+  const results = {
+    when: new Date().toISOString(),
+    node: process.version,
+    requests: REQUESTS,
+    latency,
+    added: {
+      overBare: { median: latency.gateway.median - latency.bare.median, p99: latency.gateway.p99 - latency.bare.p99 },
+      overBarePaired: pairedVsBare,
+      quietOverBare: { median: latency.quiet.median - latency.bare.median, p99: latency.quiet.p99 - latency.bare.p99 },
+      printing: { median: latency.gateway.median - latency.quiet.median, p99: latency.gateway.p99 - latency.quiet.p99 },
+      overDirect: { median: latency.gateway.median - latency.direct.median, p99: latency.gateway.p99 - latency.direct.p99 },
+      namedOverSingle: { median: latency.named.median - latency.gateway.median, p99: latency.named.p99 - latency.gateway.p99 },
+    },
+    peerRatio: latency.gateway.median / latency.peer.median,
+    wranglerRoundTrip: summary(health),
+    unknownToken: summary(refused),
+    stages,
+    kv,
+    load,
+    firstEvent,
+    stream,
+    policy,
+  };
+  const targetsMet = evaluate(results);
+  printTable(results, targetsMet);
+
+  const resultsDir = join(ROOT, 'bench/results');
+  await mkdir(resultsDir, { recursive: true });
+  const file = join(resultsDir, `${results.when.replace(/[:.]/g, '-')}.json`);
+  await writeFile(file, `${JSON.stringify({ ...results, targets: targetsMet }, null, 2)}\n`);
+  await writeFile(join(resultsDir, 'latest.json'), `${JSON.stringify({ ...results, targets: targetsMet }, null, 2)}\n`);
+  await writeFile(join(ROOT, 'docs/bench.svg'), renderChart({ ...results, targets: targetsMet }));
+  console.log(`\nfigures: ${file}\nchart:   docs/bench.svg`);
+}
+
+/** @param {string} message */
+function log(message) {
+  console.log(`[bench] ${message}`);
+}
+
+/** @param {Response} response */
+async function expectOk(response) {
+  if (!response.ok) throw new Error(`${response.url} answered ${response.status}: ${(await response.text()).slice(0, 200)}`);
+}
+
+/**
+ * Per-op cost of each gateway stage inside workerd, in microseconds: the request that runs it n
+ * times against the one that runs nothing, rounds interleaved, medians compared.
+ * @param {string} origin @param {string} token
+ */
+async function stageBreakdown(origin, token) {
+  const plan = {
+    config: 2000,
+    token: 50,
+    'token-cached': 200,
+    request: 500,
+    body: 500,
+    headers: 500,
+    log: 200,
+    'log-build': 500,
+    'log-print': 200,
+    fetch: 20,
+    forward: 20,
+    bare: 20,
+    'bare-log': 20,
+    proxy: 20,
+    'proxy-quiet': 20,
+    resource: 20,
+    gateway: 20,
+  };
+  const rounds = Number(process.env.BENCH_STAGE_ROUNDS ?? 30);
+  /** @param {string} name @param {number} n */
+  const once = async (name, n) => {
+    const started = performance.now();
+    const response = await fetch(`${origin}/__bench/stage?name=${name}&n=${n}`, { headers: { Authorization: `Bearer ${token}` } });
+    const text = await response.text();
+    if (response.status === 404) return undefined;
+    if (!response.ok) throw new Error(`stage ${name}: ${response.status} ${text.slice(0, 200)}`);
+    return performance.now() - started;
+  };
+  /** @type {Record<string, number | null>} */
+  const perOpUs = {};
+  const available = [];
+  const only = process.env.BENCH_STAGES?.split(',');
+  for (const name of Object.keys(plan)) {
+    if (only && !only.includes(name)) continue;
+    if ((await once(name, 1)) === undefined) perOpUs[name] = null;
+    else available.push(name);
+  }
+  // Rounds over every stage, each paired with an empty request just before it, so a change in
+  // the machine's load falls on all stages alike; the per-pair differences' median is kept.
+  /** @type {Record<string, number[]>} */
+  const added = Object.fromEntries(available.map((name) => [name, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (const name of available) {
+      const none = /** @type {number} */ (await once('none', 0));
+      const some = /** @type {number} */ (await once(name, plan[/** @type {keyof typeof plan} */ (name)]));
+      added[name]?.push(some - none);
+    }
+  }
+  for (const name of available) perOpUs[name] = (summary(added[name] ?? []).median / plan[/** @type {keyof typeof plan} */ (name)]) * 1000;
+  return perOpUs;
+}
+
+/** KV operations per request on one path, counted by the wrapper. @param {string} origin @param {{ url: string, headers: Record<string, string> }} target @param {string} body */
+async function kvPerRequest(origin, target, body) {
+  const n = 200;
+  await timed(target, body);
+  await fetch(`${origin}/__bench/kv?reset`);
+  for (let i = 0; i < n; i++) await timed(target, body);
+  /** @type {Record<string, number>} */
+  const counts = await (await fetch(`${origin}/__bench/kv?reset`)).json();
+  const reads = (counts.get ?? 0) + (counts.getWithMetadata ?? 0) + (counts.list ?? 0);
+  const writes = (counts.put ?? 0) + (counts.delete ?? 0);
+  return { requests: n, readsPerRequest: reads / n, writesPerRequest: writes / n, counts };
+}
+
+/**
+ * Time to the first SSE event, bare Worker and gateway, interleaved: a POST answered with an
+ * event stream, and the GET event stream (the path that checks for a legacy `endpoint` event).
+ * The same through the client whose log lines are not printed, to show printing's share.
+ * @param {string} origin @param {string} token @param {string} quietToken
+ */
+async function firstEventFigures(origin, token, quietToken) {
+  const body = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: {} } });
+  const sse = (/** @type {string} */ t) => ({ Authorization: `Bearer ${t}`, Accept: 'text/event-stream', 'MCP-Protocol-Version': '2025-11-25', 'Mcp-Session-Id': 'bench-session' });
+  const paths = {
+    barePost: { url: `${origin}/__bench/bare/sse/mcp`, method: 'POST', headers: rpcHeaders('bare-client-token') },
+    gatewayPost: { url: `${origin}/mcp/sse/mcp`, method: 'POST', headers: rpcHeaders(token) },
+    bareGet: { url: `${origin}/__bench/bare/sse/mcp`, method: 'GET', headers: sse('bare-client-token') },
+    gatewayGet: { url: `${origin}/mcp/sse/mcp`, method: 'GET', headers: sse(token) },
+    quietPost: { url: `${origin}/mcp/sse/mcp`, method: 'POST', headers: rpcHeaders(quietToken) },
+    quietGet: { url: `${origin}/mcp/sse/mcp`, method: 'GET', headers: sse(quietToken) },
+  };
+  const first = async (/** @type {{ url: string, method: string, headers: Record<string, string> }} */ path) => {
+    const started = performance.now();
+    const response = await fetch(path.url, { method: path.method, headers: path.headers, body: path.method === 'POST' ? body : undefined });
+    if (response.status !== 200 || !response.body) throw new Error(`${path.method} ${path.url} answered ${response.status}`);
+    const reader = response.body.getReader();
+    const { value } = await reader.read();
+    const ms = performance.now() - started;
+    if (!value || !new TextDecoder().decode(value).includes('data:')) throw new Error(`${path.url}: no event first`);
+    await reader.cancel();
+    return ms;
+  };
+  /** @type {Record<string, number[]>} */
+  const ms = Object.fromEntries(Object.keys(paths).map((name) => [name, []]));
+  for (let i = 0; i < Math.ceil(FIRST_EVENT_ROUNDS / 5); i++) for (const path of Object.values(paths)) await first(path);
+  for (let i = 0; i < FIRST_EVENT_ROUNDS; i++) {
+    for (const [name, path] of Object.entries(paths)) ms[name]?.push(await first(path));
+  }
+  return Object.fromEntries(Object.entries(ms).map(([name, values]) => [name, summary(values)]));
+}
+
+/** bench/policy.mjs in a child process; its table, verbatim. */
+async function runPolicyBench() {
+  log('policy: bench/policy.mjs');
+  const child = spawn(process.execPath, [join(ROOT, 'bench/policy.mjs')], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, BENCH_REQUESTS: process.env.BENCH_POLICY_REQUESTS ?? '300' },
+  });
+  let out = '';
+  child.stdout.on('data', (chunk) => (out += chunk));
+  const code = await new Promise((resolve) => child.once('exit', resolve));
+  return { exitCode: code, table: out.trimEnd() };
+}
+
+/**
+ * Each target of issue #10: its figure and whether it is met, and the same with the gateway's
+ * log line not printed (the "quiet" client), which tells wrangler dev's printing cost apart.
+ * @param {any} r
+ */
+function evaluate(r) {
+  const firstEvent = (/** @type {string} */ who) =>
+    Math.max(r.firstEvent[`${who}Post`].median - r.firstEvent.barePost.median, r.firstEvent[`${who}Get`].median - r.firstEvent.bareGet.median);
+  const quiet = r.latency.quiet;
+  const quietFirst = firstEvent('quiet');
+  const errors = r.load.gateway.errors + r.load.bare.errors;
+  return [
+    {
+      target: 'median added over the bare Worker <= 1 ms',
+      value: `${r.added.overBare.median.toFixed(2)} ms`,
+      met: r.added.overBare.median <= 1,
+      notPrinting: `${r.added.quietOverBare.median.toFixed(2)} ms`,
+      metNotPrinting: r.added.quietOverBare.median <= 1,
+    },
+    {
+      target: 'p99 added over the bare Worker <= 2 ms',
+      value: `${r.added.overBare.p99.toFixed(2)} ms`,
+      met: r.added.overBare.p99 <= 2,
+      notPrinting: `${r.added.quietOverBare.p99.toFixed(2)} ms`,
+      metNotPrinting: r.added.quietOverBare.p99 <= 2,
+    },
+    {
+      target: 'median faster than the KV peer',
+      value: `${r.latency.gateway.median.toFixed(2)} vs ${r.latency.peer.median.toFixed(2)} ms`,
+      met: r.peerRatio < 1,
+      notPrinting: `${quiet.median.toFixed(2)} ms`,
+      metNotPrinting: quiet.median < r.latency.peer.median,
+    },
+    {
+      target: 'load: >= 0.95 x bare throughput, 0 errors',
+      value: `x${r.load.ratio.toFixed(2)}, ${errors} errors`,
+      met: r.load.ratio >= 0.95 && errors === 0,
+      notPrinting: `x${r.load.ratios.quiet.toFixed(2)}, ${r.load.quiet.errors} errors`,
+      metNotPrinting: r.load.ratios.quiet >= 0.95 && r.load.quiet.errors === 0,
+    },
+    {
+      target: 'KV reads per request, seen token, warm isolate: 0',
+      value: r.kv.gateway.readsPerRequest.toFixed(3),
+      met: r.kv.gateway.readsPerRequest < 0.01,
+      notPrinting: r.kv.gateway.readsPerRequest.toFixed(3),
+      metNotPrinting: r.kv.gateway.readsPerRequest < 0.01,
+    },
+    {
+      target: 'first SSE event within 1 ms of the bare Worker',
+      value: `+${firstEvent('gateway').toFixed(2)} ms`,
+      met: firstEvent('gateway') <= 1,
+      notPrinting: `+${quietFirst.toFixed(2)} ms`,
+      metNotPrinting: quietFirst <= 1,
+    },
+  ];
+}
+
+/** @param {any} r @param {Array<{ target: string, value: string, met: boolean, notPrinting: string, metNotPrinting: boolean }>} targets */
+function printTable(r, targets) {
+  const row = (/** @type {string} */ label, /** @type {{ median: number, p99: number }} */ s) => console.log(`  ${label.padEnd(52)}${fmt(s.median)} ${fmt(s.p99)}`);
   console.log('');
-  console.log(`JSON-RPC POST, ${REQUESTS} requests each (ms)      median     p99`);
-  console.log(`  upstream direct                          ${fmt(d.median)}  ${fmt(d.p99)}`);
-  console.log(`  through the gateway                      ${fmt(p.median)}  ${fmt(p.p99)}`);
-  console.log(`  added (difference of the figures)        ${fmt(p.median - d.median)}  ${fmt(p.p99 - d.p99)}`);
-  console.log(`  added (per request pair)                 ${fmt(paired.median)}  ${fmt(paired.p99)}`);
-  console.log(`  wrangler dev round trip (GET /health)    ${fmt(summary(healthMs).median)}  ${fmt(summary(healthMs).p99)}`);
-  console.log(`  token lookup only (unknown token, 401)   ${fmt(summary(refusedMs).median)}  ${fmt(summary(refusedMs).p99)}`);
-  console.log(`KV operations per authenticated request: ${(kvTotal / REQUESTS).toFixed(2)} (${JSON.stringify(kv)} over ${REQUESTS})`);
+  console.log(`ping, ${REQUESTS} interleaved rounds (ms)                           median     p99`);
+  row('upstream direct', r.latency.direct);
+  row('bare pass-through Worker (swaps the header)', r.latency.bare);
+  row('KV peer (one KV read, copy headers, forward)', r.latency.peer);
+  row('gateway /mcp (one upstream)', r.latency.gateway);
+  row(`gateway /u3/mcp (${NAMED_UPSTREAMS} named upstreams)`, r.latency.named);
+  row('gateway /mcp, its log line not printed (bench only)', r.latency.quiet);
+  row('added over the bare Worker (difference of figures)', r.added.overBare);
+  row('added over the bare Worker (per round)', r.added.overBarePaired);
+  row('added over the bare Worker, log line not printed', r.added.quietOverBare);
+  row('printing the log line (gateway - not printed)', r.added.printing);
+  row(`${NAMED_UPSTREAMS} named upstreams over one (difference)`, r.added.namedOverSingle);
+  row('wrangler dev round trip (GET /health)', r.wranglerRoundTrip);
+  row('unknown token (KV miss, 401)', r.unknownToken);
+  console.log(`  gateway / KV peer (median): x${r.peerRatio.toFixed(2)}`);
   console.log('');
-  console.log(`SSE stream of ${STREAM_BYTES / 1024 / 1024} MiB, median of ${STREAM_ROUNDS} rounds   MiB/s   RSS peak over the run's start (MiB)`);
-  console.log(`  upstream direct (no Worker)                  ${stream.directMiBps.toFixed(0).padStart(5)}`);
-  for (const path of stream.paths) console.log(`  ${path.name.padEnd(44)} ${path.MiBps.toFixed(0).padStart(5)}   +${path.growthMiB.toFixed(1)}`);
-  const [, post, get] = stream.paths;
-  if (post && get) console.log(`  GET stream / POST answer throughput: ${((get.MiBps / post.MiBps) * 100).toFixed(0)}%`);
-  console.log(`  (workerd RSS ${stream.idleMiB.toFixed(0)} MiB idle, before the first stream)`);
+  console.log('stage, run n times inside workerd (µs per op)');
+  for (const [name, us] of Object.entries(r.stages)) console.log(`  ${name.padEnd(52)}${us === null ? '     n/a' : us.toFixed(1).padStart(8)}`);
+  console.log('');
+  console.log('KV operations per request (reads, writes)');
+  for (const [name, k] of Object.entries(r.kv)) console.log(`  ${name.padEnd(52)}${k.readsPerRequest.toFixed(3).padStart(8)} ${k.writesPerRequest.toFixed(3).padStart(8)}`);
+  console.log('');
+  console.log(`load: ${r.load.sessions} sessions, ${r.load.seconds} s per path             req/s   errors   median    p99 (ms)`);
+  for (const name of ['bare', 'gateway', 'quiet']) {
+    const l = r.load[name];
+    if (!l) continue;
+    console.log(`  ${name.padEnd(52)}${l.rps.toFixed(0).padStart(6)} ${String(l.errors).padStart(8)} ${fmt(l.latency.median)} ${fmt(l.latency.p99)}`);
+  }
+  console.log(`  gateway / bare throughput: x${r.load.ratio.toFixed(3)}; log line not printed: x${(r.load.ratios?.quiet ?? Number.NaN).toFixed(3)}`);
+  console.log('');
+  console.log('first SSE event (ms)                                          median     p99');
+  for (const [name, s] of Object.entries(r.firstEvent)) row(name, /** @type {any} */ (s));
+  console.log('');
+  console.log(`SSE stream of ${STREAM_BYTES / 1024 / 1024} MiB, median of ${STREAM_ROUNDS} rounds   MiB/s   RSS before -> peak (MiB)`);
+  console.log(`  upstream direct (no Worker)                  ${r.stream.directMiBps.toFixed(0).padStart(5)}`);
+  for (const path of r.stream.paths) {
+    console.log(`  ${path.name.padEnd(44)} ${path.MiBps.toFixed(0).padStart(5)}   ${path.beforeMiB.toFixed(0)} -> ${path.peakMiB.toFixed(0)} (+${path.growthMiB.toFixed(1)})`);
+  }
+  console.log(`  (workerd RSS ${r.stream.idleMiB.toFixed(0)} MiB idle, before the first stream)`);
+  if (r.policy) {
+    console.log('');
+    console.log('tool policy (bench/policy.mjs)');
+    console.log(r.policy.table);
+  }
+  console.log('');
+  console.log(`targets (issue #10)${' '.repeat(45)}as shipped${' '.repeat(17)}log line not printed (bench only)`);
+  const mark = (/** @type {boolean} */ met) => (met ? 'met    ' : 'NOT MET');
+  for (const t of targets) console.log(`  ${t.target.padEnd(52)} ${mark(t.met)} ${t.value.padEnd(18)} ${mark(t.metNotPrinting)} ${t.notPrinting}`);
   console.log('(wrangler dev runs workerd locally; production adds the network between Cloudflare and the upstream, not this overhead.)');
 }
 
@@ -207,7 +548,7 @@ async function streamFigures(/** @type {string} */ upstreamOrigin, /** @type {{ 
 
   const directMiBps = await drain(`${upstreamOrigin}/big/mcp?bytes=${STREAM_BYTES}`, 'POST', rpcHeaders());
   const idleMiB = await workerdRssMiB(gateway.pgid);
-  const figures = paths.map((path) => ({ ...path, rates: /** @type {number[]} */ ([]), growthMiB: 0 }));
+  const figures = paths.map((path) => ({ ...path, rates: /** @type {number[]} */ ([]), growthMiB: 0, beforeMiB: 0, peakMiB: 0 }));
   for (let round = 0; round < STREAM_ROUNDS; round++) {
     for (const path of figures) {
       const pids = await workerdPids(gateway.pgid);
@@ -216,13 +557,14 @@ async function streamFigures(/** @type {string} */ upstreamOrigin, /** @type {{ 
       const sampler = setInterval(() => void workerdRssMiB(gateway.pgid, pids).then((mib) => (peak = Math.max(peak, mib))), 20);
       path.rates.push(await drain(path.url, path.method, path.headers).finally(() => clearInterval(sampler)));
       peak = Math.max(peak, await workerdRssMiB(gateway.pgid, pids));
-      path.growthMiB = Math.max(path.growthMiB, peak - before);
+      if (peak - before >= path.growthMiB) Object.assign(path, { growthMiB: peak - before, beforeMiB: before, peakMiB: peak });
     }
   }
   return {
     directMiBps,
+    bytes: STREAM_BYTES,
     idleMiB,
-    paths: figures.map(({ name, rates, growthMiB }) => ({ name, MiBps: summary(rates).median, growthMiB })),
+    paths: figures.map(({ name, rates, growthMiB, beforeMiB, peakMiB }) => ({ name, MiBps: summary(rates).median, growthMiB, beforeMiB, peakMiB })),
   };
 }
 
@@ -320,8 +662,8 @@ async function startGateway(/** @type {string} */ work, /** @type {Record<string
   return { origin, pgid };
 }
 
-/** The MCP client's side of the login, over HTTP, with a cookie jar for the browser legs. */
-async function signIn(/** @type {string} */ origin) {
+/** The MCP client's side of the login; `signIn.lastClientId` is the client it registered. */
+async function signIn(/** @type {string} */ origin, /** @type {string} */ resourcePath) {
   /** @type {Map<string, string>} */
   const jar = new Map();
   const browser = async (/** @type {string} */ url, /** @type {RequestInit} */ init = {}) => {
@@ -368,7 +710,7 @@ async function signIn(/** @type {string} */ origin) {
     code_challenge_method: 'S256',
     state,
     scope: 'mcp',
-    resource: `${origin}/mcp`,
+    resource: `${origin}${resourcePath}`,
   })) {
     authorize.searchParams.set(name, value);
   }
@@ -397,12 +739,13 @@ async function signIn(/** @type {string} */ origin) {
         code_verifier: verifier,
         client_id: clientId,
         redirect_uri: CLIENT_REDIRECT,
-        resource: `${origin}/mcp`,
+        resource: `${origin}${resourcePath}`,
       }),
     }),
     200,
     'token',
   );
+  signIn.lastClientId = clientId;
   return /** @type {{ access_token: string }} */ (await tokens.json()).access_token;
 }
 

@@ -1,6 +1,7 @@
 import { type Config, ConfigError, configFor } from './config';
 import { html, htmlPage } from './lib/html';
-import { gatewayFor, handleBrowserRequest, type OriginGateway } from './provider';
+import { purgeExpiredData } from './purge';
+import { gatewayFor, handleAuthorizationServerRequest, handleBrowserRequest, type OriginGateway } from './provider';
 
 const PROTECTED_RESOURCE_ROOT = '/.well-known/oauth-protected-resource';
 const reported = new WeakSet<ConfigError>();
@@ -26,9 +27,14 @@ export default {
 
     const page = await handleBrowserRequest(request, env, ctx, gateway, config);
     if (page) return page;
-    const response = await gateway.authorizationServer.fetch(request, env, ctx);
+    const response = await handleAuthorizationServerRequest(request, env, ctx, gateway);
     // The library's own 404 has no body; say what happened in the JSON the other endpoints use.
     return response.status === 404 && response.body === null ? Response.json({ error: 'not_found' }, { status: 404 }) : response;
+  },
+
+  /** The cron trigger (wrangler.jsonc): sweeps expired and orphaned grants and tokens from KV. */
+  async scheduled(_controller, env, _ctx): Promise<void> {
+    await purgeExpiredData(env);
   },
 } satisfies ExportedHandler<Env>;
 

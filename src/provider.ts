@@ -1,4 +1,10 @@
-import { OAuthAuthorizationServer, OAuthError, type OAuthHelpers, OAuthResourceServer } from '@cloudflare/workers-oauth-provider';
+import {
+  OAuthAuthorizationServer,
+  OAuthError,
+  type OAuthHelpers,
+  OAuthResourceServer,
+  type OAuthResourceTokenValidation,
+} from '@cloudflare/workers-oauth-provider';
 import { handleAccessCallback } from './access/callback';
 import { handleConnections } from './connections/handler';
 import { CONNECTIONS_PATH, finishConnectionsLogin, isConnectionsState } from './connections/session';
@@ -10,6 +16,7 @@ import type { Identity } from './identity';
 import { html, htmlPage } from './lib/html';
 import { mcpHandler } from './mcp';
 import { handleTokenStep, TOKEN_STEP_PATH } from './own-token/login-step';
+import { TokenCache } from './token-cache';
 
 /**
  * The OAuth roles for one origin: one authorization server at the origin's root (claude.ai builds
@@ -26,6 +33,19 @@ export interface OriginGateway {
   upstreamFor(resource: string | undefined): UpstreamConfig | undefined;
   /** The resource the root `/.well-known/oauth-protected-resource` describes, if one stands out. */
   defaultUpstream: UpstreamConfig | undefined;
+  /** What every resource server checks a token with: the authorization server's check, cached. */
+  validateToken(env: Env): (resource: string, token: string) => Promise<OAuthResourceTokenValidation<Identity> | null>;
+  /** This configuration's validated tokens (shared by every origin), to forget revoked ones. */
+  tokenCache: TokenCache<Identity>;
+}
+
+const tokenCaches = new WeakMap<Config, TokenCache<Identity>>();
+
+/** One cache per configuration, i.e. per isolate in production, shared by all its origins. */
+export function tokenCacheFor(config: Config): TokenCache<Identity> {
+  let cache = tokenCaches.get(config);
+  if (!cache) tokenCaches.set(config, (cache = new TokenCache<Identity>()));
+  return cache;
 }
 
 /** What a page a person's browser visits works with: this request's view of the deployment. */
@@ -44,6 +64,7 @@ export function buildGateway(origin: string, config: Config): OriginGateway {
   // keep landing there; with several named upstreams only, a client must say which it wants.
   const defaultUpstream = config.upstreams.length === 1 ? config.upstreams[0] : config.upstreams.find((u) => u.path === '/mcp');
   const defaultResource = defaultUpstream && `${origin}${defaultUpstream.path}`;
+  const tokenCache = tokenCacheFor(config);
 
   const authorizationServer = new OAuthAuthorizationServer<Env>({
     issuer: origin,
@@ -59,11 +80,12 @@ export function buildGateway(origin: string, config: Config): OriginGateway {
     refreshTokenTTL: config.refreshTokenTtl,
     // A grant lives while its client keeps refreshing, so active connectors never need a new login.
     refreshTokenIdleTTL: config.refreshTokenTtl,
-    tokenExchangeCallback({ grantType, props, resource }) {
+    tokenExchangeCallback({ grantType, props, resource, userId, grantId }) {
       const identity = props as Identity;
       const upstream = upstreamFor(resource);
       if (grantType === 'refresh_token' && (!upstream || refusalFor(config, upstream, identity.email))) {
-        // invalid_grant makes the library revoke the grant and its tokens.
+        // invalid_grant makes the library revoke the grant and its tokens; /token forgets it again after.
+        tokenCache.forgetGrant(userId, grantId);
         throw new OAuthError('invalid_grant', { description: 'this account is no longer allowed' });
       }
     },
@@ -72,7 +94,8 @@ export function buildGateway(origin: string, config: Config): OriginGateway {
     },
   });
 
-  const validateToken = (env: Env) => (resource: string, token: string) => authorizationServer.validateToken<Identity>(resource, token, env);
+  const validateToken = (env: Env) => (resource: string, token: string) =>
+    tokenCache.validate(resource, token, (r, t) => authorizationServer.validateToken<Identity>(r, t, env));
   const resourceServers = new Map(
     [...byResource].map(([resource, upstream]) => [
       upstream.name,
@@ -84,7 +107,51 @@ export function buildGateway(origin: string, config: Config): OriginGateway {
       }),
     ]),
   );
-  return { authorizationServer, resourceServers, upstreamFor, defaultUpstream };
+  return { authorizationServer, resourceServers, upstreamFor, defaultUpstream, validateToken, tokenCache };
+}
+
+/**
+ * The authorization server's own endpoints. A token endpoint request that revokes (RFC 7009:
+ * `token` without `grant_type`) or fails (a refused refresh, a replayed code: the library revokes
+ * that grant) forgets the grant its token names from the token cache, before and after, so the
+ * grant's tokens stop in this isolate at once.
+ */
+export async function handleAuthorizationServerRequest(request: Request, env: Env, ctx: ExecutionContext, gateway: OriginGateway): Promise<Response> {
+  const url = new URL(request.url);
+  const form = request.method === 'POST' && url.pathname === '/token' ? await formOf(request) : undefined;
+  const named = form && (form.get('token') ?? form.get('refresh_token') ?? form.get('code'));
+  const revocation = form !== undefined && !form.has('grant_type') && form.has('token');
+  if (named && revocation) gateway.tokenCache.forgetGrantOf(named);
+  const response = await gateway.authorizationServer.fetch(request, env, ctx);
+  if (named && (revocation || response.status === 400)) gateway.tokenCache.forgetGrantOf(named);
+  return response;
+}
+
+/** A form body, read from a copy so the library still reads the original. */
+async function formOf(request: Request): Promise<URLSearchParams | undefined> {
+  if (!/^application\/x-www-form-urlencoded\s*(;|$)/i.test(request.headers.get('Content-Type') ?? '')) return undefined;
+  try {
+    return new URLSearchParams(new TextDecoder().decode(await request.clone().arrayBuffer()));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The library's helpers, with `revokeGrant` (also when it calls it itself) forgetting the grant's cached tokens. */
+export function helpersFor(gateway: OriginGateway, env: Env): OAuthHelpers {
+  const helpers = gateway.authorizationServer.getOAuthApi(env);
+  const cache = gateway.tokenCache;
+  const revokeGrant = async (grantId: string, userId: string): Promise<void> => {
+    cache.forgetGrant(userId, grantId);
+    try {
+      await helpers.revokeGrant(grantId, userId);
+    } finally {
+      cache.forgetGrant(userId, grantId);
+    }
+  };
+  // The receiver stays the proxy, so the library's own `this.revokeGrant` (a new grant replacing
+  // the client's old one) comes through here too.
+  return new Proxy(helpers, { get: (target, name, receiver) => (name === 'revokeGrant' ? revokeGrant : Reflect.get(target, name, receiver)) });
 }
 
 const MAX_ORIGINS = 16;
@@ -112,7 +179,7 @@ export async function handleBrowserRequest(
   config: Config,
 ): Promise<Response | undefined> {
   const url = new URL(request.url);
-  const leg = (): BrowserLeg => ({ helpers: gateway.authorizationServer.getOAuthApi(env), gateway, config, env, ctx });
+  const leg = (): BrowserLeg => ({ helpers: helpersFor(gateway, env), gateway, config, env, ctx });
   try {
     switch (url.pathname) {
       case '/authorize':

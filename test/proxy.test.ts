@@ -1,4 +1,6 @@
+import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { proxyMcpRequest } from '../src/proxy/handler';
 import {
   ALICE_PAT,
   CLIENT_HEADERS,
@@ -261,6 +263,23 @@ describe('proxy: log line', () => {
     ]);
     const line = logs.lines().join('\n');
     for (const secret of [PAT, 'client-bearer-token', 'client-cookie-value', 'secret-arg', t]) expect(line).not.toContain(secret);
+  });
+
+  it('issue #10: prints the line once the response is handed back, and keeps the isolate until it has', async () => {
+    const logs = captureLogs();
+    const ctx = createExecutionContext();
+    const config = proxyConfig('/json/mcp');
+    const upstream = config.upstreams[0];
+    if (!upstream) throw new Error('no upstream');
+    const response = await proxyMcpRequest(
+      new Request(`https://gw.example/mcp?t=${tag()}`, rpcPost({ jsonrpc: '2.0', id: 1, method: 'ping' })),
+      { config, upstream, identity: { email: 'alice@example.com', sub: 'sub-alice' }, clientId: CLIENT_ID },
+      ctx,
+    );
+    expect(response.status).toBe(200);
+    expect(logs.parsed().filter((l) => l.event === 'mcp_proxy')).toEqual([]);
+    await waitOnExecutionContext(ctx);
+    expect(logs.parsed().filter((l) => l.event === 'mcp_proxy')).toEqual([expect.objectContaining({ rpcMethod: 'ping', status: 200, outcome: 'ok' })]);
   });
 
   it('names every method of a batch, and none for a body too large to read', async () => {

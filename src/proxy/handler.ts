@@ -13,7 +13,7 @@ import { forwardToUpstream } from './forward';
 import { ALLOWED_METHODS, clientResponseHeaders, preflightResponse, upstreamRequestHeaders } from './headers';
 import { type JsonRpcId, jsonRpcErrorResponse, type ProxyErrorKind } from './jsonrpc-error';
 import { gatewayEndpointFor, rewriteEndpointEvents, upstreamUrlForSignedEndpoint } from './legacy-sse';
-import { logProxyRequest, type ProxyLogEntry, type ProxyOutcome } from './log';
+import { logProxyRequestAfterResponse, type ProxyLogEntry, type ProxyOutcome } from './log';
 import { readRequestBody } from './message';
 import { gatewayPathFor, routeToUpstream } from './route';
 import { type ForwardedUnderPolicy, gateToolRequest, POLICY_PEEK_LIMIT_BYTES, rateLimitResponse } from './tool-policy';
@@ -36,10 +36,11 @@ const NULL_BODY_STATUSES = new Set([101, 204, 205, 304]);
 /**
  * Proxies one authenticated MCP request (`<path>` or `<path>/<rest>`) to the upstream. Always resolves
  * to a response: the proxy's own failures are JSON-RPC errors (400, 403, 405, 502, 504).
- * `_ctx` is unused: a client disconnect cancels the upstream fetch through `request.signal` and
- * the runtime's cancellation of the response stream, so nothing needs `waitUntil`.
+ * `ctx` only keeps the log line (written after the response, see log.ts): a client disconnect
+ * cancels the upstream fetch through `request.signal` and the runtime's cancellation of the
+ * response stream.
  */
-export async function proxyMcpRequest(request: Request, caller: ProxyCaller, _ctx: ExecutionContext): Promise<Response> {
+export async function proxyMcpRequest(request: Request, caller: ProxyCaller, ctx: ExecutionContext): Promise<Response> {
   const { config, upstream: settings, identity, clientId, vault } = caller;
   const url = new URL(request.url);
   const origin = request.headers.get('Origin');
@@ -58,7 +59,7 @@ export async function proxyMcpRequest(request: Request, caller: ProxyCaller, _ct
   const finish = (response: Response, outcome: ProxyOutcome): Response => {
     entry.status = response.status;
     entry.outcome = outcome;
-    logProxyRequest(entry);
+    logProxyRequestAfterResponse(entry, ctx);
     return response;
   };
   const fail = (kind: ProxyErrorKind, outcome: ProxyOutcome, id: JsonRpcId = null, extra?: HeadersInit) =>

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ErrorCode, McpError, type Tool } from '@modelcontextprotocol/sdk/types.js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type Everything, startEverything } from './support/everything';
 import { type Connected, connectWithOAuth } from './support/mcp-client';
 import { type E2EStack, gatewayLogs, need, startE2EStack } from './support/stack';
@@ -68,8 +68,11 @@ describe('tool policy in front of server-everything', () => {
     expect(refusal).toBeInstanceOf(McpError);
     expect((refusal as McpError).code).toBe(ErrorCode.InvalidParams);
     expect((refusal as McpError).message).toContain(`tool ${other} is not available through this gateway`);
-    const logged = gatewayLogs(need(stack)).filter((l) => l.includes('"outcome":"tool_refused"'));
-    expect(logged.some((l) => l.includes(`"tool":"${other}"`))).toBe(true);
+    // The line is printed just after the response (issue #10), then travels through wrangler.
+    await vi.waitFor(() => {
+      const logged = gatewayLogs(need(stack)).filter((l) => l.includes('"outcome":"tool_refused"'));
+      expect(logged.some((l) => l.includes(`"tool":"${other}"`))).toBe(true);
+    });
   });
 
   it('streams the progress of an allowed long-running tool before its result', async () => {
