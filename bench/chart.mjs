@@ -68,9 +68,20 @@ export function renderChart(r) {
     ]),
     panel(`Load: ${r.load.sessions} sessions, ${r.load.seconds} s each, ping + tools/call (req/s)`, [
       { label: 'bare pass-through Worker', value: r.load.bare.rps, text: `${r.load.bare.rps.toFixed(0)} req/s, ${r.load.bare.errors} errors` },
-      { label: 'gateway', value: r.load.gateway.rps, highlight: true, text: `${r.load.gateway.rps.toFixed(0)} req/s, ${r.load.gateway.errors} errors (x${r.load.ratio.toFixed(2)})` },
+      {
+        label: 'gateway',
+        value: r.load.gateway.rps,
+        highlight: true,
+        text: `${r.load.gateway.rps.toFixed(0)} req/s, ${r.load.gateway.errors} errors (x${r.load.ratio.toFixed(2)})`,
+      },
       ...(r.load.quiet
-        ? [{ label: 'gateway, log line not printed', value: r.load.quiet.rps, text: `${r.load.quiet.rps.toFixed(0)} req/s, ${r.load.quiet.errors} errors (x${r.load.ratios.quiet.toFixed(2)})` }]
+        ? [
+            {
+              label: 'gateway, log line not printed',
+              value: r.load.quiet.rps,
+              text: `${r.load.quiet.rps.toFixed(0)} req/s, ${r.load.quiet.errors} errors (x${r.load.ratios.quiet.toFixed(2)})`,
+            },
+          ]
         : []),
     ]),
     panel('First SSE event (median bar, p99 tick)', [
@@ -84,11 +95,21 @@ export function renderChart(r) {
       'Gateway stages inside workerd (µs per op)',
       Object.entries(r.stages)
         .filter(([, us]) => typeof us === 'number')
-        .map(([name, us]) => ({ label: name, value: Math.max(0, /** @type {number} */ (us)), highlight: name.startsWith('token'), text: `${/** @type {number} */ (us).toFixed(1)} µs` })),
+        .map(([name, us]) => ({
+          label: name,
+          value: Math.max(0, /** @type {number} */ (us)),
+          highlight: name.startsWith('token'),
+          text: `${/** @type {number} */ (us).toFixed(1)} µs`,
+        })),
     ),
     panel(
       `Streaming ${Math.round(r.stream.bytes / 1048576)} MiB SSE (MiB/s; workerd RSS growth)`,
-      r.stream.paths.map((/** @type {any} */ p) => ({ label: p.name, value: p.MiBps, highlight: p.name.startsWith('gateway'), text: `${p.MiBps.toFixed(0)} MiB/s, +${p.growthMiB.toFixed(1)} MiB RSS` })),
+      r.stream.paths.map((/** @type {any} */ p) => ({
+        label: p.name,
+        value: p.MiBps,
+        highlight: p.name.startsWith('gateway'),
+        text: `${p.MiBps.toFixed(0)} MiB/s, +${p.growthMiB.toFixed(1)} MiB RSS`,
+      })),
     ),
   ];
   let y = 44;

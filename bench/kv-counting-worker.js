@@ -16,6 +16,7 @@
 import worker from '../src/index';
 
 export { RateLimiter } from '../src/index';
+
 import { configFor } from '../src/config';
 import { TokenVault } from '../src/vault/store';
 import { peerForward, registerPeerToken } from './kv-peer-worker.js';

@@ -151,7 +151,9 @@ async function bundleGateway() {
         name: 'cloudflare-workers-stub',
         setup(b) {
           b.onResolve({ filter: /^cloudflare:workers$/ }, () => ({ path: 'cloudflare:workers', namespace: 'stub' }));
-          b.onLoad({ filter: /.*/, namespace: 'stub' }, () => ({ contents: 'export class DurableObject { constructor(ctx, env) { this.ctx = ctx; this.env = env; } }' }));
+          b.onLoad({ filter: /.*/, namespace: 'stub' }, () => ({
+            contents: 'export class DurableObject { constructor(ctx, env) { this.ctx = ctx; this.env = env; } }',
+          }));
         },
       },
     ],

@@ -147,10 +147,17 @@ async function main() {
     const partial = {};
     if (PARTS.has('breakdown')) {
       partial.stages = await stageBreakdown(origin, token);
-      partial.kv = { gateway: await kvPerRequest(origin, targets.gateway, ping), own: await kvPerRequest(origin, { url: `${severalOrigin}/own/mcp/json/mcp`, headers: rpcHeaders(ownToken) }, ping) };
+      partial.kv = {
+        gateway: await kvPerRequest(origin, targets.gateway, ping),
+        own: await kvPerRequest(origin, { url: `${severalOrigin}/own/mcp/json/mcp`, headers: rpcHeaders(ownToken) }, ping),
+      };
     }
     if (PARTS.has('load')) {
-      partial.load = await runLoad({ sessions: LOAD_SESSIONS, seconds: LOAD_SECONDS, paths: { bare: targets.bare, gateway: targets.gateway, quiet: targets.quiet } });
+      partial.load = await runLoad({
+        sessions: LOAD_SESSIONS,
+        seconds: LOAD_SECONDS,
+        paths: { bare: targets.bare, gateway: targets.gateway, quiet: targets.quiet },
+      });
     }
     if (PARTS.has('stream')) partial.firstEvent = await firstEventFigures(origin, token, quietToken);
     console.log(JSON.stringify(partial, null, 2));
@@ -332,7 +339,12 @@ async function kvPerRequest(origin, target, body) {
  */
 async function firstEventFigures(origin, token, quietToken) {
   const body = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: {} } });
-  const sse = (/** @type {string} */ t) => ({ Authorization: `Bearer ${t}`, Accept: 'text/event-stream', 'MCP-Protocol-Version': '2025-11-25', 'Mcp-Session-Id': 'bench-session' });
+  const sse = (/** @type {string} */ t) => ({
+    Authorization: `Bearer ${t}`,
+    Accept: 'text/event-stream',
+    'MCP-Protocol-Version': '2025-11-25',
+    'Mcp-Session-Id': 'bench-session',
+  });
   const paths = {
     barePost: { url: `${origin}/__bench/bare/sse/mcp`, method: 'POST', headers: rpcHeaders('bare-client-token') },
     gatewayPost: { url: `${origin}/mcp/sse/mcp`, method: 'POST', headers: rpcHeaders(token) },
@@ -434,7 +446,8 @@ function evaluate(r) {
 
 /** @param {any} r @param {Array<{ target: string, value: string, met: boolean, notPrinting: string, metNotPrinting: boolean }>} targets */
 function printTable(r, targets) {
-  const row = (/** @type {string} */ label, /** @type {{ median: number, p99: number }} */ s) => console.log(`  ${label.padEnd(52)}${fmt(s.median)} ${fmt(s.p99)}`);
+  const row = (/** @type {string} */ label, /** @type {{ median: number, p99: number }} */ s) =>
+    console.log(`  ${label.padEnd(52)}${fmt(s.median)} ${fmt(s.p99)}`);
   console.log('');
   console.log(`ping, ${REQUESTS} interleaved rounds (ms)                           median     p99`);
   row('upstream direct', r.latency.direct);
@@ -456,7 +469,8 @@ function printTable(r, targets) {
   for (const [name, us] of Object.entries(r.stages)) console.log(`  ${name.padEnd(52)}${us === null ? '     n/a' : us.toFixed(1).padStart(8)}`);
   console.log('');
   console.log('KV operations per request (reads, writes)');
-  for (const [name, k] of Object.entries(r.kv)) console.log(`  ${name.padEnd(52)}${k.readsPerRequest.toFixed(3).padStart(8)} ${k.writesPerRequest.toFixed(3).padStart(8)}`);
+  for (const [name, k] of Object.entries(r.kv))
+    console.log(`  ${name.padEnd(52)}${k.readsPerRequest.toFixed(3).padStart(8)} ${k.writesPerRequest.toFixed(3).padStart(8)}`);
   console.log('');
   console.log(`load: ${r.load.sessions} sessions, ${r.load.seconds} s per path             req/s   errors   median    p99 (ms)`);
   for (const name of ['bare', 'gateway', 'quiet']) {
@@ -472,7 +486,9 @@ function printTable(r, targets) {
   console.log(`SSE stream of ${STREAM_BYTES / 1024 / 1024} MiB, median of ${STREAM_ROUNDS} rounds   MiB/s   RSS before -> peak (MiB)`);
   console.log(`  upstream direct (no Worker)                  ${r.stream.directMiBps.toFixed(0).padStart(5)}`);
   for (const path of r.stream.paths) {
-    console.log(`  ${path.name.padEnd(44)} ${path.MiBps.toFixed(0).padStart(5)}   ${path.beforeMiB.toFixed(0)} -> ${path.peakMiB.toFixed(0)} (+${path.growthMiB.toFixed(1)})`);
+    console.log(
+      `  ${path.name.padEnd(44)} ${path.MiBps.toFixed(0).padStart(5)}   ${path.beforeMiB.toFixed(0)} -> ${path.peakMiB.toFixed(0)} (+${path.growthMiB.toFixed(1)})`,
+    );
   }
   console.log(`  (workerd RSS ${r.stream.idleMiB.toFixed(0)} MiB idle, before the first stream)`);
   if (r.policy) {
@@ -608,7 +624,13 @@ async function freePort() {
 async function startGateway(/** @type {string} */ work, /** @type {Record<string, string>} */ vars) {
   const port = await freePort();
   const envFile = join(work, 'bench.env');
-  await writeFile(envFile, Object.entries(vars).map(([name, value]) => `${name}=${value}\n`).join(''), { mode: 0o600 });
+  await writeFile(
+    envFile,
+    Object.entries(vars)
+      .map(([name, value]) => `${name}=${value}\n`)
+      .join(''),
+    { mode: 0o600 },
+  );
   const logPath = join(work, 'wrangler.log');
   const log = createWriteStream(logPath);
   const child = spawn(
@@ -617,13 +639,19 @@ async function startGateway(/** @type {string} */ work, /** @type {Record<string
       join(ROOT, 'node_modules/wrangler/bin/wrangler.js'),
       'dev',
       'bench/kv-counting-worker.js',
-      '--ip', '127.0.0.1',
-      '--port', String(port),
-      '--inspector-port', String(await freePort()),
-      '--persist-to', join(work, 'state'),
-      '--env-file', envFile,
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--inspector-port',
+      String(await freePort()),
+      '--persist-to',
+      join(work, 'state'),
+      '--env-file',
+      envFile,
       '--show-interactive-dev-session=false',
-      '--log-level', 'warn',
+      '--log-level',
+      'warn',
     ],
     {
       cwd: ROOT,
@@ -806,9 +834,10 @@ async function startStandInAccess() {
   base = `http://127.0.0.1:${address.port}`;
   return {
     base: `${base}${path}`,
-    close: () => new Promise((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve(undefined));
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve(undefined));
+      }),
   };
 }

@@ -5,16 +5,16 @@
  * with none) / n, both timed by the client over the same loopback. Served by kv-counting-worker.js
  * at `/__bench/stage?name=<stage>&n=<count>`; never deployed.
  */
-import worker from '../src/index';
+
 import { configFor } from '../src/config';
+import worker from '../src/index';
 import { gatewayFor } from '../src/provider';
 import { forwardToUpstream } from '../src/proxy/forward';
-import { clientResponseHeaders, upstreamRequestHeaders } from '../src/proxy/headers';
 import { proxyMcpRequest } from '../src/proxy/handler';
+import { clientResponseHeaders, upstreamRequestHeaders } from '../src/proxy/headers';
 import { logProxyRequest } from '../src/proxy/log';
 import { readRequestBody } from '../src/proxy/message';
 import { upstreamCredential } from '../src/upstream/credentials';
-
 
 const RPC = '{"jsonrpc":"2.0","id":1,"method":"ping"}';
 const UPSTREAM_ANSWER = new Headers({
@@ -72,135 +72,139 @@ export async function runStage(request, env, ctx) {
   return new Response(String(n));
 
   async function runStageLoop() {
-  for (let i = 0; i < n; i++) {
-    switch (name) {
-      case 'none':
-        break;
-      case 'config':
-        // What every request does before routing: the memoized configuration and origin's roles.
-        gatewayFor(url.origin, /** @type {any} */ (configFor(env)));
-        break;
-      case 'token':
-        // The library's own check: one KV read, unwrap the key, decrypt the props.
-        if (!(await gateway.authorizationServer.validateToken(resource, token, env))) throw new Error('token refused');
-        break;
-      case 'token-cached': {
-        // What the resource server's hook does (src/token-cache.ts), cached after the first call.
-        const validate = /** @type {any} */ (gateway).validateToken;
-        if (!validate) throw new UnknownStage();
-        if (!(await validate(env)(resource, token))) throw new Error('token refused');
-        break;
+    for (let i = 0; i < n; i++) {
+      switch (name) {
+        case 'none':
+          break;
+        case 'config':
+          // What every request does before routing: the memoized configuration and origin's roles.
+          gatewayFor(url.origin, /** @type {any} */ (configFor(env)));
+          break;
+        case 'token':
+          // The library's own check: one KV read, unwrap the key, decrypt the props.
+          if (!(await gateway.authorizationServer.validateToken(resource, token, env))) throw new Error('token refused');
+          break;
+        case 'token-cached': {
+          // What the resource server's hook does (src/token-cache.ts), cached after the first call.
+          const validate = /** @type {any} */ (gateway).validateToken;
+          if (!validate) throw new UnknownStage();
+          if (!(await validate(env)(resource, token))) throw new Error('token refused');
+          break;
+        }
+        case 'request':
+          rpcRequest();
+          break;
+        case 'body':
+          await readRequestBody(rpcRequest());
+          break;
+        case 'headers': {
+          const credential = await upstreamCredential(upstream, 'bench@example.com', undefined);
+          if (!credential) throw new Error('no credential');
+          upstreamRequestHeaders(request.headers, upstream, credential.header);
+          clientResponseHeaders(UPSTREAM_ANSWER, null);
+          break;
+        }
+        case 'log-build':
+          // The line's text alone, as log.ts builds it, without printing it.
+          if (JSON.stringify({ event: 'mcp_proxy', time: new Date().toISOString(), ...SAMPLE_ENTRY }).length === 0) throw new Error();
+          break;
+        case 'log-print':
+          // Printing a ready line of the same length.
+          console.log(SAMPLE_LINE);
+          break;
+        case 'bare': {
+          // The bare Worker's whole work inside the isolate: copy the headers, swap one, fetch.
+          const headers = new Headers(request.headers);
+          headers.set('Authorization', 'Bearer bench');
+          const response = await fetch(target, { method: 'POST', headers, body: RPC });
+          await response.arrayBuffer();
+          break;
+        }
+        case 'gateway': {
+          // The gateway's whole work inside the isolate, as for a client's ping to /mcp.
+          const headers = new Headers(request.headers);
+          headers.set('Content-Type', 'application/json');
+          headers.set('Accept', 'application/json, text/event-stream');
+          const response = await worker.fetch(/** @type {any} */ (new Request(`${url.origin}/mcp/json/mcp`, { method: 'POST', headers, body: RPC })), env, ctx);
+          const text = await response.text();
+          if (response.status !== 200) throw new Error(`gateway answered ${response.status}: ${text.slice(0, 100)}`);
+          break;
+        }
+        case 'bare-log': {
+          // The bare Worker plus one printed line, as the gateway prints.
+          const headers = new Headers(request.headers);
+          headers.set('Authorization', 'Bearer bench');
+          const response = await fetch(target, { method: 'POST', headers, body: RPC });
+          await response.arrayBuffer();
+          console.log(SAMPLE_LINE);
+          break;
+        }
+        case 'proxy-quiet':
+        case 'proxy': {
+          // src/proxy/handler.ts alone: no OAuth library, no allowlist.
+          const response = await proxyMcpRequest(
+            new Request(`${url.origin}/mcp/json/mcp`, {
+              method: 'POST',
+              headers: { 'Content-Type': 'application/json', 'Content-Length': String(RPC.length) },
+              body: RPC,
+            }),
+            { config, upstream, identity: { email: 'bench@example.com', sub: 'bench' }, clientId: 'bench' },
+            ctx,
+          );
+          await response.text();
+          break;
+        }
+        case 'resource': {
+          // The resource server's fetch (token check, then src/mcp.ts and the proxy), without index.ts.
+          const headers = new Headers(request.headers);
+          headers.set('Content-Type', 'application/json');
+          const server = gateway.resourceServers.get(upstream.name);
+          if (!server) throw new Error('no resource server');
+          const response = await server.fetch(
+            new Request(`${url.origin}/mcp/json/mcp`, { method: 'POST', headers, body: RPC }),
+            env,
+            /** @type {any} */ ({ ...ctx, waitUntil: ctx.waitUntil.bind(ctx), passThroughOnException: () => {} }),
+          );
+          await response.text();
+          break;
+        }
+        case 'log':
+          logProxyRequest({
+            upstream: upstream.name,
+            email: 'bench@example.com',
+            clientId: 'bench-client',
+            method: 'POST',
+            path: '/mcp',
+            rpcMethod: 'ping',
+            status: 200,
+            upstreamStatus: 200,
+            latencyMs: 1,
+            outcome: 'ok',
+          });
+          break;
+        case 'fetch': {
+          const response = await fetch(target, { method: 'POST', body: RPC, headers: { 'Content-Type': 'application/json' } });
+          await response.arrayBuffer();
+          break;
+        }
+        case 'forward': {
+          const result = await forwardToUpstream(target, {
+            method: 'POST',
+            headers: new Headers({ 'Content-Type': 'application/json' }),
+            body: new TextEncoder().encode(RPC).buffer,
+            signal: request.signal,
+            timeoutMs: 30_000,
+          });
+          if (result.outcome !== 'response') throw new Error(result.outcome);
+          await result.response.arrayBuffer();
+          break;
+        }
+        default:
+          throw new UnknownStage();
       }
-      case 'request':
-        rpcRequest();
-        break;
-      case 'body':
-        await readRequestBody(rpcRequest());
-        break;
-      case 'headers': {
-        const credential = await upstreamCredential(upstream, 'bench@example.com', undefined);
-        if (!credential) throw new Error('no credential');
-        upstreamRequestHeaders(request.headers, upstream, credential.header);
-        clientResponseHeaders(UPSTREAM_ANSWER, null);
-        break;
-      }
-      case 'log-build':
-        // The line's text alone, as log.ts builds it, without printing it.
-        if (JSON.stringify({ event: 'mcp_proxy', time: new Date().toISOString(), ...SAMPLE_ENTRY }).length === 0) throw new Error();
-        break;
-      case 'log-print':
-        // Printing a ready line of the same length.
-        console.log(SAMPLE_LINE);
-        break;
-      case 'bare': {
-        // The bare Worker's whole work inside the isolate: copy the headers, swap one, fetch.
-        const headers = new Headers(request.headers);
-        headers.set('Authorization', 'Bearer bench');
-        const response = await fetch(target, { method: 'POST', headers, body: RPC });
-        await response.arrayBuffer();
-        break;
-      }
-      case 'gateway': {
-        // The gateway's whole work inside the isolate, as for a client's ping to /mcp.
-        const headers = new Headers(request.headers);
-        headers.set('Content-Type', 'application/json');
-        headers.set('Accept', 'application/json, text/event-stream');
-        const response = await worker.fetch(
-          /** @type {any} */ (new Request(`${url.origin}/mcp/json/mcp`, { method: 'POST', headers, body: RPC })),
-          env,
-          ctx,
-        );
-        const text = await response.text();
-        if (response.status !== 200) throw new Error(`gateway answered ${response.status}: ${text.slice(0, 100)}`);
-        break;
-      }
-      case 'bare-log': {
-        // The bare Worker plus one printed line, as the gateway prints.
-        const headers = new Headers(request.headers);
-        headers.set('Authorization', 'Bearer bench');
-        const response = await fetch(target, { method: 'POST', headers, body: RPC });
-        await response.arrayBuffer();
-        console.log(SAMPLE_LINE);
-        break;
-      }
-      case 'proxy-quiet':
-      case 'proxy': {
-        // src/proxy/handler.ts alone: no OAuth library, no allowlist.
-        const response = await proxyMcpRequest(
-          new Request(`${url.origin}/mcp/json/mcp`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'Content-Length': String(RPC.length) }, body: RPC }),
-          { config, upstream, identity: { email: 'bench@example.com', sub: 'bench' }, clientId: 'bench' },
-          ctx,
-        );
-        await response.text();
-        break;
-      }
-      case 'resource': {
-        // The resource server's fetch (token check, then src/mcp.ts and the proxy), without index.ts.
-        const headers = new Headers(request.headers);
-        headers.set('Content-Type', 'application/json');
-        const server = gateway.resourceServers.get(upstream.name);
-        if (!server) throw new Error('no resource server');
-        const response = await server.fetch(new Request(`${url.origin}/mcp/json/mcp`, { method: 'POST', headers, body: RPC }), env, /** @type {any} */ ({ ...ctx, waitUntil: ctx.waitUntil.bind(ctx), passThroughOnException: () => {} }));
-        await response.text();
-        break;
-      }
-      case 'log':
-        logProxyRequest({
-          upstream: upstream.name,
-          email: 'bench@example.com',
-          clientId: 'bench-client',
-          method: 'POST',
-          path: '/mcp',
-          rpcMethod: 'ping',
-          status: 200,
-          upstreamStatus: 200,
-          latencyMs: 1,
-          outcome: 'ok',
-        });
-        break;
-      case 'fetch': {
-        const response = await fetch(target, { method: 'POST', body: RPC, headers: { 'Content-Type': 'application/json' } });
-        await response.arrayBuffer();
-        break;
-      }
-      case 'forward': {
-        const result = await forwardToUpstream(target, {
-          method: 'POST',
-          headers: new Headers({ 'Content-Type': 'application/json' }),
-          body: new TextEncoder().encode(RPC).buffer,
-          signal: request.signal,
-          timeoutMs: 30_000,
-        });
-        if (result.outcome !== 'response') throw new Error(result.outcome);
-        await result.response.arrayBuffer();
-        break;
-      }
-      default:
-        throw new UnknownStage();
     }
-  }
-  // The lines the last requests left for after their response are part of their cost.
-  await scheduler.wait(1);
+    // The lines the last requests left for after their response are part of their cost.
+    await scheduler.wait(1);
   }
 }
 

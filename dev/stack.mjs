@@ -220,7 +220,11 @@ export async function startStack(options = {}) {
     if (options.gatewayEnvFile) {
       // The settings may be made by checking the stand-ins: wait until they answer.
       await Promise.all(ready);
-      envFile = await options.gatewayEnvFile({ access: { issuer: access.issuer, clientId: ACCESS_CLIENT_ID, clientSecret: accessClientSecret }, upstreamMcp, connectors });
+      envFile = await options.gatewayEnvFile({
+        access: { issuer: access.issuer, clientId: ACCESS_CLIENT_ID, clientSecret: accessClientSecret },
+        upstreamMcp,
+        connectors,
+      });
     } else {
       envFile = await writeEnvFile(secretsDir, 'gateway.env', gatewayEnv);
     }
@@ -234,7 +238,13 @@ export async function startStack(options = {}) {
     await Promise.all(ready);
     return {
       ports,
-      urls: { gateway: gatewayOrigin, mcp: `${gatewayOrigin}/mcp`, health: `${gatewayOrigin}/health`, upstreamMcp, access: { issuer: access.issuer, ...access.urls } },
+      urls: {
+        gateway: gatewayOrigin,
+        mcp: `${gatewayOrigin}/mcp`,
+        health: `${gatewayOrigin}/health`,
+        upstreamMcp,
+        access: { issuer: access.issuer, ...access.urls },
+      },
       connectors,
       users,
       allowedEmails,
@@ -287,7 +297,9 @@ async function writeEnvFile(dir, name, vars) {
     if (/[\r\n']/.test(value)) throw new StackStartError(`${key} must be one line without single quotes`);
   }
   // Single quotes: dotenv takes the value literally (JSON in USER_TOKENS, `#` in a secret).
-  const text = Object.entries(vars).map(([key, value]) => `${key}='${value}'`).join('\n');
+  const text = Object.entries(vars)
+    .map(([key, value]) => `${key}='${value}'`)
+    .join('\n');
   await writeFile(file, `${text}\n`, { mode: 0o600 });
   await chmod(file, 0o600);
   return file;

@@ -71,7 +71,11 @@ function shutdown(/** @type {number} */ code, /** @type {string} */ why) {
   })();
   return stopping;
 }
-for (const [signal, code] of /** @type {const} */ ([['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]])) {
+for (const [signal, code] of /** @type {const} */ ([
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+  ['SIGHUP', 129],
+])) {
   process.on(signal, () => void shutdown(code, '\nStopping...'));
 }
 process.on('uncaughtException', (error) => void shutdown(1, `unexpected error: ${error.stack ?? error}`));
@@ -151,9 +155,13 @@ mcp-oauth-gateway: local stack ready in ${seconds.toFixed(1)} s
                   a stand-in for Cloudflare Access (OIDC discovery at …/.well-known/openid-configuration)
   Demo upstream   ${s.urls.upstreamMcp}   kanban MCP server; answers 401 without
                   Authorization: Bearer ${s.upstreamToken}   (demo token, sent by the gateway)
-${notes ? `                  ${notes.upstreamUrl}   notes MCP server; takes each person's own token:
+${
+  notes
+    ? `                  ${notes.upstreamUrl}   notes MCP server; takes each person's own token:
                   the gateway asks for it at sign-in. Demo tokens it accepts: ${DEMO_NOTES_TOKENS.join(', ')}
-` : ''}
+`
+    : ''
+}
 Connector URLs:
 ${s.connectors.map((c) => `  ${c.title.padEnd(16)}  ${c.url}`).join('\n')}
 

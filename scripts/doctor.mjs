@@ -40,7 +40,10 @@ if (flags['env-file'] !== undefined || flags.url === undefined) {
     env = await readEnvFile(file);
   } catch (error) {
     const missing = /** @type {NodeJS.ErrnoException} */ (error).code === 'ENOENT';
-    report.fail(`cannot read ${file}${missing ? ': no such file' : ''}`, missing ? 'run `npm run setup` to write one, or copy .dev.vars.example' : 'check the file');
+    report.fail(
+      `cannot read ${file}${missing ? ': no such file' : ''}`,
+      missing ? 'run `npm run setup` to write one, or copy .dev.vars.example' : 'check the file',
+    );
   }
   if (env) {
     console.log(`Checking the settings in ${file}`);

@@ -104,13 +104,19 @@ PKCE on, scopes openid email profile); its redirect URL is https://<your-worker-
     env.ACCESS_TEAM_DOMAIN = await ask('Zero Trust team name (<team>.cloudflareaccess.com)', flags.team, { required: '--team' });
   }
   env.ACCESS_CLIENT_ID = await ask("Access app's client ID", flags['client-id'], { required: '--client-id' });
-  env.ACCESS_CLIENT_SECRET = await ask("Access app's client secret", flags['client-secret'] ?? process.env.ACCESS_CLIENT_SECRET, { required: '--client-secret', secret: true });
+  env.ACCESS_CLIENT_SECRET = await ask("Access app's client secret", flags['client-secret'] ?? process.env.ACCESS_CLIENT_SECRET, {
+    required: '--client-secret',
+    secret: true,
+  });
   env.COOKIE_ENCRYPTION_KEY = randomBytes(32).toString('hex');
   const allowed = await ask('Who may sign in: emails and @domains, comma-separated (empty: anyone your Access policy admits)', flags['allowed-emails']);
   if (allowed) env.ALLOWED_EMAILS = allowed;
 
   env.UPSTREAM_URL = await ask('Upstream MCP server URL, served at /mcp', flags['upstream-url'], { required: '--upstream-url' });
-  env.UPSTREAM_TOKEN = await ask('Its token (PAT or API key)', flags['upstream-token'] ?? process.env.UPSTREAM_TOKEN, { required: '--upstream-token', secret: true });
+  env.UPSTREAM_TOKEN = await ask('Its token (PAT or API key)', flags['upstream-token'] ?? process.env.UPSTREAM_TOKEN, {
+    required: '--upstream-token',
+    secret: true,
+  });
 
   /** @type {Record<string, { url: string, token?: string, userSupplied?: true }>} */
   const named = {};
@@ -164,7 +170,9 @@ PKCE on, scopes openid email profile); its redirect URL is https://<your-worker-
     ['npx', 'wrangler', 'deploy'],
     ['npx', 'wrangler', 'secret', 'bulk', out],
   ];
-  const deploy = failures === 0 && (flags.deploy || (interactive && !flags['skip-doctor'] && (await confirm('Deploy now (npx wrangler deploy, then npx wrangler secret bulk)?'))));
+  const deploy =
+    failures === 0 &&
+    (flags.deploy || (interactive && !flags['skip-doctor'] && (await confirm('Deploy now (npx wrangler deploy, then npx wrangler secret bulk)?'))));
   if (deploy) {
     for (const command of commands) {
       console.log(`\n$ ${command.join(' ')}`);
@@ -193,7 +201,8 @@ Then:
  */
 async function ask(question, given, how = {}) {
   if (!rl) {
-    if (given === undefined && how.required !== undefined) throw new SetupError(`Missing ${how.required}: without a terminal every required answer comes from a flag.\n\n${USAGE}`);
+    if (given === undefined && how.required !== undefined)
+      throw new SetupError(`Missing ${how.required}: without a terminal every required answer comes from a flag.\n\n${USAGE}`);
     return (given ?? '').trim();
   }
   for (;;) {

@@ -23,11 +23,10 @@ export class PageError extends Error {
 export function renderPageError(error: PageError): Response {
   const reference = crypto.randomUUID();
   console.warn(JSON.stringify({ event: 'page_error', reference, status: error.status, reason: error.reason }));
-  return htmlPage(
-    error.title,
-    html`<h1>${error.title}</h1><p>${error.userMessage}</p><p class="muted">Reference: <code>${reference}</code></p>`,
-    { status: error.status, headers: error.headers },
-  );
+  return htmlPage(error.title, html`<h1>${error.title}</h1><p>${error.userMessage}</p><p class="muted">Reference: <code>${reference}</code></p>`, {
+    status: error.status,
+    headers: error.headers,
+  });
 }
 
 /** Anything unexpected: logged once with its cause, answered with a generic page. */

@@ -1,7 +1,7 @@
 import { type Config, ConfigError, configFor } from './config';
 import { html, htmlPage } from './lib/html';
-import { purgeExpiredData } from './purge';
 import { gatewayFor, handleAuthorizationServerRequest, handleBrowserRequest, type OriginGateway } from './provider';
+import { purgeExpiredData } from './purge';
 
 const PROTECTED_RESOURCE_ROOT = '/.well-known/oauth-protected-resource';
 const reported = new WeakSet<ConfigError>();

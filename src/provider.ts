@@ -5,11 +5,11 @@ import {
   OAuthResourceServer,
   type OAuthResourceTokenValidation,
 } from '@cloudflare/workers-oauth-provider';
+import { refusalFor } from './access/allowlist';
 import { handleAccessCallback } from './access/callback';
+import { type Config, type UpstreamConfig, upstreamLabel } from './config';
 import { handleConnections } from './connections/handler';
 import { CONNECTIONS_PATH, finishConnectionsLogin, isConnectionsState } from './connections/session';
-import { refusalFor } from './access/allowlist';
-import { type Config, type UpstreamConfig, upstreamLabel } from './config';
 import { GRANTED_SCOPES, handleAuthorize } from './consent/handler';
 import { PageError, renderInternalError, renderPageError } from './errors';
 import type { Identity } from './identity';
@@ -204,9 +204,7 @@ export async function handleBrowserRequest(
 
 /** Every connector URL, by title: never an upstream's own host. */
 function landingPage(origin: string, config: Config): Response {
-  const rows = config.upstreams.map(
-    (upstream) => html`<dt>${upstreamLabel(upstream) ?? 'MCP server'}</dt><dd><code>${origin}${upstream.path}</code></dd>`,
-  );
+  const rows = config.upstreams.map((upstream) => html`<dt>${upstreamLabel(upstream) ?? 'MCP server'}</dt><dd><code>${origin}${upstream.path}</code></dd>`);
   return htmlPage(
     'MCP OAuth gateway',
     html`<h1>MCP OAuth gateway</h1><p>Add ${config.upstreams.length === 1 ? 'this URL' : 'one of these URLs'} as a custom connector in your MCP client:</p><dl>${rows}</dl>`,

@@ -56,7 +56,13 @@ describe('configuration', () => {
 
   it('never repeats a value in its messages', () => {
     const secret = 'ghp_TOPSECRET_1234';
-    const found = problems({ ...valid, USER_TOKENS: `{"a@b.c": ${secret}`, UPSTREAM_HEADERS: secret, COOKIE_ENCRYPTION_KEY: secret, ACCESS_TOKEN_URL: `http://${secret}.example/token` });
+    const found = problems({
+      ...valid,
+      USER_TOKENS: `{"a@b.c": ${secret}`,
+      UPSTREAM_HEADERS: secret,
+      COOKIE_ENCRYPTION_KEY: secret,
+      ACCESS_TOKEN_URL: `http://${secret}.example/token`,
+    });
     expect(found.map((p) => p.variable).sort()).toEqual(['ACCESS_TOKEN_URL', 'COOKIE_ENCRYPTION_KEY', 'UPSTREAM_HEADERS', 'USER_TOKENS']);
     expect(JSON.stringify(found)).not.toContain('TOPSECRET');
   });
@@ -121,7 +127,13 @@ describe('configuration: UPSTREAMS', () => {
       ['mcp', '/mcp', 'https://mcp.example.com/mcp'],
       ['github', '/github/mcp', 'https://api.githubcopilot.com/mcp/'],
     ]);
-    expect(config.upstreams[1]).toMatchObject({ title: 'GitHub', token: 'ghp_SECRET_github', authHeader: 'Authorization', authScheme: 'Bearer', timeoutMs: 30_000 });
+    expect(config.upstreams[1]).toMatchObject({
+      title: 'GitHub',
+      token: 'ghp_SECRET_github',
+      authHeader: 'Authorization',
+      authScheme: 'Bearer',
+      timeoutMs: 30_000,
+    });
   });
 
   it('takes UPSTREAMS as a JSON object from wrangler.jsonc vars as well as a JSON string', () => {
@@ -172,7 +184,9 @@ describe('configuration: UPSTREAMS', () => {
     expect(loadConfig(env).upstreams[1]?.userTokens.get('alice@x.com')).toBe('ghp_alice');
     expect(variables({ ...env, ALLOWED_EMAILS: 'alice@x.com,bob@x.com' })).toEqual(['UPSTREAMS.github.token']);
     // An upstream's own allowedEmails is the list that must be covered.
-    expect(variables(withUpstream({ ...own, allowedEmails: 'alice@x.com' }, { GITHUB_USER_TOKENS: '{"alice@x.com":"ghp_alice"}', ALLOWED_EMAILS: '@x.com' }))).toEqual([]);
+    expect(
+      variables(withUpstream({ ...own, allowedEmails: 'alice@x.com' }, { GITHUB_USER_TOKENS: '{"alice@x.com":"ghp_alice"}', ALLOWED_EMAILS: '@x.com' })),
+    ).toEqual([]);
     expect(variables(withUpstream(own, { GITHUB_USER_TOKENS: 'ghp_SECRET_not_json' }))).toEqual(['UPSTREAMS.github.userTokens', 'UPSTREAMS.github.token']);
     expect(JSON.stringify(problems(withUpstream(own, { GITHUB_USER_TOKENS: 'ghp_SECRET_not_json' })))).not.toContain('SECRET');
     expect(variables(withUpstream({ url: github.url }))).toEqual(['UPSTREAMS.github.token']);
@@ -198,11 +212,20 @@ describe("configuration: people's own tokens", () => {
   });
 
   it('validates userSupplied, tokenHelp and ADMIN_EMAILS', () => {
-    expect(variables({ ...env, UPSTREAMS: JSON.stringify({ notes: { ...notes, userSupplied: 'yes' } }) })).toEqual(['UPSTREAMS.notes.userSupplied', 'UPSTREAMS.notes.token']);
-    expect(variables({ ...env, UPSTREAMS: JSON.stringify({ notes: { ...notes, tokenHelp: 'http://example.com/tokens' } }) })).toEqual(['UPSTREAMS.notes.tokenHelp']);
-    expect(loadConfig({ ...env, UPSTREAMS: JSON.stringify({ notes: { ...notes, tokenHelp: 'https://example.com/tokens' } }) }).upstreams[1]?.tokenHelp?.href).toBe('https://example.com/tokens');
+    expect(variables({ ...env, UPSTREAMS: JSON.stringify({ notes: { ...notes, userSupplied: 'yes' } }) })).toEqual([
+      'UPSTREAMS.notes.userSupplied',
+      'UPSTREAMS.notes.token',
+    ]);
+    expect(variables({ ...env, UPSTREAMS: JSON.stringify({ notes: { ...notes, tokenHelp: 'http://example.com/tokens' } }) })).toEqual([
+      'UPSTREAMS.notes.tokenHelp',
+    ]);
+    expect(
+      loadConfig({ ...env, UPSTREAMS: JSON.stringify({ notes: { ...notes, tokenHelp: 'https://example.com/tokens' } }) }).upstreams[1]?.tokenHelp?.href,
+    ).toBe('https://example.com/tokens');
     expect(variables({ ...env, ADMIN_EMAILS: 'not-an-email' })).toEqual(['ADMIN_EMAILS']);
-    expect(loadConfig({ ...valid, UPSTREAM_USER_SUPPLIED: 'true', UPSTREAM_TOKEN: undefined, TOKEN_ENCRYPTION_KEY: 't'.repeat(32) }).upstreams[0]?.userSupplied).toBe(true);
+    expect(
+      loadConfig({ ...valid, UPSTREAM_USER_SUPPLIED: 'true', UPSTREAM_TOKEN: undefined, TOKEN_ENCRYPTION_KEY: 't'.repeat(32) }).upstreams[0]?.userSupplied,
+    ).toBe(true);
   });
 });
 
@@ -262,13 +285,26 @@ describe('issue #11: ACCESS_TEAM_DOMAIN and example values', () => {
     };
     const found = problems(example);
     expect(found.map((p) => p.variable).sort()).toEqual(
-      ['ACCESS_AUTHORIZATION_URL', 'ACCESS_CLIENT_ID', 'ACCESS_CLIENT_SECRET', 'ACCESS_JWKS_URL', 'ACCESS_TOKEN_URL', 'COOKIE_ENCRYPTION_KEY', 'UPSTREAM_TOKEN'].sort(),
+      [
+        'ACCESS_AUTHORIZATION_URL',
+        'ACCESS_CLIENT_ID',
+        'ACCESS_CLIENT_SECRET',
+        'ACCESS_JWKS_URL',
+        'ACCESS_TOKEN_URL',
+        'COOKIE_ENCRYPTION_KEY',
+        'UPSTREAM_TOKEN',
+      ].sort(),
     );
     expect(found.every((p) => p.message.includes('.dev.vars.example'))).toBe(true);
     expect(variables({ ...valid, ACCESS_TEAM_DOMAIN: 'your-team' })).toEqual(['ACCESS_TEAM_DOMAIN']);
     // As copied: the team and client ID are named, not the URLs derived from them.
-    expect(variables({ ...withoutUrls, ACCESS_TEAM_DOMAIN: 'your-team', ACCESS_CLIENT_ID: 'replace-with-access-client-id' }).sort()).toEqual(['ACCESS_CLIENT_ID', 'ACCESS_TEAM_DOMAIN']);
-    expect(variables({ ...valid, UPSTREAMS: JSON.stringify({ gh: { url: 'https://replace-with-host/mcp', token: 'UPSTREAM_TOKEN' } }) })).toContain('UPSTREAMS.gh.url');
+    expect(variables({ ...withoutUrls, ACCESS_TEAM_DOMAIN: 'your-team', ACCESS_CLIENT_ID: 'replace-with-access-client-id' }).sort()).toEqual([
+      'ACCESS_CLIENT_ID',
+      'ACCESS_TEAM_DOMAIN',
+    ]);
+    expect(variables({ ...valid, UPSTREAMS: JSON.stringify({ gh: { url: 'https://replace-with-host/mcp', token: 'UPSTREAM_TOKEN' } }) })).toContain(
+      'UPSTREAMS.gh.url',
+    );
   });
 
   it('keeps real values that merely look alike', () => {

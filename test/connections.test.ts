@@ -2,16 +2,7 @@ import { env, reset } from 'cloudflare:test';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Browser } from './fixtures/browser';
 import { Gateway, mcpRequest, ORIGIN, signIn } from './fixtures/gateway';
-import {
-  ALICE_TOKEN,
-  BOB_TOKEN,
-  connectionsPost,
-  csrfOf,
-  NotesUpstream,
-  openConnections,
-  ownTokensEnv,
-  signInWithOwnToken,
-} from './fixtures/own-tokens';
+import { ALICE_TOKEN, BOB_TOKEN, connectionsPost, csrfOf, NotesUpstream, openConnections, ownTokensEnv, signInWithOwnToken } from './fixtures/own-tokens';
 
 let gateway: Gateway;
 let notes: NotesUpstream;
@@ -43,7 +34,10 @@ describe('/connections: signing in', () => {
   it('starts a short-lived __Host- session after the Access sign-in', async () => {
     const browser = new Browser();
     const start = browser.receive(await gateway.fetch('/connections', { redirect: 'manual' }));
-    const back = await gateway.fetch(`/callback?${gateway.access.login(start.headers.get('Location') ?? '')}`, { headers: browser.headers(), redirect: 'manual' });
+    const back = await gateway.fetch(`/callback?${gateway.access.login(start.headers.get('Location') ?? '')}`, {
+      headers: browser.headers(),
+      redirect: 'manual',
+    });
     expect(back.status).toBe(303);
     const session = back.headers.getSetCookie().find((c) => c.startsWith('__Host-connections='));
     expect(session).toMatch(/Max-Age=1800; Path=\/; Secure; HttpOnly; SameSite=Lax$/);
@@ -184,7 +178,13 @@ describe('/connections: admins', () => {
 
   it('does not let an admin save a token for someone else', async () => {
     const { browser, page } = await openConnections(gateway, { email: 'admin@example.com' });
-    const answer = await connectionsPost(gateway, browser, { csrf: csrfOf(await page.text()), action: 'replace-token', upstream: 'notes', token: ALICE_TOKEN, email: 'alice@example.com' });
+    const answer = await connectionsPost(gateway, browser, {
+      csrf: csrfOf(await page.text()),
+      action: 'replace-token',
+      upstream: 'notes',
+      token: ALICE_TOKEN,
+      email: 'alice@example.com',
+    });
     expect(answer.status).toBe(403);
   });
 });

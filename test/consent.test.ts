@@ -1,17 +1,7 @@
 import { reset } from 'cloudflare:test';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Browser } from './fixtures/browser';
-import {
-  authorize,
-  CLIENT_REDIRECT,
-  consentHandle,
-  decide,
-  Gateway,
-  ORIGIN,
-  registerClient,
-  signIn,
-  type TestClient,
-} from './fixtures/gateway';
+import { authorize, CLIENT_REDIRECT, consentHandle, decide, Gateway, ORIGIN, registerClient, signIn, type TestClient } from './fixtures/gateway';
 
 let gateway: Gateway;
 beforeEach(async () => {
@@ -64,7 +54,7 @@ describe('authorization request validation', () => {
     const client = await registerClient(gateway);
     const { response } = await authorize(gateway, new Browser(), client, { scope: 'claudeai mcp' });
     expect(response.status).toBe(200);
-    expect(await response.text()).toContain("Use this server&#39;s tools");
+    expect(await response.text()).toContain('Use this server&#39;s tools');
   });
 });
 

@@ -2,18 +2,7 @@ import { reset } from 'cloudflare:test';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ACCESS_BASE } from './fixtures/access';
 import { Browser } from './fixtures/browser';
-import {
-  authorize,
-  consentHandle,
-  decide,
-  Gateway,
-  gatewayEnv,
-  ORIGIN,
-  RESOURCE,
-  registerClient,
-  signIn,
-  type TestClient,
-} from './fixtures/gateway';
+import { authorize, consentHandle, decide, Gateway, gatewayEnv, ORIGIN, RESOURCE, registerClient, signIn, type TestClient } from './fixtures/gateway';
 
 const APPROVALS = '__Host-oauth-approvals';
 const SECRET = gatewayEnv().COOKIE_ENCRYPTION_KEY as string;
@@ -50,7 +39,11 @@ function browserWith(value: string): Browser {
 
 /** The approvals cookie as the library writes it, signed with `secret`, approving `client` for an hour. */
 async function approvalsCookie(client: TestClient, secret: string): Promise<string> {
-  const b64 = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes)).replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_');
+  const b64 = (bytes: Uint8Array) =>
+    btoa(String.fromCharCode(...bytes))
+      .replace(/=+$/, '')
+      .replace(/\+/g, '-')
+      .replace(/\//g, '_');
   const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(JSON.stringify([client.clientId, client.redirectUri, RESOURCE, null])));
   const payload = b64(new TextEncoder().encode(JSON.stringify([{ k: b64(new Uint8Array(digest)), s: ['mcp'], e: Math.floor(Date.now() / 1000) + 3600 }])));
   const key = await crypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);

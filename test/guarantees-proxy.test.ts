@@ -128,7 +128,12 @@ describe('CORS through the Worker', () => {
     const ok = await gateway.fetch('/mcp', init(tokens.access_token));
     expect(ok.status).toBe(200);
     expect(ok.headers.get('Access-Control-Allow-Origin')).toBe('http://localhost:6274');
-    expect(ok.headers.get('Access-Control-Expose-Headers')?.toLowerCase().split(/\s*,\s*/)).toEqual(expect.arrayContaining(['mcp-session-id', 'www-authenticate']));
+    expect(
+      ok.headers
+        .get('Access-Control-Expose-Headers')
+        ?.toLowerCase()
+        .split(/\s*,\s*/),
+    ).toEqual(expect.arrayContaining(['mcp-session-id', 'www-authenticate']));
     const challenged = await gateway.fetch('/mcp', init());
     expect(challenged.status).toBe(401);
     expect(challenged.headers.get('Access-Control-Expose-Headers')?.toLowerCase()).toContain('www-authenticate');

@@ -1,6 +1,7 @@
 import { env } from 'cloudflare:test';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ACCESS_BASE } from './fixtures/access';
+import { Browser } from './fixtures/browser';
 import {
   authorize,
   callback,
@@ -16,7 +17,6 @@ import {
   signIn,
   tokenRequest,
 } from './fixtures/gateway';
-import { Browser } from './fixtures/browser';
 
 let gateway: Gateway;
 beforeEach(async () => {

@@ -2,17 +2,7 @@ import { env, reset } from 'cloudflare:test';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Browser } from './fixtures/browser';
 import { Gateway, mcpRequest, ORIGIN } from './fixtures/gateway';
-import {
-  ALICE_TOKEN,
-  BOB_TOKEN,
-  NotesUpstream,
-  ownTokensEnv,
-  pasteToken,
-  signInWithOwnToken,
-  stepState,
-  TOKEN_KEY,
-  toTokenStep,
-} from './fixtures/own-tokens';
+import { ALICE_TOKEN, BOB_TOKEN, NotesUpstream, ownTokensEnv, pasteToken, signInWithOwnToken, stepState, TOKEN_KEY, toTokenStep } from './fixtures/own-tokens';
 
 let gateway: Gateway;
 let notes: NotesUpstream;
@@ -122,7 +112,9 @@ describe('bring your own token: the login step', () => {
   it('expires with the login, after ten minutes: in KV and in the browser', async () => {
     const step = await toTokenStep(gateway);
     const state = stepState(await step.page.text());
-    const hash = [...new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(state)))].map((b) => b.toString(16).padStart(2, '0')).join('');
+    const hash = [...new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(state)))]
+      .map((b) => b.toString(16).padStart(2, '0'))
+      .join('');
     // miniflare's KV keeps its own clock, so the expiry is read rather than waited for.
     const entry = (await env.OAUTH_KV.list({ prefix: `transaction:${hash}` })).keys[0];
     expect(entry?.expiration).toBeGreaterThan(Date.now() / 1000 + 590);

@@ -27,7 +27,12 @@ import {
 type Message = { jsonrpc: '2.0'; id?: unknown; result?: { tools?: Array<{ name: string }>; nextCursor?: string }; error?: { code: number; message: string } };
 
 const list = (id: unknown = 1, cursor?: string) => ({ jsonrpc: '2.0', id, method: 'tools/list', params: cursor ? { cursor } : {} });
-const call = (id: unknown, name: string, args: Record<string, unknown> = {}) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } });
+const call = (id: unknown, name: string, args: Record<string, unknown> = {}) => ({
+  jsonrpc: '2.0',
+  id,
+  method: 'tools/call',
+  params: { name, arguments: args },
+});
 
 /** A configuration fronting the `/tools/<format>/` server with `UPSTREAM_TOOLS` (and more). */
 function toolsConfig(format: 'json' | 'sse', tools: object | undefined, more: Record<string, unknown> = {}) {
@@ -38,7 +43,13 @@ function toolsConfig(format: 'json' | 'sse', tools: object | undefined, more: Re
 function sseMessages(text: string): Message[] {
   return text
     .split(/\r\n\r\n|\n\n/)
-    .map((event) => event.split(/\r\n|\n/).filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim()).join('\n'))
+    .map((event) =>
+      event
+        .split(/\r\n|\n/)
+        .filter((l) => l.startsWith('data:'))
+        .map((l) => l.slice(5).trim())
+        .join('\n'),
+    )
     .filter(Boolean)
     .map((data) => JSON.parse(data) as Message);
 }
@@ -196,7 +207,9 @@ describe('tool policy: tools/call', () => {
     const config = toolsConfig('json', { allow: ['get_*'] });
     const outside = await (await callProxy({ config, path: `/mcp?t=${t}`, init: rpcPost(call('x', 'search_code')) })).json<Message>();
     expect(outside.error?.code).toBe(-32602);
-    const nameless = await (await callProxy({ config, path: `/mcp?t=${t}`, init: rpcPost({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: {} }) })).json<Message>();
+    const nameless = await (
+      await callProxy({ config, path: `/mcp?t=${t}`, init: rpcPost({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: {} }) })
+    ).json<Message>();
     expect(nameless.error?.code).toBe(-32602);
     expect(await received(t, 0)).toEqual([]);
   });
@@ -261,7 +274,11 @@ describe('tool policy: tools/call', () => {
     const notJson = await callProxy({
       config,
       path: `/mcp?t=${t}`,
-      init: { method: 'POST', body: '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_repo"}', headers: { ...CLIENT_HEADERS, 'Content-Type': 'application/json' } },
+      init: {
+        method: 'POST',
+        body: '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_repo"}',
+        headers: { ...CLIENT_HEADERS, 'Content-Type': 'application/json' },
+      },
     });
     expect(notJson.status).toBe(400);
     expect(await received(t, 0)).toEqual([]);
@@ -333,8 +350,7 @@ describe('tool policy: readOnly calls', () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     const t = tag();
     const config = toolsConfig('json', { readOnly: true });
-    const callGetIssue = async (id: number) =>
-      (await callProxy({ config, path: `/mcp?t=${t}`, init: rpcPost(call(id, 'get_issue')) })).json<Message>();
+    const callGetIssue = async (id: number) => (await callProxy({ config, path: `/mcp?t=${t}`, init: rpcPost(call(id, 'get_issue')) })).json<Message>();
 
     expect((await callGetIssue(1)).result).toBeDefined();
     // Upstream, get_issue is no longer read-only; a client's own list brings the news.
@@ -382,8 +398,13 @@ describe('tool policy: configuration', () => {
     expect(problems({ UPSTREAM_TOOLS_FOR: '{"nobody":{}}' })).toEqual(['UPSTREAM_TOOLS_FOR']);
     expect(problems({ UPSTREAM_RATE_LIMIT: '{"requests":0,"period":60}', RATE_LIMITER: env.RATE_LIMITER })).toEqual(['UPSTREAM_RATE_LIMIT.requests']);
     expect(problems({ UPSTREAM_RATE_LIMIT: '{"requests":10,"period":60}' })).toEqual(['UPSTREAM_RATE_LIMIT']);
-    const upstreams = JSON.stringify({ github: { url: 'https://api.githubcopilot.com/mcp/', token: 'GH', tools: { deny: ['bad name'] }, rateLimit: { requests: 5, period: 0 } } });
-    expect(problems({ UPSTREAMS: upstreams, GH: 'x', RATE_LIMITER: env.RATE_LIMITER })).toEqual(['UPSTREAMS.github.tools.deny', 'UPSTREAMS.github.rateLimit.period']);
+    const upstreams = JSON.stringify({
+      github: { url: 'https://api.githubcopilot.com/mcp/', token: 'GH', tools: { deny: ['bad name'] }, rateLimit: { requests: 5, period: 0 } },
+    });
+    expect(problems({ UPSTREAMS: upstreams, GH: 'x', RATE_LIMITER: env.RATE_LIMITER })).toEqual([
+      'UPSTREAMS.github.tools.deny',
+      'UPSTREAMS.github.rateLimit.period',
+    ]);
   });
 
   it('accepts the documented example', () => {

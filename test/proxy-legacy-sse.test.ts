@@ -257,21 +257,18 @@ describe('issue #12: the GET event stream is scanned on bytes, to the end only i
     ['a message event', 'event: message\ndata: {"jsonrpc":"2.0","method":"ping"}\n\n'],
     ['a bare data line', 'data\n\n'],
     ['a CRLF event after comments', ': ping\r\n\r\ndata:{"n":1}\r\n\r\n'],
-  ])(
-    'decided behaviour: a stream whose first event is %s is not legacy, and a later endpoint event passes byte for byte',
-    async (_name, first) => {
-      // A Streamable HTTP client never acts on endpoint events, and the first event, which decides,
-      // is the upstream's alone (see rewriteEndpointEvents).
-      const original = `${first}event: endpoint\ndata: http://upstream.example/message?sessionId=s\n\ndata: 2\n\n`;
-      const rewrite = vi.fn(async () => '/mcp/x');
-      for (const size of [1, 7, 1 << 20]) {
-        const body = byteStream(new TextEncoder().encode(original), size);
-        expect(await new Response(rewriteEndpointEvents(body, rewrite)).text()).toBe(original);
-      }
-      expect(await new Response(rewriteEndpointEvents(new Blob([original]).stream(), rewrite)).text()).toBe(original);
-      expect(rewrite).not.toHaveBeenCalled();
-    },
-  );
+  ])('decided behaviour: a stream whose first event is %s is not legacy, and a later endpoint event passes byte for byte', async (_name, first) => {
+    // A Streamable HTTP client never acts on endpoint events, and the first event, which decides,
+    // is the upstream's alone (see rewriteEndpointEvents).
+    const original = `${first}event: endpoint\ndata: http://upstream.example/message?sessionId=s\n\ndata: 2\n\n`;
+    const rewrite = vi.fn(async () => '/mcp/x');
+    for (const size of [1, 7, 1 << 20]) {
+      const body = byteStream(new TextEncoder().encode(original), size);
+      expect(await new Response(rewriteEndpointEvents(body, rewrite)).text()).toBe(original);
+    }
+    expect(await new Response(rewriteEndpointEvents(new Blob([original]).stream(), rewrite)).text()).toBe(original);
+    expect(rewrite).not.toHaveBeenCalled();
+  });
 
   it.each([
     ['LF', '\n'],

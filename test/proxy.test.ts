@@ -1,6 +1,7 @@
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { proxyMcpRequest } from '../src/proxy/handler';
+import { Gateway } from './fixtures/gateway';
 import {
   ALICE_PAT,
   CLIENT_HEADERS,
@@ -17,7 +18,6 @@ import {
   rpcPost,
   tag,
 } from './fixtures/proxy';
-import { Gateway } from './fixtures/gateway';
 
 const initialize = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {} } };
 
@@ -116,7 +116,17 @@ describe('proxy: request headers', () => {
     const t = tag();
     await callProxy({ config: proxyConfig('/json/mcp'), path: `/mcp?t=${t}`, init: rpcPost(initialize) });
     const names = headerNames((await received(t))[0]!);
-    for (const name of ['cookie', 'proxy-authorization', 'cf-access-jwt-assertion', 'cf-access-authenticated-user-email', 'cf-connecting-ip', 'x-forwarded-for', 'x-real-ip', 'x-mcp-readonly', 'origin']) {
+    for (const name of [
+      'cookie',
+      'proxy-authorization',
+      'cf-access-jwt-assertion',
+      'cf-access-authenticated-user-email',
+      'cf-connecting-ip',
+      'x-forwarded-for',
+      'x-real-ip',
+      'x-mcp-readonly',
+      'origin',
+    ]) {
       expect(names).not.toContain(name);
     }
   });
@@ -212,7 +222,15 @@ describe('proxy: response headers', () => {
 
   it("drops the upstream's Set-Cookie, WWW-Authenticate, CORS and infrastructure headers", async () => {
     const response = await callProxy({ config: proxyConfig('/json/mcp'), path: `/mcp?t=${tag()}`, init: rpcPost(initialize) });
-    for (const name of ['Set-Cookie', 'WWW-Authenticate', 'Server', 'X-Powered-By', 'X-Upstream-Host', 'Strict-Transport-Security', 'Access-Control-Allow-Credentials']) {
+    for (const name of [
+      'Set-Cookie',
+      'WWW-Authenticate',
+      'Server',
+      'X-Powered-By',
+      'X-Upstream-Host',
+      'Strict-Transport-Security',
+      'Access-Control-Allow-Credentials',
+    ]) {
       expect(response.headers.get(name), name).toBeNull();
     }
     expect(response.headers.get('Access-Control-Allow-Origin')).toBe('http://localhost:6274');
@@ -244,7 +262,11 @@ describe('proxy: log line', () => {
   it('writes one JSON line with who, what and how it went, and no secret', async () => {
     const logs = captureLogs();
     const t = tag();
-    await callProxy({ config: proxyConfig('/json/mcp'), path: `/mcp/sub?t=${t}`, init: rpcPost({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'secret-arg' } }) });
+    await callProxy({
+      config: proxyConfig('/json/mcp'),
+      path: `/mcp/sub?t=${t}`,
+      init: rpcPost({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'secret-arg' } }),
+    });
     expect(logs.parsed()).toEqual([
       {
         event: 'mcp_proxy',
@@ -289,22 +311,23 @@ describe('proxy: log line', () => {
       { jsonrpc: '2.0', method: 'notifications/initialized' },
     ];
     await callProxy({ config: proxyConfig('/json/mcp'), path: `/mcp?t=${tag()}`, init: rpcPost(batch) });
-    await callProxy({ config: proxyConfig('/json/mcp'), path: `/mcp?t=${tag()}`, init: rpcPost({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { blob: 'z'.repeat(100_000) } }) });
+    await callProxy({
+      config: proxyConfig('/json/mcp'),
+      path: `/mcp?t=${tag()}`,
+      init: rpcPost({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { blob: 'z'.repeat(100_000) } }),
+    });
     expect(logs.parsed().map((entry) => entry.rpcMethod)).toEqual(['tools/list,notifications/initialized', undefined]);
   });
 });
 
 describe('proxy: upstream failures', () => {
-  it.each([401, 403])(
-    "turns an upstream %i into a 502 that says the upstream refused the gateway's credential",
-    async (status) => {
-      const logs = captureLogs();
-      const response = await callProxy({ config: proxyConfig(`/status/${status}/mcp`), path: `/mcp?t=${tag()}`, init: rpcPost({ ...initialize, id: 5 }) });
-      await expectJsonRpcError(response, 502, -32003, 5);
-      expect(logs.parsed()[0]).toMatchObject({ status: 502, upstreamStatus: status, outcome: 'upstream_refused_credential' });
-      expect(logs.lines().join('\n')).not.toContain(PAT);
-    },
-  );
+  it.each([401, 403])("turns an upstream %i into a 502 that says the upstream refused the gateway's credential", async (status) => {
+    const logs = captureLogs();
+    const response = await callProxy({ config: proxyConfig(`/status/${status}/mcp`), path: `/mcp?t=${tag()}`, init: rpcPost({ ...initialize, id: 5 }) });
+    await expectJsonRpcError(response, 502, -32003, 5);
+    expect(logs.parsed()[0]).toMatchObject({ status: 502, upstreamStatus: status, outcome: 'upstream_refused_credential' });
+    expect(logs.lines().join('\n')).not.toContain(PAT);
+  });
 
   it('answers 502 when nothing listens on the upstream port', async () => {
     const config = proxyConfig('/mcp', { UPSTREAM_URL: `http://127.0.0.1:${await closedPort()}/mcp` });

@@ -28,7 +28,10 @@ async function putExpiredGrant(userId: string, grantId: string, clientId: string
     `grant:${userId}:${grantId}`,
     JSON.stringify({ id: grantId, clientId, userId, scope: ['mcp'], metadata: {}, encryptedProps: '', createdAt: past - 60, expiresAt: past }),
   );
-  await env.OAUTH_KV.put(`token:${userId}:${grantId}:${'a'.repeat(64)}`, JSON.stringify({ id: 'a'.repeat(64), grantId, userId, createdAt: past - 60, expiresAt: past }));
+  await env.OAUTH_KV.put(
+    `token:${userId}:${grantId}:${'a'.repeat(64)}`,
+    JSON.stringify({ id: 'a'.repeat(64), grantId, userId, createdAt: past - 60, expiresAt: past }),
+  );
 }
 
 const keys = async (prefix: string) => (await env.OAUTH_KV.list({ prefix })).keys.map((k) => k.name);
@@ -40,7 +43,10 @@ describe('the scheduled purge', () => {
     const liveTokens = await keys('token:');
     expect(liveGrants).toHaveLength(1);
     await putExpiredGrant('bob@example.com', 'expiredGrant0001', client.clientId);
-    await env.OAUTH_KV.put(`token:carol@example.com:goneGrant0000001:${'b'.repeat(64)}`, JSON.stringify({ userId: 'carol@example.com', grantId: 'goneGrant0000001' }));
+    await env.OAUTH_KV.put(
+      `token:carol@example.com:goneGrant0000001:${'b'.repeat(64)}`,
+      JSON.stringify({ userId: 'carol@example.com', grantId: 'goneGrant0000001' }),
+    );
 
     await runCron();
 

@@ -1,6 +1,6 @@
 import type { OAuthResourceTokenValidation } from '@cloudflare/workers-oauth-provider';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { configFor, type Config } from '../src/config';
+import { type Config, configFor } from '../src/config';
 import { grantOfToken, TOKEN_CACHE_TTL_MS, TokenCache } from '../src/token-cache';
 import { Gateway, gatewayEnv, mcpRequest, RESOURCE, signIn, tokenRequest } from './fixtures/gateway';
 
@@ -115,7 +115,7 @@ describe('issue #10: the token cache', () => {
     expect(cache.size).toBe(0);
   });
 
-  it('keeps no entry for a token that is not the library\'s, and never holds the token itself', async () => {
+  it("keeps no entry for a token that is not the library's, and never holds the token itself", async () => {
     const cache = new TokenCache<{ email: string }>();
     const { calls, validate } = countingValidator();
     await cache.validate(RESOURCE, 'opaque-token', validate);

@@ -12,8 +12,8 @@ import {
   RESOURCE,
   registerClient,
   signIn,
-  tokenRequest,
   type TokenResponse,
+  tokenRequest,
 } from './fixtures/gateway';
 
 /** Several upstreams behind one gateway: each its own protected resource, credential and allowlist. */
@@ -86,7 +86,13 @@ describe('several upstreams: discovery', () => {
 
   it('describes /mcp at the root metadata path while it is configured, and nothing when only named upstreams are', async () => {
     expect(await (await gateway.fetch('/.well-known/oauth-protected-resource')).json()).toMatchObject({ resource: RESOURCE });
-    gateway.env = gatewayEnv({ UPSTREAM_URL: undefined, UPSTREAM_TOKEN: undefined, UPSTREAMS: JSON.stringify(UPSTREAMS), GITHUB_TOKEN: GITHUB_PAT, LINEAR_API_KEY: LINEAR_KEY });
+    gateway.env = gatewayEnv({
+      UPSTREAM_URL: undefined,
+      UPSTREAM_TOKEN: undefined,
+      UPSTREAMS: JSON.stringify(UPSTREAMS),
+      GITHUB_TOKEN: GITHUB_PAT,
+      LINEAR_API_KEY: LINEAR_KEY,
+    });
     expect((await gateway.fetch('/.well-known/oauth-protected-resource')).status).toBe(404);
     expect((await mcpRequest(gateway, undefined)).status).toBe(404);
   });
@@ -127,7 +133,12 @@ describe('several upstreams: audience isolation', () => {
     const { access_token } = await refreshed.json<TokenResponse>();
     expect((await mcpRequest(gateway, access_token, undefined, '/github/mcp')).status).toBe(200);
     expect((await mcpRequest(gateway, access_token, undefined, '/linear/mcp')).status).toBe(401);
-    const retarget = await tokenRequest(gateway, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token, client_id: client.clientId, resource: LINEAR });
+    const retarget = await tokenRequest(gateway, {
+      grant_type: 'refresh_token',
+      refresh_token: tokens.refresh_token,
+      client_id: client.clientId,
+      resource: LINEAR,
+    });
     expect(retarget.status).toBe(400);
   });
 });
@@ -181,7 +192,7 @@ describe('several upstreams: consent and allowlists', () => {
     expect(await linear.response.text()).toContain('linear');
   });
 
-  it("refuses a person its allowedEmails leave out at login, while the other upstreams let them in", async () => {
+  it('refuses a person its allowedEmails leave out at login, while the other upstreams let them in', async () => {
     const client = await registerClient(gateway);
     const browser = new Browser();
     const { response } = await authorize(gateway, browser, client, { resource: LINEAR });

@@ -16,7 +16,8 @@ export function renderLoginPage({ action, clientName, users, email = '', error }
   const a = escapeHtml(action);
   const userButtons = users
     .map(
-      (u) => `<li><form method="post" action="${a}"><input type="hidden" name="email" value="${escapeHtml(u.email)}">` +
+      (u) =>
+        `<li><form method="post" action="${a}"><input type="hidden" name="email" value="${escapeHtml(u.email)}">` +
         `<button name="action" value="login">${escapeHtml(u.email)}</button> ${escapeHtml(u.name)}, ` +
         `${u.allowed ? 'allowed by the gateway' : '<strong>not</strong> allowed by the gateway'}</form></li>`,
     )

@@ -89,11 +89,13 @@ function createProvider(issuer, options) {
   // Access's sessions last hours; this one asks on every sign-in instead, so switching demo
   // users (an allowed one, then one the gateway refuses) needs no cookie clearing.
   const policy = interactionPolicy.base();
-  policy.get('login')?.checks.add(
-    new interactionPolicy.Check('demo_asks_every_time', 'the stand-in asks for an email on every sign-in', (/** @type {*} */ ctx) =>
-      ctx.oidc.result?.login ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT,
-    ),
-  );
+  policy
+    .get('login')
+    ?.checks.add(
+      new interactionPolicy.Check('demo_asks_every_time', 'the stand-in asks for an email on every sign-in', (/** @type {*} */ ctx) =>
+        ctx.oidc.result?.login ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT,
+      ),
+    );
 
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const jwk = { ...privateKey.export({ format: 'jwk' }), kid: `stand-in-${randomBytes(4).toString('hex')}`, alg: 'RS256', use: 'sig' };

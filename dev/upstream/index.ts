@@ -1,5 +1,5 @@
-import { createMcpHandler } from 'agents/mcp/server';
 import { env } from 'cloudflare:workers';
+import { createMcpHandler } from 'agents/mcp/server';
 import type { KanbanBoard } from './kanban-board';
 import { createNotesServer } from './notes';
 import { createKanbanServer } from './tools';

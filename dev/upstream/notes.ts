@@ -16,7 +16,12 @@ export function createNotesServer(owner: string): McpServer {
   server.registerTool(
     'list_notes',
     { description: 'List the notes in this notebook, newest last.', inputSchema: z.object({}), annotations: { readOnlyHint: true } },
-    async () => text(notes().map((note, i) => `${i + 1}. ${note}`).join('\n') || '(no notes yet)'),
+    async () =>
+      text(
+        notes()
+          .map((note, i) => `${i + 1}. ${note}`)
+          .join('\n') || '(no notes yet)',
+      ),
   );
 
   server.registerTool(

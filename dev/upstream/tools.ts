@@ -9,7 +9,11 @@ export function createKanbanServer(kanban: () => DurableObjectStub<KanbanBoard>)
 
   server.registerTool(
     'list_boards',
-    { description: 'List the kanban boards, their columns and how many open cards each column holds.', inputSchema: z.object({}), annotations: { readOnlyHint: true } },
+    {
+      description: 'List the kanban boards, their columns and how many open cards each column holds.',
+      inputSchema: z.object({}),
+      annotations: { readOnlyHint: true },
+    },
     async () => run(() => kanban().listBoards()),
   );
 
@@ -37,7 +41,7 @@ export function createKanbanServer(kanban: () => DurableObjectStub<KanbanBoard>)
   server.registerTool(
     'create_card',
     {
-      description: "Create a card on a board, in its first column unless another is named.",
+      description: 'Create a card on a board, in its first column unless another is named.',
       inputSchema: z.object({
         board: z.string(),
         title: z.string().min(1).max(200),
@@ -62,7 +66,11 @@ export function createKanbanServer(kanban: () => DurableObjectStub<KanbanBoard>)
 
   server.registerTool(
     'close_card',
-    { description: 'Close a card: it leaves the board but stays readable with get_card.', inputSchema: z.object({ card: cardId }), annotations: { destructiveHint: false } },
+    {
+      description: 'Close a card: it leaves the board but stays readable with get_card.',
+      inputSchema: z.object({ card: cardId }),
+      annotations: { destructiveHint: false },
+    },
     async ({ card }) => run(() => kanban().closeCard(card)),
   );
 

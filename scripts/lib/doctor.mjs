@@ -51,7 +51,9 @@ export async function checkSettings(env, report) {
     return;
   }
   const { config } = loaded;
-  report.pass(`configuration loads: Access app ${config.access.clientId}, ${config.upstreams.length === 1 ? 'one upstream' : `${config.upstreams.length} upstreams`} (${config.upstreams.map((u) => u.path).join(', ')})`);
+  report.pass(
+    `configuration loads: Access app ${config.access.clientId}, ${config.upstreams.length === 1 ? 'one upstream' : `${config.upstreams.length} upstreams`} (${config.upstreams.map((u) => u.path).join(', ')})`,
+  );
   await checkAccess(config, report);
   for (const upstream of config.upstreams) await checkUpstream(upstream, report);
 }
@@ -65,12 +67,19 @@ async function checkAccess({ access }, report) {
   /** @type {Record<string, unknown> | undefined} */
   let document;
   if ('error' in discovery) {
-    report.fail(`Access discovery document at ${printable(discoveryUrl)}: ${discovery.error}`, `ACCESS_AUTHORIZATION_URL (or ACCESS_TEAM_DOMAIN) does not point at an Access for SaaS app: ${fixUrls}`);
+    report.fail(
+      `Access discovery document at ${printable(discoveryUrl)}: ${discovery.error}`,
+      `ACCESS_AUTHORIZATION_URL (or ACCESS_TEAM_DOMAIN) does not point at an Access for SaaS app: ${fixUrls}`,
+    );
   } else {
     document = discovery.json;
     report.pass(`Access discovery document answers at ${printable(discoveryUrl)}`);
     if (document.issuer === access.issuer) report.pass(`Access issuer matches: ${access.issuer}`);
-    else report.fail(`Access says its issuer is ${String(document.issuer)}, the gateway expects ${access.issuer}`, 'set ACCESS_ISSUER to the issuer Access names, or unset it to derive it from ACCESS_AUTHORIZATION_URL');
+    else
+      report.fail(
+        `Access says its issuer is ${String(document.issuer)}, the gateway expects ${access.issuer}`,
+        'set ACCESS_ISSUER to the issuer Access names, or unset it to derive it from ACCESS_AUTHORIZATION_URL',
+      );
     for (const [field, variable, configured] of /** @type {const} */ ([
       ['authorization_endpoint', 'ACCESS_AUTHORIZATION_URL', access.authorizationUrl],
       ['token_endpoint', 'ACCESS_TOKEN_URL', access.tokenUrl],
@@ -78,7 +87,11 @@ async function checkAccess({ access }, report) {
     ])) {
       const published = document[field];
       if (typeof published === 'string' && sameUrl(published, configured)) report.pass(`${variable} matches the discovery document's ${field}`);
-      else report.fail(`${variable} is ${printable(configured)}, Access publishes ${field} ${typeof published === 'string' ? printable(published) : '(none)'}`, `set ${variable} to the published URL, or unset it and set ACCESS_TEAM_DOMAIN`);
+      else
+        report.fail(
+          `${variable} is ${printable(configured)}, Access publishes ${field} ${typeof published === 'string' ? printable(published) : '(none)'}`,
+          `set ${variable} to the published URL, or unset it and set ACCESS_TEAM_DOMAIN`,
+        );
     }
   }
 
@@ -112,7 +125,7 @@ async function checkClientCredentials(access, report) {
   });
   const answer = await request(access.tokenUrl, { method: 'POST', body, headers: { Accept: 'application/json' } });
   if ('error' in answer) {
-    report.fail(`Access token endpoint ${printable(access.tokenUrl)}: ${answer.error}`, 'set ACCESS_TOKEN_URL to the app\'s token endpoint (…/token)');
+    report.fail(`Access token endpoint ${printable(access.tokenUrl)}: ${answer.error}`, "set ACCESS_TOKEN_URL to the app's token endpoint (…/token)");
     return;
   }
   const json = await readJson(answer.response);
@@ -120,9 +133,15 @@ async function checkClientCredentials(access, report) {
   if (error === 'invalid_grant') {
     report.pass('Access token endpoint accepts the client ID and secret (a made-up code is refused with invalid_grant)');
   } else if (error === 'invalid_client' || answer.response.status === 401) {
-    report.fail('Access token endpoint refused the client ID or secret (invalid_client)', `copy ACCESS_CLIENT_ID and ACCESS_CLIENT_SECRET again from ${ACCESS_APP}`);
+    report.fail(
+      'Access token endpoint refused the client ID or secret (invalid_client)',
+      `copy ACCESS_CLIENT_ID and ACCESS_CLIENT_SECRET again from ${ACCESS_APP}`,
+    );
   } else {
-    report.fail(`Access token endpoint answered a made-up code with HTTP ${answer.response.status}${error ? ` ${error}` : ''}, not invalid_grant`, "set ACCESS_TOKEN_URL to the app's token endpoint (…/token)");
+    report.fail(
+      `Access token endpoint answered a made-up code with HTTP ${answer.response.status}${error ? ` ${error}` : ''}, not invalid_grant`,
+      "set ACCESS_TOKEN_URL to the app's token endpoint (…/token)",
+    );
   }
 }
 
@@ -140,7 +159,14 @@ async function checkUpstream(upstream, report) {
     await probeUpstream(upstream, where, workerCredentials.upstreamAuthHeader(upstream, ''), names.token, names, report);
   }
   for (const email of upstream.userTokens.keys()) {
-    await probeUpstream(upstream, `${where} with ${email}'s own token`, workerCredentials.upstreamAuthHeader(upstream, email), `${email}'s entry in ${names.userTokens}`, names, report);
+    await probeUpstream(
+      upstream,
+      `${where} with ${email}'s own token`,
+      workerCredentials.upstreamAuthHeader(upstream, email),
+      `${email}'s entry in ${names.userTokens}`,
+      names,
+      report,
+    );
   }
   // Issue #8: tokens people enter themselves exist only after they sign in.
   if (/** @type {{ userSupplied?: unknown }} */ (upstream).userSupplied) {
@@ -165,7 +191,11 @@ async function probeUpstream(upstream, where, credential, tokenName, names, repo
   const timeoutMs = upstream.timeoutMs;
   const notMcp = `${names.url} must be the server's MCP endpoint (Streamable HTTP), often ending in /mcp`;
 
-  const init = await request(upstream.url.href, { method: 'POST', headers, body: rpc(1, 'initialize', { protocolVersion: PROTOCOL_VERSION, capabilities: {}, clientInfo: CLIENT_INFO }) }, timeoutMs);
+  const init = await request(
+    upstream.url.href,
+    { method: 'POST', headers, body: rpc(1, 'initialize', { protocolVersion: PROTOCOL_VERSION, capabilities: {}, clientInfo: CLIENT_INFO }) },
+    timeoutMs,
+  );
   if ('error' in init) {
     report.fail(`${where} is unreachable: ${init.error}`, `check ${names.url} and that the server is up`);
     return;
@@ -186,9 +216,16 @@ async function probeUpstream(upstream, where, credential, tokenName, names, repo
 
   const sessionId = init.response.headers.get('Mcp-Session-Id');
   /** @type {Record<string, string>} */
-  const later = { ...headers, 'MCP-Protocol-Version': String(/** @type {{ protocolVersion?: unknown }} */ (initialized.result).protocolVersion ?? PROTOCOL_VERSION) };
+  const later = {
+    ...headers,
+    'MCP-Protocol-Version': String(/** @type {{ protocolVersion?: unknown }} */ (initialized.result).protocolVersion ?? PROTOCOL_VERSION),
+  };
   if (sessionId) later['Mcp-Session-Id'] = sessionId;
-  const notified = await request(upstream.url.href, { method: 'POST', headers: later, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) }, timeoutMs);
+  const notified = await request(
+    upstream.url.href,
+    { method: 'POST', headers: later, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) },
+    timeoutMs,
+  );
   if (!('error' in notified)) await notified.response.body?.cancel();
   const listed = await request(upstream.url.href, { method: 'POST', headers: later, body: rpc(2, 'tools/list', {}) }, timeoutMs);
   const tools = 'error' in listed ? listed : await readRpcResult(listed.response, 2);
@@ -198,7 +235,10 @@ async function probeUpstream(upstream, where, credential, tokenName, names, repo
     if (!('error' in closed)) await closed.response.body?.cancel();
   }
   if ('error' in tools) {
-    report.fail(`${where}: initialize works (${serverName}) but tools/list failed (${tools.error})`, `check the token's scopes (${tokenName}) and any fixed headers the server needs`);
+    report.fail(
+      `${where}: initialize works (${serverName}) but tools/list failed (${tools.error})`,
+      `check the token's scopes (${tokenName}) and any fixed headers the server needs`,
+    );
     return;
   }
   const list = /** @type {{ tools?: unknown }} */ (tools.result).tools;
@@ -213,7 +253,7 @@ async function probeUpstream(upstream, where, credential, tokenName, names, repo
 export async function checkDeployment(address, report) {
   const base = URL.canParse(address) ? new URL(address) : URL.canParse(`https://${address}`) ? new URL(`https://${address}`) : undefined;
   if (!base || (base.protocol !== 'https:' && base.protocol !== 'http:')) {
-    report.fail(`${address} is not a URL`, 'pass the gateway\'s address: --url https://<host>');
+    report.fail(`${address} is not a URL`, "pass the gateway's address: --url https://<host>");
     return;
   }
   const origin = base.origin;
@@ -231,16 +271,25 @@ export async function checkDeployment(address, report) {
   if (health.response.status === 200 && healthJson?.ok === true) {
     report.pass(`${origin}/health answers ok: the deployed configuration loads`);
   } else if (health.response.status === 503 && Array.isArray(healthJson?.problems)) {
-    report.fail(`${origin}/health reports a problem with ${healthJson.problems.join(', ')}`, 'fix them in .prod.vars (`npm run doctor -- --env-file .prod.vars` says how), then `npx wrangler secret bulk .prod.vars`');
+    report.fail(
+      `${origin}/health reports a problem with ${healthJson.problems.join(', ')}`,
+      'fix them in .prod.vars (`npm run doctor -- --env-file .prod.vars` says how), then `npx wrangler secret bulk .prod.vars`',
+    );
   } else {
-    report.fail(`${origin}/health answered HTTP ${health.response.status}, not this gateway's health check`, 'is the gateway deployed on this host? (a route or another Worker may answer here)');
+    report.fail(
+      `${origin}/health answered HTTP ${health.response.status}, not this gateway's health check`,
+      'is the gateway deployed on this host? (a route or another Worker may answer here)',
+    );
   }
 
   const metadata = await getJson(`${origin}/.well-known/oauth-authorization-server`);
   /** @type {string[]} */
   let connectors = [];
   if ('error' in metadata) {
-    report.fail(`${origin}/.well-known/oauth-authorization-server (RFC 8414): ${metadata.error}`, 'MCP clients cannot find the login without it: deploy the gateway on this host');
+    report.fail(
+      `${origin}/.well-known/oauth-authorization-server (RFC 8414): ${metadata.error}`,
+      'MCP clients cannot find the login without it: deploy the gateway on this host',
+    );
   } else {
     const m = metadata.json;
     const wrong = [
@@ -250,7 +299,11 @@ export async function checkDeployment(address, report) {
       !(Array.isArray(m.code_challenge_methods_supported) && m.code_challenge_methods_supported.includes('S256')) && 'code_challenge_methods_supported (S256)',
     ].filter(Boolean);
     if (wrong.length === 0) report.pass(`RFC 8414 metadata names ${origin} as issuer, its /authorize and /token, and PKCE S256`);
-    else report.fail(`RFC 8414 metadata does not match ${origin}: ${wrong.join(', ')}`, 'something in front of the Worker rewrites the host or paths: serve the Worker on this hostname directly');
+    else
+      report.fail(
+        `RFC 8414 metadata does not match ${origin}: ${wrong.join(', ')}`,
+        'something in front of the Worker rewrites the host or paths: serve the Worker on this hostname directly',
+      );
     if (Array.isArray(m.protected_resources)) connectors = m.protected_resources.filter((r) => typeof r === 'string');
   }
   if (connectors.length === 0) connectors = await connectorsOnLandingPage(origin);
@@ -287,7 +340,10 @@ async function checkChallenge(origin, connector, report) {
   const challenge = answer.response.headers.get('WWW-Authenticate') ?? '';
   const metadataUrl = /resource_metadata="([^"]+)"/.exec(challenge)?.[1];
   if (answer.response.status !== 401 || !/^Bearer\b/i.test(challenge) || !metadataUrl) {
-    report.fail(`${connector} answered HTTP ${answer.response.status} without a Bearer challenge naming resource_metadata`, 'clients cannot start a login there: is the Worker behind a self-hosted Access app or another proxy? Access must be the sign-in provider, not a gate');
+    report.fail(
+      `${connector} answered HTTP ${answer.response.status} without a Bearer challenge naming resource_metadata`,
+      'clients cannot start a login there: is the Worker behind a self-hosted Access app or another proxy? Access must be the sign-in provider, not a gate',
+    );
     return;
   }
   const metadata = await getJson(metadataUrl);
@@ -299,7 +355,10 @@ async function checkChallenge(origin, connector, report) {
   if (metadata.json.resource === connector && Array.isArray(servers) && servers.includes(origin)) {
     report.pass(`${connector} answers 401 with a challenge whose RFC 9728 metadata names it and ${origin}`);
   } else {
-    report.fail(`${connector}: RFC 9728 metadata names resource ${String(metadata.json.resource)} and authorization servers ${JSON.stringify(servers)}`, 'something in front of the Worker rewrites the host: serve it on this hostname directly');
+    report.fail(
+      `${connector}: RFC 9728 metadata names resource ${String(metadata.json.resource)} and authorization servers ${JSON.stringify(servers)}`,
+      'something in front of the Worker rewrites the host: serve it on this hostname directly',
+    );
   }
 }
 
@@ -371,7 +430,10 @@ async function readRpcResult(response, id) {
   /** @type {unknown[]} */
   let messages = [];
   if (type === 'application/json') {
-    const json = await response.text().then((text) => JSON.parse(text)).catch(() => undefined);
+    const json = await response
+      .text()
+      .then((text) => JSON.parse(text))
+      .catch(() => undefined);
     messages = Array.isArray(json) ? json : [json];
   } else {
     messages = await readSseMessages(response, id);
@@ -379,7 +441,7 @@ async function readRpcResult(response, id) {
   const message = /** @type {{ jsonrpc?: unknown, id?: unknown, result?: unknown, error?: { code?: unknown, message?: unknown } } | undefined} */ (
     messages.find((m) => m && typeof m === 'object' && /** @type {{ id?: unknown }} */ (m).id === id)
   );
-  if (!message || message.jsonrpc !== '2.0') return { error: `${described}, no JSON-RPC answer` };
+  if (message?.jsonrpc !== '2.0') return { error: `${described}, no JSON-RPC answer` };
   if (message.error) return { error: `JSON-RPC error ${String(message.error.code)}: ${String(message.error.message).slice(0, 120)}` };
   if (!message.result || typeof message.result !== 'object') return { error: `${described}, no result` };
   return { result: /** @type {Record<string, unknown>} */ (message.result) };
@@ -392,7 +454,9 @@ async function readRpcResult(response, id) {
 async function readSseMessages(response, id) {
   /** @type {unknown[]} */
   const messages = [];
-  const reader = /** @type {ReadableStream<Uint8Array>} */ (response.body).pipeThrough(/** @type {TransformStream<Uint8Array, string>} */ (new TextDecoderStream())).getReader();
+  const reader = /** @type {ReadableStream<Uint8Array>} */ (response.body)
+    .pipeThrough(/** @type {TransformStream<Uint8Array, string>} */ (new TextDecoderStream()))
+    .getReader();
   let buffer = '';
   let size = 0;
   try {
@@ -404,7 +468,11 @@ async function readSseMessages(response, id) {
       const events = buffer.split(/\r?\n\r?\n/);
       buffer = events.pop() ?? '';
       for (const event of events) {
-        const data = event.split(/\r?\n/).filter((line) => line.startsWith('data:')).map((line) => line.slice(5).replace(/^ /, '')).join('\n');
+        const data = event
+          .split(/\r?\n/)
+          .filter((line) => line.startsWith('data:'))
+          .map((line) => line.slice(5).replace(/^ /, ''))
+          .join('\n');
         if (!data) continue;
         try {
           messages.push(JSON.parse(data));

@@ -8,12 +8,15 @@
  * bundler resolves the Worker's extension-less imports (`./reader`); the hook below does the
  * same for relative imports, so no build step stands between the scripts and src/.
  */
+
+import { readFile } from 'node:fs/promises';
 import { registerHooks } from 'node:module';
 import { parseEnv } from 'node:util';
-import { readFile } from 'node:fs/promises';
 
 if (!process.features.typescript) {
-  console.error('This script loads the Worker\'s TypeScript: run it through npm (`npm run doctor`, `npm run setup`), which passes --experimental-transform-types.');
+  console.error(
+    "This script loads the Worker's TypeScript: run it through npm (`npm run doctor`, `npm run setup`), which passes --experimental-transform-types.",
+  );
   process.exit(2);
 }
 

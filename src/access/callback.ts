@@ -1,9 +1,9 @@
 import { AuthorizationError, type OAuthHelpers } from '@cloudflare/workers-oauth-provider';
 import * as oauth from 'oauth4webapi';
-import type { AccessConfig, Config } from '../config';
+import type { AccessConfig } from '../config';
 import { PageError } from '../errors';
 import type { Identity } from '../identity';
-import { ownTokenProblem, offerTokenStep } from '../own-token/login-step';
+import { offerTokenStep, ownTokenProblem } from '../own-token/login-step';
 import type { BrowserLeg } from '../provider';
 import { TokenVault } from '../vault/store';
 import { allowedUpstream, issueCode } from './complete';

@@ -34,10 +34,7 @@ export async function redirectToAccess(
   return new Response(null, { status: 302, headers: upstream.headers });
 }
 
-export function buildAccessAuthorizeUrl(
-  access: AccessConfig,
-  params: { redirectUri: string; state: string; nonce: string; codeChallenge: string },
-): URL {
+export function buildAccessAuthorizeUrl(access: AccessConfig, params: { redirectUri: string; state: string; nonce: string; codeChallenge: string }): URL {
   const url = new URL(access.authorizationUrl);
   url.searchParams.set('client_id', access.clientId);
   url.searchParams.set('redirect_uri', params.redirectUri);

@@ -93,7 +93,10 @@ export function loadConfig(env: Readonly<Record<string, unknown>>): Config {
   const config: Config = {
     access,
     cookieSecret: cookieSecret ?? '',
-    tokenKeys: readTokenKeys(reader, upstreams.some((u) => u.userSupplied)),
+    tokenKeys: readTokenKeys(
+      reader,
+      upstreams.some((u) => u.userSupplied),
+    ),
     allowedEmails,
     adminEmails: reader.allowlist('ADMIN_EMAILS'),
     upstreams,

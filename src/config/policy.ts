@@ -79,8 +79,7 @@ function readToolRules(reader: Reader, key: string, object: Record<string, unkno
 }
 
 function patterns(reader: Reader, key: string, value: unknown): RegExp[] | undefined {
-  const valid =
-    Array.isArray(value) && value.every((v) => typeof v === 'string' && v.trim() !== '' && v.length <= 128 && PATTERN.test(v.trim()));
+  const valid = Array.isArray(value) && value.every((v) => typeof v === 'string' && v.trim() !== '' && v.length <= 128 && PATTERN.test(v.trim()));
   if (!valid) {
     reader.problem(key, 'must be an array of tool names, each with optional * wildcards, e.g. ["get_*","search_code"]');
     return undefined;

@@ -77,7 +77,10 @@ const UPSTREAM_URL_HINT = "the upstream MCP server's endpoint, e.g. https://mcp.
 /** Every configured upstream, the single one first; problems are added to `problems`. */
 export function readUpstreams(env: Readonly<Record<string, unknown>>, problems: ConfigProblem[], allowlist: EmailAllowlist | undefined): UpstreamConfig[] {
   const reader = new Reader(env, problems);
-  const several = reader.jsonObject('UPSTREAMS', 'a JSON object of upstream name to its settings, e.g. {"github":{"url":"https://api.githubcopilot.com/mcp/","token":"GITHUB_TOKEN"}}');
+  const several = reader.jsonObject(
+    'UPSTREAMS',
+    'a JSON object of upstream name to its settings, e.g. {"github":{"url":"https://api.githubcopilot.com/mcp/","token":"GITHUB_TOKEN"}}',
+  );
   const hasSeveral = reader.has('UPSTREAMS');
   const upstreams: UpstreamConfig[] = [];
 
@@ -155,6 +158,7 @@ function readNamedUpstream(
 
   const url = reader.url('url', UPSTREAM_URL_HINT);
   const title = reader.string('title', '', { optional: true });
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
   if (title !== undefined && (title.length > 80 || !/^[^\x00-\x1f\x7f]*$/.test(title))) reader.problem('title', 'must be one line of at most 80 characters');
   const allowedEmails = reader.allowlist('allowedEmails');
   const token = referencedSecret(reader, 'token', env);
@@ -231,7 +235,10 @@ function requireOwnTokens(
   const token = reader.label(tokenKey);
   const own = reader.label(userTokensKey);
   if (userTokens.size === 0) {
-    reader.problem(tokenKey, `is required: set the token the gateway sends upstream, give every user their own in ${own}, or let people bring their own (userSupplied)`);
+    reader.problem(
+      tokenKey,
+      `is required: set the token the gateway sends upstream, give every user their own in ${own}, or let people bring their own (userSupplied)`,
+    );
     return;
   }
   const uncovered = allowlist ? [...allowlist.emails].filter((email) => !userTokens.has(email)) : [];

@@ -58,7 +58,10 @@ export async function personView(helpers: OAuthHelpers, vault: TokenVault, confi
     let name = names.get(clientId);
     if (!name) {
       // A client ID metadata document may be refetched here; its failure only costs the name.
-      name = helpers.lookupClient(clientId).then((c) => c?.clientName?.trim() || clientId, () => clientId);
+      name = helpers.lookupClient(clientId).then(
+        (c) => c?.clientName?.trim() || clientId,
+        () => clientId,
+      );
       names.set(clientId, name);
     }
     return name;

@@ -9,13 +9,13 @@ import { isAllowedEmail } from '../access/allowlist';
 import type { Config, UpstreamConfig } from '../config';
 import { PageError } from '../errors';
 import { isCrossSitePost } from '../lib/origin';
-import { readPastedToken, refusedBy, unreachable, MALFORMED_TOKEN } from '../own-token/page';
 import { serverName } from '../own-token/login-step';
-import { checkUpstreamToken } from '../upstream/check';
+import { MALFORMED_TOKEN, readPastedToken, refusedBy, unreachable } from '../own-token/page';
 import type { BrowserLeg } from '../provider';
+import { checkUpstreamToken } from '../upstream/check';
 import { TokenVault } from '../vault/store';
 import { everyone, grantsOf, personView, upstreamOfGrant } from './data';
-import { type Notice, NOTICES, renderConnectionsPage, renderSignedOut } from './page';
+import { NOTICES, type Notice, renderConnectionsPage, renderSignedOut } from './page';
 import { CONNECTIONS_PATH, readSession, type Session, signOutCookie, startConnectionsLogin } from './session';
 
 const AGAIN = `Open ${CONNECTIONS_PATH} and try again.`;
@@ -33,11 +33,17 @@ export async function handleConnections(request: Request, { helpers, config, env
     throw new PageError(405, 'Method not allowed', AGAIN, `${request.method} ${CONNECTIONS_PATH}`, { headers: new Headers({ Allow: 'GET, POST' }) });
   }
 
-  if (isCrossSitePost(request, url.origin)) throw new PageError(403, 'Request refused', `This form can only be sent from this site. ${AGAIN}`, 'connections posted cross-site');
+  if (isCrossSitePost(request, url.origin))
+    throw new PageError(403, 'Request refused', `This form can only be sent from this site. ${AGAIN}`, 'connections posted cross-site');
   const form = await request.formData().catch(() => undefined);
   // Without a session, or with a field from another session, the form is not this person's.
   if (!session || form?.get('csrf') !== session.csrf) {
-    throw new PageError(403, 'Your session has ended', `Sign in again to manage your connections. ${AGAIN}`, session ? 'connections csrf mismatch' : 'connections post without session');
+    throw new PageError(
+      403,
+      'Your session has ended',
+      `Sign in again to manage your connections. ${AGAIN}`,
+      session ? 'connections csrf mismatch' : 'connections post without session',
+    );
   }
   const field = (name: string) => {
     const value = form.get(name);
@@ -53,7 +59,8 @@ export async function handleConnections(request: Request, { helpers, config, env
   const audit = (what: Record<string, string>) => {
     if (email !== session.email) console.log(JSON.stringify({ event: 'admin_action', admin: session.email, person: email, ...what }));
   };
-  const done = (notice: Notice) => new Response(null, { status: 303, headers: { Location: `${CONNECTIONS_PATH}?done=${notice}`, 'Cache-Control': 'no-store' } });
+  const done = (notice: Notice) =>
+    new Response(null, { status: 303, headers: { Location: `${CONNECTIONS_PATH}?done=${notice}`, 'Cache-Control': 'no-store' } });
 
   switch (action) {
     case 'disconnect': {
@@ -75,14 +82,19 @@ export async function handleConnections(request: Request, { helpers, config, env
       return done('deleted');
     }
     case 'replace-token': {
-      if (email !== session.email) throw new PageError(403, 'Not allowed', 'Only the person themselves can save a token.', 'connections: token for someone else');
+      if (email !== session.email)
+        throw new PageError(403, 'Not allowed', 'Only the person themselves can save a token.', 'connections: token for someone else');
       const upstream = ownTokenUpstream(config, field('upstream'));
-      if (!isAllowedEmail(config, upstream, email)) throw new PageError(403, 'Not allowed', `${email} is not allowed to use ${serverName(upstream)}.`, 'connections: token for a refused upstream');
+      if (!isAllowedEmail(config, upstream, email))
+        throw new PageError(403, 'Not allowed', `${email} is not allowed to use ${serverName(upstream)}.`, 'connections: token for a refused upstream');
       const token = readPastedToken(form.get('token'));
       const check = token ? await checkUpstreamToken(upstream, token, ctx) : undefined;
       if (!token || check !== 'accepted') {
         const message = !token ? MALFORMED_TOKEN : check === 'refused' ? refusedBy(serverName(upstream)) : unreachable(serverName(upstream));
-        return showPage(helpers, vault, config, env, session, url.origin, { problem: { upstream: upstream.name, message }, status: check === 'unavailable' ? 503 : 400 });
+        return showPage(helpers, vault, config, env, session, url.origin, {
+          problem: { upstream: upstream.name, message },
+          status: check === 'unavailable' ? 503 : 400,
+        });
       }
       await vault.save(email, upstream.name, token);
       console.log(JSON.stringify({ event: 'own_token_saved', email, upstream: upstream.name, via: 'connections' }));
@@ -94,7 +106,13 @@ export async function handleConnections(request: Request, { helpers, config, env
 
 function ownTokenUpstream(config: Config, name: string): UpstreamConfig {
   const upstream = config.upstreams.find((u) => u.name === name && u.userSupplied);
-  if (!upstream) throw new PageError(400, 'Unknown server', `That server takes no token of yours. ${AGAIN}`, `connections: no userSupplied upstream ${JSON.stringify(name.slice(0, 40))}`);
+  if (!upstream)
+    throw new PageError(
+      400,
+      'Unknown server',
+      `That server takes no token of yours. ${AGAIN}`,
+      `connections: no userSupplied upstream ${JSON.stringify(name.slice(0, 40))}`,
+    );
   return upstream;
 }
 

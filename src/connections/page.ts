@@ -62,11 +62,12 @@ ${appsTable(session, email, apps)}`;
 
 function personSection(options: ConnectionsPageOptions, person: PersonView): SafeHtml {
   const rows = person.upstreams.filter((view) => view.token || view.apps.length > 0);
-  return html`<h2>${person.email}</h2>${rows.map((view) => html`<p><strong>${upstreamLabel(view.upstream) ?? 'MCP server'}</strong>${
-    view.upstream.userSupplied ? (view.token ? html` · token saved ${when(view.token.savedAt)}` : html` · no token saved`) : ''
-  }</p>${view.token && form(options.session, { action: 'delete-token', upstream: view.upstream.name, email: person.email }, 'Delete token')}${appsTable(options.session, person.email, view.apps)}`)}${
-    rows.length === 0 && html`<p class="muted">Nothing connected.</p>`
-  }`;
+  return html`<h2>${person.email}</h2>${rows.map(
+    (view) =>
+      html`<p><strong>${upstreamLabel(view.upstream) ?? 'MCP server'}</strong>${
+        view.upstream.userSupplied ? (view.token ? html` · token saved ${when(view.token.savedAt)}` : html` · no token saved`) : ''
+      }</p>${view.token && form(options.session, { action: 'delete-token', upstream: view.upstream.name, email: person.email }, 'Delete token')}${appsTable(options.session, person.email, view.apps)}`,
+  )}${rows.length === 0 && html`<p class="muted">Nothing connected.</p>`}`;
 }
 
 function appsTable(session: Session, email: string, apps: UpstreamView['apps']): SafeHtml {
@@ -101,5 +102,9 @@ function when(seconds: number): string {
 
 /** After sign-out. */
 export function renderSignedOut(headers: Headers): Response {
-  return htmlPage('Signed out', html`<h1>Signed out</h1><p>You are signed out of this page. Your apps stay connected.</p><p><a href="${CONNECTIONS_PATH}">Sign in again</a></p>`, { headers });
+  return htmlPage(
+    'Signed out',
+    html`<h1>Signed out</h1><p>You are signed out of this page. Your apps stay connected.</p><p><a href="${CONNECTIONS_PATH}">Sign in again</a></p>`,
+    { headers },
+  );
 }

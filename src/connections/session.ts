@@ -72,7 +72,13 @@ export async function finishConnectionsLogin(request: Request, kv: KVNamespace, 
   if (!record) throw stale;
   await kv.delete(`connections-login:${hash}`);
   if (url.searchParams.has('error')) {
-    throw new PageError(403, 'Sign-in was declined', 'The sign-in was cancelled, or Cloudflare Access did not let this account in.', `access returned error=${url.searchParams.get('error')}`, { headers });
+    throw new PageError(
+      403,
+      'Sign-in was declined',
+      'The sign-in was cancelled, or Cloudflare Access did not let this account in.',
+      `access returned error=${url.searchParams.get('error')}`,
+      { headers },
+    );
   }
 
   const identity: Identity = await verifyAccessLogin(config.access, url, record, headers);

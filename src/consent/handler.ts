@@ -1,8 +1,8 @@
-import { type AuthRequest, AuthorizationError, CimdFetchError, type OAuthHelpers } from '@cloudflare/workers-oauth-provider';
+import { AuthorizationError, type AuthRequest, CimdFetchError, type OAuthHelpers } from '@cloudflare/workers-oauth-provider';
 import { redirectToAccess } from '../access/login';
-import { type Config, upstreamLabel } from '../config';
-import type { BrowserLeg } from '../provider';
+import { upstreamLabel } from '../config';
 import { PageError } from '../errors';
+import type { BrowserLeg } from '../provider';
 import { renderConsentPage } from './page';
 
 /**
@@ -73,9 +73,15 @@ async function parseAuthRequest(request: Request, helpers: OAuthHelpers): Promis
       return new Response(null, { status: 302, headers: { Location: error.redirectTo, 'Cache-Control': 'no-store' } });
     }
     if (error instanceof AuthorizationError) {
-      throw new PageError(400, 'This connection request is not valid', `${error.description}. ${START_AGAIN}`, `authorize refused: ${error.code}: ${error.description}`, {
-        cause: error,
-      });
+      throw new PageError(
+        400,
+        'This connection request is not valid',
+        `${error.description}. ${START_AGAIN}`,
+        `authorize refused: ${error.code}: ${error.description}`,
+        {
+          cause: error,
+        },
+      );
     }
     if (error instanceof CimdFetchError) throw cimdPageError(error);
     throw error;

@@ -1,7 +1,6 @@
 import type { ConsentDescription } from '@cloudflare/workers-oauth-provider';
 import { html, htmlPage } from '../lib/html';
 
-
 /**
  * The consent page. Everything in `details` may come from the client (its registration or
  * metadata document) and is escaped by `html`. `upstream` names the server being connected (its

@@ -7,7 +7,7 @@
  */
 import { AuthorizationError, type AuthRequest, type OAuthHelpers } from '@cloudflare/workers-oauth-provider';
 import { allowedUpstream, issueCode } from '../access/complete';
-import { type Config, type UpstreamConfig, upstreamLabel } from '../config';
+import { type UpstreamConfig, upstreamLabel } from '../config';
 import { PageError } from '../errors';
 import type { Identity } from '../identity';
 import { isCrossSitePost } from '../lib/origin';
@@ -70,7 +70,12 @@ export async function handleTokenStep(request: Request, { helpers, gateway, conf
     throw new PageError(405, 'Method not allowed', START_AGAIN, `${request.method} ${TOKEN_STEP_PATH}`, { headers: new Headers({ Allow: 'POST' }) });
   }
   if (isCrossSitePost(request, origin)) {
-    throw new PageError(403, 'Request refused', `This form can only be sent from this site. ${START_AGAIN}`, `token step posted from ${request.headers.get('Origin')}`);
+    throw new PageError(
+      403,
+      'Request refused',
+      `This form can only be sent from this site. ${START_AGAIN}`,
+      `token step posted from ${request.headers.get('Origin')}`,
+    );
   }
   const form = await request.formData().catch(() => undefined);
   const state = form?.get('state');
@@ -78,7 +83,8 @@ export async function handleTokenStep(request: Request, { helpers, gateway, conf
   const { identity } = resumed.data;
   const headers = resumed.headers;
   const upstream = allowedUpstream(gateway, config, resumed.request, identity, headers);
-  if (!upstream.userSupplied) throw new PageError(400, 'This page no longer works', START_AGAIN, `token step for ${upstream.name}, which takes no own tokens`, { headers });
+  if (!upstream.userSupplied)
+    throw new PageError(400, 'This page no longer works', START_AGAIN, `token step for ${upstream.name}, which takes no own tokens`, { headers });
 
   const again = (problem: string, status: number) => offerTokenStep(helpers, resumed.request, identity, upstream, headers, problem, status);
   const token = readPastedToken(form?.get('token'));
@@ -105,7 +111,9 @@ async function resumeStep(helpers: OAuthHelpers, request: Request, origin: strin
   let resumed: Awaited<ReturnType<typeof helpers.finishUpstream<TokenStepData>>>;
   try {
     // finishUpstream reads `state` from the URL; the cookies that bind it come with the request.
-    resumed = await helpers.finishUpstream<TokenStepData>(new Request(`${origin}${TOKEN_STEP_PATH}?state=${encodeURIComponent(state)}`, { headers: request.headers }));
+    resumed = await helpers.finishUpstream<TokenStepData>(
+      new Request(`${origin}${TOKEN_STEP_PATH}?state=${encodeURIComponent(state)}`, { headers: request.headers }),
+    );
   } catch (error) {
     if (!(error instanceof AuthorizationError)) throw error;
     throw fail(`token step refused: ${error.code}: ${error.description}`, error);

@@ -46,7 +46,10 @@ export function rewriteJsonRpcEvents(
     const replaced = rewrite(message);
     if (replaced === undefined) return raw;
     // The event's other fields (event, id, retry) stay; its data becomes one line, ended like the event.
-    const fields = lines.filter((l) => l.data === undefined).map((l) => l.raw).join('');
+    const fields = lines
+      .filter((l) => l.data === undefined)
+      .map((l) => l.raw)
+      .join('');
     return `${fields}data: ${JSON.stringify(replaced)}${terminator}${terminator}`;
   };
 

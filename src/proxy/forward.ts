@@ -3,9 +3,7 @@
  * cancelled when the client goes away, and never following a redirect with the credential.
  */
 
-export type UpstreamResult =
-  | { outcome: 'response'; response: Response }
-  | { outcome: 'timeout' | 'unreachable' | 'client_closed' };
+export type UpstreamResult = { outcome: 'response'; response: Response } | { outcome: 'timeout' | 'unreachable' | 'client_closed' };
 
 export interface ForwardOptions {
   method: string;

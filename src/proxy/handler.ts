@@ -142,9 +142,7 @@ export async function proxyMcpRequest(request: Request, caller: ProxyCaller, ctx
     responseBody = rewriteEndpointEvents(responseBody, async (data) => {
       const endpoint = await gatewayEndpointFor(data, target, settings, config);
       if (endpoint === undefined) {
-        console.warn(
-          JSON.stringify({ event: 'mcp_proxy_endpoint_refused', upstream: settings.name, email: identity.email, clientId, path: url.pathname }),
-        );
+        console.warn(JSON.stringify({ event: 'mcp_proxy_endpoint_refused', upstream: settings.name, email: identity.email, clientId, path: url.pathname }));
       }
       return endpoint;
     });

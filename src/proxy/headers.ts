@@ -13,16 +13,7 @@ import type { UpstreamConfig } from '../config';
  * none), Accept-Encoding (the runtime negotiates with the upstream itself), Content-Length and
  * hop-by-hop headers (the runtime sets them for the body it actually sends).
  */
-const REQUEST_HEADERS = [
-  'accept',
-  'content-type',
-  'last-event-id',
-  'mcp-method',
-  'mcp-name',
-  'mcp-protocol-version',
-  'mcp-session-id',
-  'user-agent',
-] as const;
+const REQUEST_HEADERS = ['accept', 'content-type', 'last-event-id', 'mcp-method', 'mcp-name', 'mcp-protocol-version', 'mcp-session-id', 'user-agent'] as const;
 
 /**
  * What an MCP client reads. Deliberately absent: Set-Cookie and WWW-Authenticate (the upstream's

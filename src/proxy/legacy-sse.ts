@@ -114,10 +114,7 @@ const OUTPUT_QUEUE_BYTES = 1024 * 1024;
  * an IdentityTransformStream's writing side at its next write, so at the upstream's next chunk, as
  * before issue #12. Errors end both sides and are never left unhandled.
  */
-export function rewriteEndpointEvents(
-  body: ReadableStream<Uint8Array>,
-  rewrite: (data: string) => Promise<string | undefined>,
-): ReadableStream<Uint8Array> {
+export function rewriteEndpointEvents(body: ReadableStream<Uint8Array>, rewrite: (data: string) => Promise<string | undefined>): ReadableStream<Uint8Array> {
   const { readable, writable } = new IdentityTransformStream({ highWaterMark: OUTPUT_QUEUE_BYTES });
   const writer = writable.getWriter();
   const scanner = endpointEventScanner(rewrite);

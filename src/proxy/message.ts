@@ -50,7 +50,10 @@ export async function readRequestBody(request: Request, options: ReadOptions = {
     return { body: bytes, rpcMethod: undefined, id: null };
   }
   if (Array.isArray(message)) {
-    const methods = message.slice(0, MAX_LOGGED_METHODS).map(methodOf).filter((m): m is string => m !== undefined);
+    const methods = message
+      .slice(0, MAX_LOGGED_METHODS)
+      .map(methodOf)
+      .filter((m): m is string => m !== undefined);
     return { body: bytes, rpcMethod: methods.length > 0 ? methods.join(',') : undefined, id: null, message };
   }
   return { body: bytes, rpcMethod: methodOf(message), id: idOf(message), message };

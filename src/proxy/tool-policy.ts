@@ -6,11 +6,12 @@
  * Fails closed: what cannot be read is not forwarded, and a list that cannot be checked is not
  * passed on.
  */
-import type { ToolRules } from '../config/policy';
+
 import type { UpstreamConfig } from '../config';
+import type { ToolRules } from '../config/policy';
 import { forgetTools, knownReadOnly, rememberTools } from '../policy/annotations';
 import { takeRequest } from '../policy/rate-limiter';
-import { type ListMatch, callsNeedingAnnotations, idKey, planToolRequest, rewriteListAnswers, type ToolRequestPlan } from '../policy/tool-messages';
+import { callsNeedingAnnotations, idKey, type ListMatch, planToolRequest, rewriteListAnswers, type ToolRequestPlan } from '../policy/tool-messages';
 import { isObject } from '../policy/tool-rules';
 import { rewriteJsonRpcEvents, sseEvent } from '../policy/tools-sse';
 import { withCors } from './headers';
@@ -50,8 +51,7 @@ export interface ForwardedUnderPolicy {
 
 export type ToolGate =
   /** Answered by the gateway; nothing goes upstream. */
-  | { kind: 'answer'; response: Response; outcome: ProxyOutcome; tool: string | undefined }
-  | ForwardedUnderPolicy;
+  { kind: 'answer'; response: Response; outcome: ProxyOutcome; tool: string | undefined } | ForwardedUnderPolicy;
 
 /** Decides what of this request may go upstream under `rules`. */
 export async function gateToolRequest(input: ToolGateInput): Promise<ToolGate> {
@@ -138,7 +138,11 @@ async function respondFiltered(
   }
   if (parsed === undefined) {
     upstream.body?.cancel().catch(() => {});
-    return jsonResponse({ jsonrpc: '2.0', id: null, error: { code: -32004, message: 'the upstream MCP server sent an answer the gateway could not check' } }, 502, origin);
+    return jsonResponse(
+      { jsonrpc: '2.0', id: null, error: { code: -32004, message: 'the upstream MCP server sent an answer the gateway could not check' } },
+      502,
+      origin,
+    );
   }
   const rewritten = rewriteListAnswers(rules, parsed, match, remember) ?? parsed;
   const merged = answers.length === 0 ? rewritten : [...(Array.isArray(rewritten) ? rewritten : [rewritten]), ...answers];

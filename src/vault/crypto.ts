@@ -23,10 +23,13 @@ function keyFor(secret: string): Promise<CryptoKey> {
     key = crypto.subtle
       .importKey('raw', new TextEncoder().encode(secret), 'HKDF', false, ['deriveKey'])
       .then((material) =>
-        crypto.subtle.deriveKey({ name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(0), info: HKDF_INFO }, material, { name: 'AES-GCM', length: 256 }, false, [
-          'encrypt',
-          'decrypt',
-        ]),
+        crypto.subtle.deriveKey(
+          { name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(0), info: HKDF_INFO },
+          material,
+          { name: 'AES-GCM', length: 256 },
+          false,
+          ['encrypt', 'decrypt'],
+        ),
       );
     // A deployment has one or two secrets; the bound only guards against misuse.
     if (keys.size >= 8) keys.clear();
@@ -47,7 +50,11 @@ export async function sealToken(
   token: string,
   iv: Uint8Array = crypto.getRandomValues(new Uint8Array(IV_BYTES)),
 ): Promise<string> {
-  const sealed = await crypto.subtle.encrypt({ name: 'AES-GCM', iv, additionalData: additionalData(binding) }, await keyFor(secret), new TextEncoder().encode(token));
+  const sealed = await crypto.subtle.encrypt(
+    { name: 'AES-GCM', iv, additionalData: additionalData(binding) },
+    await keyFor(secret),
+    new TextEncoder().encode(token),
+  );
   return `${VERSION}.${base64url(iv)}.${base64url(sealed)}`;
 }
 

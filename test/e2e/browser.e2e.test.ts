@@ -9,7 +9,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as oauth from 'oauth4webapi';
-import type { Browser, BrowserContext, Page, Request as BrowserRequest, Response as BrowserResponse } from 'playwright-core';
+import type { Browser, BrowserContext, Request as BrowserRequest, Response as BrowserResponse, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium, newContext, screenshot } from './support/chromium';
 import { type E2EStack, startE2EStack } from './support/stack';
@@ -449,7 +449,7 @@ class LoopbackRedirect {
       const url = new URL(req.url ?? '/', loopback.origin);
       const send = (status: number, title: string, body: string) => {
         res.writeHead(status, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
-        res.end(`<!doctype html><html lang="en"><meta charset="utf-8"><title>${escape(title)}</title>
+        res.end(`<!doctype html><html lang="en"><meta charset="utf-8"><title>${escapeHtml(title)}</title>
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:34rem;margin:10vh auto;padding:0 1.25rem;color:#1f2328}</style>
 <body>${body}</body></html>`);
       };
@@ -457,9 +457,9 @@ class LoopbackRedirect {
         loopback.received.push(url);
         const error = url.searchParams.get('error');
         if (error) {
-          send(200, 'Not connected', `<h1>Not connected</h1><p>The sign-in ended with <code>${escape(error)}</code>.</p><p>You can close this tab.</p>`);
+          send(200, 'Not connected', `<h1>Not connected</h1><p>The sign-in ended with <code>${escapeHtml(error)}</code>.</p><p>You can close this tab.</p>`);
         } else {
-          send(200, 'Connected', `<h1>Connected</h1><p>${escape(CLIENT_NAME)} received its authorization.</p><p>You can close this tab.</p>`);
+          send(200, 'Connected', `<h1>Connected</h1><p>${escapeHtml(CLIENT_NAME)} received its authorization.</p><p>You can close this tab.</p>`);
         }
         return;
       }
@@ -467,8 +467,8 @@ class LoopbackRedirect {
         send(
           200,
           'You won',
-          `<h1>You won!</h1><form method="post" action="${escape(url.searchParams.get('action') ?? '')}">` +
-            `<input type="hidden" name="handle" value="${escape(url.searchParams.get('handle') ?? '')}">` +
+          `<h1>You won!</h1><form method="post" action="${escapeHtml(url.searchParams.get('action') ?? '')}">` +
+            `<input type="hidden" name="handle" value="${escapeHtml(url.searchParams.get('handle') ?? '')}">` +
             `<button name="decision" value="approve">Claim your prize</button></form>`,
         );
         return;
@@ -486,6 +486,6 @@ class LoopbackRedirect {
   }
 }
 
-function escape(value: string): string {
+function escapeHtml(value: string): string {
   return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }

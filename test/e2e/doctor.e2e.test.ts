@@ -11,6 +11,7 @@ import { DEMO_NOTES_TOKENS, DEMO_UPSTREAM_TOKEN } from '../../dev/stack.mjs';
 
 /** The notes upstream takes people's own tokens; here one of them serves as its shared token. */
 const DEMO_NOTES_TOKEN = DEMO_NOTES_TOKENS[0] ?? '';
+
 import { connectWithOAuth } from './support/mcp-client';
 import { type E2EStack, need, startE2EStack } from './support/stack';
 
@@ -57,7 +58,21 @@ beforeAll(async () => {
       const notes = connectors.find((c) => c.name === 'notes')?.upstreamUrl ?? '';
       setupRun = await runScript(
         'setup',
-        ['--yes', '--out', out, '--access-url', access.issuer, '--client-id', access.clientId, '--allowed-emails', 'alice@example.com,@example.org', '--upstream-url', upstreamMcp, '--upstream', `notes=${notes}`],
+        [
+          '--yes',
+          '--out',
+          out,
+          '--access-url',
+          access.issuer,
+          '--client-id',
+          access.clientId,
+          '--allowed-emails',
+          'alice@example.com,@example.org',
+          '--upstream-url',
+          upstreamMcp,
+          '--upstream',
+          `notes=${notes}`,
+        ],
         // Secrets through the environment, off the command line.
         { ACCESS_CLIENT_SECRET: access.clientSecret, UPSTREAM_TOKEN: DEMO_UPSTREAM_TOKEN, NOTES_TOKEN: DEMO_NOTES_TOKEN },
       );
@@ -81,7 +96,13 @@ afterAll(async () => {
 async function doctorWith(changes: Record<string, string>): Promise<Run> {
   const file = join(dir, `variant-${Math.random().toString(36).slice(2)}.vars`);
   const vars = { ...prodVars, ...changes };
-  await writeFile(file, Object.entries(vars).map(([k, v]) => `${k}='${v}'`).join('\n'), { mode: 0o600 });
+  await writeFile(
+    file,
+    Object.entries(vars)
+      .map(([k, v]) => `${k}='${v}'`)
+      .join('\n'),
+    { mode: 0o600 },
+  );
   return runScript('doctor', ['--env-file', file]);
 }
 
@@ -114,7 +135,21 @@ describe('npm run setup', () => {
 
   it('writes nothing and names each problem when an answer is unusable', async () => {
     const out = join(dir, 'bad.vars');
-    const run = await runScript('setup', ['--yes', '--out', out, '--team', 'not a team', '--client-id', 'cid', '--client-secret', 's', '--upstream-url', 'ftp://x', '--upstream-token', 't']);
+    const run = await runScript('setup', [
+      '--yes',
+      '--out',
+      out,
+      '--team',
+      'not a team',
+      '--client-id',
+      'cid',
+      '--client-secret',
+      's',
+      '--upstream-url',
+      'ftp://x',
+      '--upstream-token',
+      't',
+    ]);
     expect(run.code).toBe(1);
     expect(failed(run).map((line) => line.split(' ')[1])).toEqual(expect.arrayContaining(['ACCESS_TEAM_DOMAIN', 'UPSTREAM_URL']));
     await expect(stat(out)).rejects.toThrow();
@@ -126,8 +161,18 @@ describe('npm run doctor -- --env-file', () => {
     const run = await runScript('doctor', ['--env-file', join(dir, '.prod.vars')]);
     expect(run.code, run.output).toBe(0);
     expect(failed(run)).toEqual([]);
-    for (const check of ['configuration loads', 'discovery document answers', 'issuer matches', 'ACCESS_TOKEN_URL matches', 'JWKS holds 1 signing key', 'invalid_grant']) {
-      expect(run.lines.some((line) => line.startsWith('✓') && line.includes(check)), check).toBe(true);
+    for (const check of [
+      'configuration loads',
+      'discovery document answers',
+      'issuer matches',
+      'ACCESS_TOKEN_URL matches',
+      'JWKS holds 1 signing key',
+      'invalid_grant',
+    ]) {
+      expect(
+        run.lines.some((line) => line.startsWith('✓') && line.includes(check)),
+        check,
+      ).toBe(true);
     }
     expect(run.lines.find((line) => line.startsWith('✓ /mcp →'))).toMatch(/initialize works .*tools\/list returns \d+ tools/);
     expect(run.lines.find((line) => line.startsWith('✓ /notes/mcp →'))).toMatch(/tools\/list returns \d+ tools/);
@@ -135,16 +180,43 @@ describe('npm run doctor -- --env-file', () => {
   });
 
   it.each([
-    ['a wrong issuer', () => ({ ACCESS_ISSUER: `${prodVars.ACCESS_AUTHORIZATION_URL?.replace(/\/authorization$/, '')}-wrong` }), /^✗ Access says its issuer is .* — set ACCESS_ISSUER/],
-    ['a JWKS URL that answers 404', () => ({ ACCESS_JWKS_URL: prodVars.ACCESS_JWKS_URL?.replace(/jwks$/, 'keys-gone') ?? '' }), /^✗ ACCESS_JWKS_URL .*: HTTP 404 — /],
-    ['a wrong client secret', () => ({ ACCESS_CLIENT_SECRET: 'not-the-secret' }), /^✗ Access token endpoint refused the client ID or secret \(invalid_client\) — .*ACCESS_CLIENT_SECRET/],
-    ['an upstream token the upstream refuses', () => ({ UPSTREAM_TOKEN: 'refused-token' }), /^✗ \/mcp → .* refused the token \(HTTP 401\) — renew UPSTREAM_TOKEN/],
-    ['an upstream that is down', () => ({ UPSTREAM_URL: `http://127.0.0.1:${downPort}/mcp` }), /^✗ \/mcp → .* is unreachable: connection refused .* — check UPSTREAM_URL/],
-    ['an upstream that is not an MCP server', () => ({ UPSTREAM_URL: websiteUrl }), /^✗ \/mcp → .* did not answer initialize as an MCP server \(HTTP 200, text\/html\) — UPSTREAM_URL must be/],
+    [
+      'a wrong issuer',
+      () => ({ ACCESS_ISSUER: `${prodVars.ACCESS_AUTHORIZATION_URL?.replace(/\/authorization$/, '')}-wrong` }),
+      /^✗ Access says its issuer is .* — set ACCESS_ISSUER/,
+    ],
+    [
+      'a JWKS URL that answers 404',
+      () => ({ ACCESS_JWKS_URL: prodVars.ACCESS_JWKS_URL?.replace(/jwks$/, 'keys-gone') ?? '' }),
+      /^✗ ACCESS_JWKS_URL .*: HTTP 404 — /,
+    ],
+    [
+      'a wrong client secret',
+      () => ({ ACCESS_CLIENT_SECRET: 'not-the-secret' }),
+      /^✗ Access token endpoint refused the client ID or secret \(invalid_client\) — .*ACCESS_CLIENT_SECRET/,
+    ],
+    [
+      'an upstream token the upstream refuses',
+      () => ({ UPSTREAM_TOKEN: 'refused-token' }),
+      /^✗ \/mcp → .* refused the token \(HTTP 401\) — renew UPSTREAM_TOKEN/,
+    ],
+    [
+      'an upstream that is down',
+      () => ({ UPSTREAM_URL: `http://127.0.0.1:${downPort}/mcp` }),
+      /^✗ \/mcp → .* is unreachable: connection refused .* — check UPSTREAM_URL/,
+    ],
+    [
+      'an upstream that is not an MCP server',
+      () => ({ UPSTREAM_URL: websiteUrl }),
+      /^✗ \/mcp → .* did not answer initialize as an MCP server \(HTTP 200, text\/html\) — UPSTREAM_URL must be/,
+    ],
   ])('fails %s with its own line and fix', async (_name, changes, line) => {
     const run = await doctorWith(changes());
     expect(run.code, run.output).toBe(1);
-    expect(failed(run).some((l) => line.test(l)), run.output).toBe(true);
+    expect(
+      failed(run).some((l) => line.test(l)),
+      run.output,
+    ).toBe(true);
     expectNoSecrets(run);
   });
 
@@ -157,7 +229,14 @@ describe('npm run doctor -- --env-file', () => {
     const run = await runScript('doctor', ['--env-file', '.dev.vars.example']);
     expect(run.code).toBe(1);
     const variables = failed(run).map((line) => line.split(' ')[1]);
-    expect(variables.sort()).toEqual(['ACCESS_CLIENT_ID', 'ACCESS_CLIENT_SECRET', 'ACCESS_TEAM_DOMAIN', 'COOKIE_ENCRYPTION_KEY', 'UPSTREAM_TOKEN', 'UPSTREAM_URL']);
+    expect(variables.sort()).toEqual([
+      'ACCESS_CLIENT_ID',
+      'ACCESS_CLIENT_SECRET',
+      'ACCESS_TEAM_DOMAIN',
+      'COOKIE_ENCRYPTION_KEY',
+      'UPSTREAM_TOKEN',
+      'UPSTREAM_URL',
+    ]);
     expect(failed(run).every((line) => line.includes('.dev.vars.example'))).toBe(true);
   });
 });

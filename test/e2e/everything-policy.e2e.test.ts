@@ -122,10 +122,13 @@ describe('rate limit under wrangler dev', () => {
         if (response.status === 429) refused = response;
         else await response.body?.cancel();
       }
-      expect(statuses.slice(0, -1).every((s) => s === 200 || s === 202), `statuses ${statuses}`).toBe(true);
+      expect(
+        statuses.slice(0, -1).every((s) => s === 200 || s === 202),
+        `statuses ${statuses}`,
+      ).toBe(true);
       expect(refused?.status).toBe(429);
       expect(Number(refused?.headers.get('Retry-After'))).toBeGreaterThan(0);
-      expect(((await refused?.json()) as { error: { code: number } }).error.code).toBe(-32006);
+      expect(((await need(refused).json()) as { error: { code: number } }).error.code).toBe(-32006);
       // The same person on /mcp, which has no rateLimit, is unaffected.
       expect((await need(alice).client.listTools()).tools.length).toBeGreaterThan(0);
     } finally {

@@ -147,5 +147,3 @@ describe('gateway in front of server-everything (HTTP+SSE)', () => {
     expect(seen).toContain('event: endpoint');
   });
 });
-
-

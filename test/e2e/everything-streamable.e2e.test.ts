@@ -361,7 +361,6 @@ function bodyOf(response: Response): ReadableStream<Uint8Array> {
   return response.body;
 }
 
-
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   return Promise.race([
@@ -371,4 +370,3 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
     }),
   ]).finally(() => clearTimeout(timer));
 }
-

@@ -124,7 +124,12 @@ describe('tokens after the first sign-in', () => {
     await after.body?.cancel();
 
     // Revoking an access token leaves the grant: its refresh token still works...
-    const refreshed = await postForm(recorder, token_endpoint, { grant_type: 'refresh_token', refresh_token: refreshToken, client_id: clientId, resource: stack.urls.mcp });
+    const refreshed = await postForm(recorder, token_endpoint, {
+      grant_type: 'refresh_token',
+      refresh_token: refreshToken,
+      client_id: clientId,
+      resource: stack.urls.mcp,
+    });
     expect(refreshed.status).toBe(200);
     const tokens = (await refreshed.json()) as { access_token: string; refresh_token: string };
     const works = await initialize(recorder, stack, tokens.access_token);
@@ -132,11 +137,18 @@ describe('tokens after the first sign-in', () => {
     await works.body?.cancel();
 
     // ...until the refresh token is revoked, which ends the whole grant.
-    expect((await postForm(recorder, revocation_endpoint, { token: tokens.refresh_token, token_type_hint: 'refresh_token', client_id: clientId })).status).toBe(200);
+    expect((await postForm(recorder, revocation_endpoint, { token: tokens.refresh_token, token_type_hint: 'refresh_token', client_id: clientId })).status).toBe(
+      200,
+    );
     const gone = await initialize(recorder, stack, tokens.access_token);
     expect(gone.status).toBe(401);
     await gone.body?.cancel();
-    const noRefresh = await postForm(recorder, token_endpoint, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token, client_id: clientId, resource: stack.urls.mcp });
+    const noRefresh = await postForm(recorder, token_endpoint, {
+      grant_type: 'refresh_token',
+      refresh_token: tokens.refresh_token,
+      client_id: clientId,
+      resource: stack.urls.mcp,
+    });
     expect(noRefresh.status).toBe(400);
     expect(((await noRefresh.json()) as { error: string }).error).toBe('invalid_grant');
 

@@ -108,7 +108,10 @@ describe('mcp-remote (as Claude Desktop runs it)', () => {
 
     // Its tokens went to MCP_REMOTE_CONFIG_DIR.
     const stored = await filesUnder(configDir);
-    expect(stored.some((f) => f.endsWith('tokens.json')), stored.join(', ')).toBe(true);
+    expect(
+      stored.some((f) => f.endsWith('tokens.json')),
+      stored.join(', '),
+    ).toBe(true);
 
     // Item 7: the PAT is nowhere mcp-remote, its host or the person could see it.
     await client.close();

@@ -90,7 +90,11 @@ describe("people's own tokens", () => {
     // Alice's client is out at once: its token gets 401. Bob's goes on.
     const stale = await fetch(notesUrl(), {
       method: 'POST',
-      headers: { Authorization: `Bearer ${alice.provider.savedTokens?.access_token}`, 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream' },
+      headers: {
+        Authorization: `Bearer ${alice.provider.savedTokens?.access_token}`,
+        'Content-Type': 'application/json',
+        Accept: 'application/json, text/event-stream',
+      },
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
     });
     expect(stale.status).toBe(401);

@@ -1,5 +1,5 @@
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type HttpsDocuments, startHttpsDocuments } from './support/https-documents';
 import { type Connected, connectWithOAuth, headlessClient, REDIRECT_URI } from './support/mcp-client';

@@ -35,7 +35,10 @@ describe('several upstreams behind one gateway', () => {
     expect(JSON.stringify(whoami.content)).toContain(`ending in ${notesToken.slice(-4)}`);
 
     // One consent page each, naming the upstream being connected.
-    for (const [connected, title] of [[kanban, 'Kanban board'], [notes, 'Notes']] as const) {
+    for (const [connected, title] of [
+      [kanban, 'Kanban board'],
+      [notes, 'Notes'],
+    ] as const) {
       const consents = connected.provider.person.seen.filter((v) => v.url.pathname === '/authorize' && v.response.status === 200);
       expect(consents).toHaveLength(1);
       expect(consents[0]?.text).toContain(`to ${title}?`);

@@ -87,8 +87,43 @@ async function makeCertificate(dir: string) {
   await writeFile(config, OPENSSL_CONFIG);
   const file = (name: string) => join(dir, name);
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
-  await run('openssl', ['req', '-config', config, '-x509', ...ec, '-keyout', file('ca.key'), '-out', file('ca.pem'), '-days', '1', '-subj', '/CN=mcp-oauth-gateway e2e CA', '-extensions', 'ca']);
+  await run('openssl', [
+    'req',
+    '-config',
+    config,
+    '-x509',
+    ...ec,
+    '-keyout',
+    file('ca.key'),
+    '-out',
+    file('ca.pem'),
+    '-days',
+    '1',
+    '-subj',
+    '/CN=mcp-oauth-gateway e2e CA',
+    '-extensions',
+    'ca',
+  ]);
   await run('openssl', ['req', '-config', config, '-new', ...ec, '-keyout', file('leaf.key'), '-out', file('leaf.csr'), '-subj', '/CN=localhost']);
-  await run('openssl', ['x509', '-req', '-in', file('leaf.csr'), '-CA', file('ca.pem'), '-CAkey', file('ca.key'), '-set_serial', '2', '-days', '1', '-extfile', config, '-extensions', 'leaf', '-out', file('leaf.pem')]);
+  await run('openssl', [
+    'x509',
+    '-req',
+    '-in',
+    file('leaf.csr'),
+    '-CA',
+    file('ca.pem'),
+    '-CAkey',
+    file('ca.key'),
+    '-set_serial',
+    '2',
+    '-days',
+    '1',
+    '-extfile',
+    config,
+    '-extensions',
+    'leaf',
+    '-out',
+    file('leaf.pem'),
+  ]);
   return { key: await readFile(file('leaf.key')), cert: await readFile(file('leaf.pem')), caFile: file('ca.pem') };
 }

@@ -3,8 +3,9 @@
  * discovers, registers (or presents a client ID metadata document URL), runs PKCE and exchanges
  * the code; the only thing done for it is the person at the browser (`Person`).
  */
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+
 import { type OAuthClientProvider, UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';

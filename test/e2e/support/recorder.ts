@@ -33,7 +33,11 @@ export class Recorder {
     const method = init?.method ?? (input instanceof Request ? input.method : 'GET');
     const url = new URL(input instanceof Request ? input.url : input);
     this.requests.push({ method: method.toUpperCase(), url, status: response.status });
-    this.keep(response, init?.signal ?? (input instanceof Request ? input.signal : undefined), `${method.toUpperCase()} ${url.pathname}${rpcMethods(init?.body)}`);
+    this.keep(
+      response,
+      init?.signal ?? (input instanceof Request ? input.signal : undefined),
+      `${method.toUpperCase()} ${url.pathname}${rpcMethods(init?.body)}`,
+    );
     return response;
   };
 
@@ -45,7 +49,12 @@ export class Recorder {
   /** Keeps `response`, reading its body to the end; `closedBy` is the signal the client may abort it with. */
   keep(response: Response, closedBy?: AbortSignal | null, label = response.url): void {
     const headers = [...response.headers].map(([name, value]) => `${name}: ${value}`).join('\n');
-    const entry: Received = { label: `${label} → ${response.status}`, text: `${response.status} ${response.url}\n${headers}\n\n`, state: 'open', done: Promise.resolve() };
+    const entry: Received = {
+      label: `${label} → ${response.status}`,
+      text: `${response.status} ${response.url}\n${headers}\n\n`,
+      state: 'open',
+      done: Promise.resolve(),
+    };
     if (response.body) {
       // Read as the client does, chunk by chunk, from a clone: the client's own reading is not delayed.
       entry.done = readAll(response.clone(), (text) => (entry.text += text), closedBy).then(
@@ -90,9 +99,12 @@ export class Recorder {
     }
     const failed = this.received.filter((r) => r.state === 'failed');
     if (failed.length > 0) {
-      throw new Error(`could not read what the client received: ${failed.map((r) => `${r.label}: ${String((r.error as Error)?.cause ?? r.error)}`).join('; ')}`, {
-        cause: failed[0]?.error,
-      });
+      throw new Error(
+        `could not read what the client received: ${failed.map((r) => `${r.label}: ${String((r.error as Error)?.cause ?? r.error)}`).join('; ')}`,
+        {
+          cause: failed[0]?.error,
+        },
+      );
     }
     return [...this.received.map((r) => r.text), ...pages].join('\n----\n');
   }
