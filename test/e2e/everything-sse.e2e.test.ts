@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
+import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Everything, startEverything } from './support/everything';
 import { type Connected, connectSseWithOAuth } from './support/mcp-client';
@@ -36,28 +37,37 @@ async function connect() {
   const eventStreams: { url: URL; text: string; done: Promise<void>; error?: unknown }[] = [];
   let opened!: () => void;
   const announced = new Promise<void>((resolve) => (opened = resolve));
+  // Every request the client started: the answer to a POST can arrive on the event stream before
+  // the POST's own 202 does, so a test that counts requests first waits for them all.
+  const inFlight: Promise<unknown>[] = [];
   const connected: Connected<SSEClientTransport> = await connectSseWithOAuth(need(stack).urls.mcp, {
-    wrapFetch: (inner) => async (url, init) => {
-      const response = await inner(url, init);
-      requests.push({ method: init?.method ?? 'GET', url: new URL(url), status: response.status });
-      if (response.ok && /^text\/event-stream/.test(response.headers.get('content-type') ?? '')) {
-        const entry: (typeof eventStreams)[number] = { url: new URL(url), text: '', done: Promise.resolve() };
-        entry.done = readAll(
-          response.clone(),
-          (text) => {
-            entry.text += text;
-            if (/event: ?endpoint\r?\ndata: ?[^\r\n]*\r?\n/.test(entry.text)) opened();
-          },
-          init?.signal,
-        ).then(
-          () => {},
-          (error: unknown) => void (entry.error = error),
-        );
-        eventStreams.push(entry);
-      }
-      return response;
+    wrapFetch: (inner) => (url, init) => {
+      const handled = forward(inner, url, init);
+      inFlight.push(handled.catch(() => {}));
+      return handled;
     },
   });
+  async function forward(inner: FetchLike, url: string | URL, init?: RequestInit): Promise<Response> {
+    const response = await inner(url, init);
+    requests.push({ method: init?.method ?? 'GET', url: new URL(url), status: response.status });
+    if (response.ok && /^text\/event-stream/.test(response.headers.get('content-type') ?? '')) {
+      const entry: (typeof eventStreams)[number] = { url: new URL(url), text: '', done: Promise.resolve() };
+      entry.done = readAll(
+        response.clone(),
+        (text) => {
+          entry.text += text;
+          if (/event: ?endpoint\r?\ndata: ?[^\r\n]*\r?\n/.test(entry.text)) opened();
+        },
+        init?.signal,
+      ).then(
+        () => {},
+        (error: unknown) => void (entry.error = error),
+      );
+      eventStreams.push(entry);
+    }
+    return response;
+  }
+  const settled = () => Promise.all(inFlight);
   // The client connected, so it read the endpoint event; so has this copy by now, or soon.
   await announced;
   const leave = async () => {
@@ -68,7 +78,7 @@ async function connect() {
     expect(eventStreams.filter((stream) => stream.error !== undefined).map((stream) => String(stream.error))).toEqual([]);
     return seen;
   };
-  return { ...connected, requests, eventStreams, leave };
+  return { ...connected, requests, settled, eventStreams, leave };
 }
 
 /** The message endpoint the gateway announced on the client's event stream. */
@@ -97,10 +107,11 @@ describe('gateway in front of server-everything (HTTP+SSE)', () => {
   });
 
   it('announces a message endpoint on the gateway origin that never names the upstream', async () => {
-    const { client, requests, eventStreams, leave } = await connect();
+    const { client, requests, settled, eventStreams, leave } = await connect();
     const gateway = new URL(need(stack).urls.gateway);
     const { port } = need(everything);
     await client.listTools();
+    await settled();
 
     const { stream, announced, endpoint } = announcedEndpoint(eventStreams);
     expect(endpoint.origin).toBe(gateway.origin);
