@@ -159,7 +159,10 @@ async function main() {
         paths: { bare: targets.bare, gateway: targets.gateway, quiet: targets.quiet },
       });
     }
-    if (PARTS.has('stream')) partial.firstEvent = await firstEventFigures(origin, token, quietToken);
+    if (PARTS.has('stream')) {
+      partial.firstEvent = await firstEventFigures(origin, token, quietToken);
+      partial.stream = await streamFigures(upstream.origin, gateway, token);
+    }
     console.log(JSON.stringify(partial, null, 2));
     return;
   }
