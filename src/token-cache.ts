@@ -12,6 +12,7 @@
  * - The allowlists are not part of the entry: src/mcp.ts checks them on every request, hit or not.
  */
 import type { OAuthResourceTokenValidation } from '@cloudflare/workers-oauth-provider';
+import { sha256 } from './lib/hmac';
 
 /** Far below KV's own propagation delay (up to about 60 s), so it does not widen revocation much. */
 export const TOKEN_CACHE_TTL_MS = 30_000;
@@ -56,7 +57,7 @@ export class TokenCache<Props> {
     const grant = grantOfToken(token);
     // Not one of the library's tokens: nothing to remember it by, and nothing to revoke it with.
     if (grant === undefined) return validate(resource, token);
-    const key = `${resource} ${await sha256Hex(token)}`;
+    const key = `${resource} ${await sha256(token)}`;
     const now = this.#now();
     const hit = this.#entries.get(key);
     if (hit) {
@@ -104,11 +105,4 @@ export function grantOfToken(token: string): string | undefined {
 
 function isExpired(validation: OAuthResourceTokenValidation<unknown>, nowMs: number): boolean {
   return validation.expiresAt !== undefined && validation.expiresAt * 1000 <= nowMs;
-}
-
-async function sha256Hex(text: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text)));
-  let hex = '';
-  for (const byte of digest) hex += byte.toString(16).padStart(2, '0');
-  return hex;
 }

@@ -39,8 +39,6 @@ export async function handleAccessCallback(request: Request, { helpers, gateway,
   }
 
   const identity = await verifyAccessLogin(config.access, url, resumed.data, headers);
-  // The request was validated against this origin's resources, so an unknown one means the
-  // configuration changed during the login: refuse rather than guess.
   const upstream = allowedUpstream(gateway, config, resumed.request, identity, headers);
   if (upstream.userSupplied) {
     const problem = await ownTokenProblem(upstream, identity.email, new TokenVault(env.OAUTH_KV, config.tokenKeys), ctx);

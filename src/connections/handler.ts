@@ -10,9 +10,8 @@ import type { Config, UpstreamConfig } from '../config';
 import { PageError } from '../errors';
 import { isCrossSitePost } from '../lib/origin';
 import { serverName } from '../own-token/login-step';
-import { MALFORMED_TOKEN, readPastedToken, refusedBy, unreachable } from '../own-token/page';
+import { vetPastedToken } from '../own-token/vet';
 import type { BrowserLeg } from '../provider';
-import { checkUpstreamToken } from '../upstream/check';
 import { TokenVault } from '../vault/store';
 import { everyone, grantsOf, personView, upstreamOfGrant } from './data';
 import { NOTICES, type Notice, renderConnectionsPage, renderSignedOut } from './page';
@@ -33,8 +32,9 @@ export async function handleConnections(request: Request, { helpers, config, env
     throw new PageError(405, 'Method not allowed', AGAIN, `${request.method} ${CONNECTIONS_PATH}`, { headers: new Headers({ Allow: 'GET, POST' }) });
   }
 
-  if (isCrossSitePost(request, url.origin))
+  if (isCrossSitePost(request, url.origin)) {
     throw new PageError(403, 'Request refused', `This form can only be sent from this site. ${AGAIN}`, 'connections posted cross-site');
+  }
   const form = await request.formData().catch(() => undefined);
   // Without a session, or with a field from another session, the form is not this person's.
   if (!session || form?.get('csrf') !== session.csrf) {
@@ -82,21 +82,21 @@ export async function handleConnections(request: Request, { helpers, config, env
       return done('deleted');
     }
     case 'replace-token': {
-      if (email !== session.email)
+      if (email !== session.email) {
         throw new PageError(403, 'Not allowed', 'Only the person themselves can save a token.', 'connections: token for someone else');
+      }
       const upstream = ownTokenUpstream(config, field('upstream'));
-      if (!isAllowedEmail(config, upstream, email))
+      if (!isAllowedEmail(config, upstream, email)) {
         throw new PageError(403, 'Not allowed', `${email} is not allowed to use ${serverName(upstream)}.`, 'connections: token for a refused upstream');
-      const token = readPastedToken(form.get('token'));
-      const check = token ? await checkUpstreamToken(upstream, token, ctx) : undefined;
-      if (!token || check !== 'accepted') {
-        const message = !token ? MALFORMED_TOKEN : check === 'refused' ? refusedBy(serverName(upstream)) : unreachable(serverName(upstream));
+      }
+      const vetted = await vetPastedToken(upstream, serverName(upstream), form.get('token'), ctx);
+      if ('problem' in vetted) {
         return showPage(helpers, vault, config, env, session, url.origin, {
-          problem: { upstream: upstream.name, message },
-          status: check === 'unavailable' ? 503 : 400,
+          problem: { upstream: upstream.name, message: vetted.problem },
+          status: vetted.status,
         });
       }
-      await vault.save(email, upstream.name, token);
+      await vault.save(email, upstream.name, vetted.token);
       console.log(JSON.stringify({ event: 'own_token_saved', email, upstream: upstream.name, via: 'connections' }));
       return done('saved');
     }
@@ -106,13 +106,14 @@ export async function handleConnections(request: Request, { helpers, config, env
 
 function ownTokenUpstream(config: Config, name: string): UpstreamConfig {
   const upstream = config.upstreams.find((u) => u.name === name && u.userSupplied);
-  if (!upstream)
+  if (!upstream) {
     throw new PageError(
       400,
       'Unknown server',
       `That server takes no token of yours. ${AGAIN}`,
       `connections: no userSupplied upstream ${JSON.stringify(name.slice(0, 40))}`,
     );
+  }
   return upstream;
 }
 

@@ -2,6 +2,7 @@ import { AuthorizationError, type AuthRequest, CimdFetchError, type OAuthHelpers
 import { redirectToAccess } from '../access/login';
 import { upstreamLabel } from '../config';
 import { PageError } from '../errors';
+import { isCrossSitePost } from '../lib/origin';
 import type { BrowserLeg } from '../provider';
 import { renderConsentPage } from './page';
 
@@ -115,9 +116,13 @@ async function readDecision(request: Request, origin: string): Promise<{ handle:
   // at all is let through to the handle check: only a non-browser client omits it, and the
   // handle is bound to the browser that opened the page by a SameSite `__Host-` cookie, which such
   // a client does not hold unless it is the person's own tool (test/guarantees-consent.test.ts).
-  const from = request.headers.get('Origin');
-  if (from !== null && from !== origin) {
-    throw new PageError(403, 'Request refused', `This form can only be sent from this site. ${START_AGAIN}`, `consent posted from ${from}`);
+  if (isCrossSitePost(request, origin)) {
+    throw new PageError(
+      403,
+      'Request refused',
+      `This form can only be sent from this site. ${START_AGAIN}`,
+      `consent posted from ${request.headers.get('Origin')}`,
+    );
   }
   const form = await request.formData().catch(() => undefined);
   const handle = form?.get('handle');

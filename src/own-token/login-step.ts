@@ -15,7 +15,8 @@ import type { BrowserLeg } from '../provider';
 import { checkUpstreamToken } from '../upstream/check';
 import { upstreamTokenFor } from '../upstream/credentials';
 import { TokenVault } from '../vault/store';
-import { MALFORMED_TOKEN, readPastedToken, refusedBy, renderTokenPage, unreachable } from './page';
+import { renderTokenPage } from './page';
+import { vetPastedToken } from './vet';
 
 export const TOKEN_STEP_PATH = '/callback/token';
 const START_AGAIN = 'Go back to your app and connect again.';
@@ -83,15 +84,13 @@ export async function handleTokenStep(request: Request, { helpers, gateway, conf
   const { identity } = resumed.data;
   const headers = resumed.headers;
   const upstream = allowedUpstream(gateway, config, resumed.request, identity, headers);
-  if (!upstream.userSupplied)
+  if (!upstream.userSupplied) {
     throw new PageError(400, 'This page no longer works', START_AGAIN, `token step for ${upstream.name}, which takes no own tokens`, { headers });
+  }
 
-  const again = (problem: string, status: number) => offerTokenStep(helpers, resumed.request, identity, upstream, headers, problem, status);
-  const token = readPastedToken(form?.get('token'));
-  if (!token) return again(MALFORMED_TOKEN, 400);
-  const check = await checkUpstreamToken(upstream, token, ctx);
-  if (check === 'refused') return again(refusedBy(serverName(upstream)), 400);
-  if (check === 'unavailable') return again(unreachable(serverName(upstream)), 503);
+  const vetted = await vetPastedToken(upstream, serverName(upstream), form?.get('token'), ctx);
+  if ('problem' in vetted) return offerTokenStep(helpers, resumed.request, identity, upstream, headers, vetted.problem, vetted.status);
+  const { token } = vetted;
 
   await new TokenVault(env.OAUTH_KV, config.tokenKeys).save(identity.email, upstream.name, token);
   console.log(JSON.stringify({ event: 'own_token_saved', email: identity.email, upstream: upstream.name, via: 'login' }));

@@ -14,10 +14,10 @@
  */
 import type { Config, UpstreamConfig } from '../config';
 import { base64url, fromBase64url } from '../lib/base64url';
+import { hmacKey } from '../lib/hmac';
 import { gatewayPathFor, SIGNED_ENDPOINT_SEGMENT } from './route';
 
 const encoder = new TextEncoder();
-const keys = new WeakMap<Config, Promise<CryptoKey>>();
 
 /** The gateway URL (path and query) to announce for an upstream's `endpoint` event data, or undefined to refuse it. */
 export async function gatewayEndpointFor(data: string, upstreamStream: URL, upstream: UpstreamConfig, config: Config): Promise<string | undefined> {
@@ -408,21 +408,7 @@ function signedMessage(upstream: UpstreamConfig, pathname: string): Uint8Array {
   return encoder.encode(upstream.path === '/mcp' ? message : `${upstream.path}\n${message}`);
 }
 
+/** HKDF from COOKIE_ENCRYPTION_KEY with a purpose of its own, so the cookie key and this one stay independent. */
 function endpointKey(config: Config): Promise<CryptoKey> {
-  let key = keys.get(config);
-  if (!key) {
-    key = crypto.subtle
-      .importKey('raw', encoder.encode(config.cookieSecret), 'HKDF', false, ['deriveKey'])
-      .then((material) =>
-        crypto.subtle.deriveKey(
-          { name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(0), info: encoder.encode('mcp-oauth-gateway legacy-sse endpoint v1') },
-          material,
-          { name: 'HMAC', hash: 'SHA-256', length: 256 },
-          false,
-          ['sign', 'verify'],
-        ),
-      );
-    keys.set(config, key);
-  }
-  return key;
+  return hmacKey(config.cookieSecret, 'mcp-oauth-gateway legacy-sse endpoint v1');
 }
