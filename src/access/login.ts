@@ -21,20 +21,30 @@ export async function redirectToAccess(
   origin: string,
   headers?: Headers,
 ): Promise<Response> {
-  const data: AccessLoginData = { verifier: oauth.generateRandomCodeVerifier(), nonce: oauth.generateRandomNonce() };
+  const data = newAccessLogin();
   const upstream = await helpers.beginUpstream(approved, { data, ...(headers ? { headers } : {}) });
-  const url = buildAccessAuthorizeUrl(access, {
-    redirectUri: `${origin}${CALLBACK_PATH}`,
-    state: upstream.state,
-    nonce: data.nonce,
-    codeChallenge: await oauth.calculatePKCECodeChallenge(data.verifier),
-  });
+  const url = await accessSignInUrl(access, origin, upstream.state, data);
   upstream.headers.set('Location', url.href);
   upstream.headers.set('Cache-Control', 'no-store');
   return new Response(null, { status: 302, headers: upstream.headers });
 }
 
-export function buildAccessAuthorizeUrl(access: AccessConfig, params: { redirectUri: string; state: string; nonce: string; codeChallenge: string }): URL {
+/** A fresh PKCE verifier and nonce for one Access sign-in. */
+export function newAccessLogin(): AccessLoginData {
+  return { verifier: oauth.generateRandomCodeVerifier(), nonce: oauth.generateRandomNonce() };
+}
+
+/** Access's authorization URL for one sign-in that returns to this origin's `/callback`. */
+export async function accessSignInUrl(access: AccessConfig, origin: string, state: string, data: AccessLoginData): Promise<URL> {
+  return buildAccessAuthorizeUrl(access, {
+    redirectUri: `${origin}${CALLBACK_PATH}`,
+    state,
+    nonce: data.nonce,
+    codeChallenge: await oauth.calculatePKCECodeChallenge(data.verifier),
+  });
+}
+
+function buildAccessAuthorizeUrl(access: AccessConfig, params: { redirectUri: string; state: string; nonce: string; codeChallenge: string }): URL {
   const url = new URL(access.authorizationUrl);
   url.searchParams.set('client_id', access.clientId);
   url.searchParams.set('redirect_uri', params.redirectUri);

@@ -8,7 +8,7 @@
 import * as oauth from 'oauth4webapi';
 import { admits } from '../access/allowlist';
 import { verifyAccessLogin } from '../access/callback';
-import { type AccessLoginData, buildAccessAuthorizeUrl, CALLBACK_PATH } from '../access/login';
+import { type AccessLoginData, accessSignInUrl, newAccessLogin } from '../access/login';
 import type { Config } from '../config';
 import { PageError } from '../errors';
 import type { Identity } from '../identity';
@@ -39,15 +39,10 @@ export function isConnectionsState(url: URL): boolean {
 /** Sends the browser to Access to sign in to /connections. */
 export async function startConnectionsLogin(kv: KVNamespace, config: Config, origin: string): Promise<Response> {
   const state = `${STATE_PREFIX}${oauth.generateRandomState()}`;
-  const data: AccessLoginData = { verifier: oauth.generateRandomCodeVerifier(), nonce: oauth.generateRandomNonce() };
+  const data = newAccessLogin();
   const hash = await sha256(state);
   await kv.put(`connections-login:${hash}`, JSON.stringify(data), { expirationTtl: LOGIN_SECONDS });
-  const url = buildAccessAuthorizeUrl(config.access, {
-    redirectUri: `${origin}${CALLBACK_PATH}`,
-    state,
-    nonce: data.nonce,
-    codeChallenge: await oauth.calculatePKCECodeChallenge(data.verifier),
-  });
+  const url = await accessSignInUrl(config.access, origin, state, data);
   const headers = new Headers({ Location: url.href, 'Cache-Control': 'no-store' });
   headers.append('Set-Cookie', cookie(LOGIN_COOKIE, hash, LOGIN_SECONDS));
   return new Response(null, { status: 302, headers });
