@@ -119,15 +119,9 @@ function readSingleUpstream(
     path: `/${SINGLE_UPSTREAM_NAME}`,
     token,
     userTokens,
-    authHeader: reader.headerName('UPSTREAM_AUTH_HEADER') ?? 'Authorization',
-    authScheme: reader.authScheme('UPSTREAM_AUTH_SCHEME'),
-    headers: reader.headers('UPSTREAM_HEADERS'),
-    timeoutMs: reader.seconds('UPSTREAM_TIMEOUT', DEFAULT_UPSTREAM_TIMEOUT, 1, 600) * 1000,
     allowedEmails: undefined,
     userSupplied,
-    tokenHelp: reader.url('UPSTREAM_TOKEN_HELP', 'a page where people make a token', { optional: true }),
-    tools: readToolPolicy(reader, 'UPSTREAM_TOOLS', 'UPSTREAM_TOOLS_FOR'),
-    rateLimit: readRateLimit(reader, 'UPSTREAM_RATE_LIMIT', env),
+    ...readForwarding(reader, SINGLE_KEYS, env),
   };
   return url ? { ...upstream, url } : undefined;
 }
@@ -177,17 +171,47 @@ function readNamedUpstream(
     path: `/${name}/mcp`,
     token,
     userTokens,
-    authHeader: reader.headerName('authHeader') ?? 'Authorization',
-    authScheme: reader.authScheme('authScheme'),
-    headers: reader.headers('headers'),
-    timeoutMs: reader.seconds('timeout', DEFAULT_UPSTREAM_TIMEOUT, 1, 600) * 1000,
     allowedEmails,
     userSupplied,
-    tokenHelp: reader.url('tokenHelp', 'a page where people make a token', { optional: true }),
-    tools: readToolPolicy(reader, 'tools', 'toolsFor'),
-    rateLimit: readRateLimit(reader, 'rateLimit', env),
+    ...readForwarding(reader, NAMED_KEYS, env),
   };
   return url && problems.length === before ? { ...upstream, url } : undefined;
+}
+
+/** The settings both forms share, under each form's own names. */
+type ForwardingKeys = Record<'authHeader' | 'authScheme' | 'headers' | 'timeout' | 'tokenHelp' | 'tools' | 'toolsFor' | 'rateLimit', string>;
+const SINGLE_KEYS: ForwardingKeys = {
+  authHeader: 'UPSTREAM_AUTH_HEADER',
+  authScheme: 'UPSTREAM_AUTH_SCHEME',
+  headers: 'UPSTREAM_HEADERS',
+  timeout: 'UPSTREAM_TIMEOUT',
+  tokenHelp: 'UPSTREAM_TOKEN_HELP',
+  tools: 'UPSTREAM_TOOLS',
+  toolsFor: 'UPSTREAM_TOOLS_FOR',
+  rateLimit: 'UPSTREAM_RATE_LIMIT',
+};
+const NAMED_KEYS: ForwardingKeys = {
+  authHeader: 'authHeader',
+  authScheme: 'authScheme',
+  headers: 'headers',
+  timeout: 'timeout',
+  tokenHelp: 'tokenHelp',
+  tools: 'tools',
+  toolsFor: 'toolsFor',
+  rateLimit: 'rateLimit',
+};
+
+/** How requests go to an upstream and what the gateway lets through: the same for both forms. */
+function readForwarding(reader: Reader, keys: ForwardingKeys, env: Readonly<Record<string, unknown>>) {
+  return {
+    authHeader: reader.headerName(keys.authHeader) ?? 'Authorization',
+    authScheme: reader.authScheme(keys.authScheme),
+    headers: reader.headers(keys.headers),
+    timeoutMs: reader.seconds(keys.timeout, DEFAULT_UPSTREAM_TIMEOUT, 1, 600) * 1000,
+    tokenHelp: reader.url(keys.tokenHelp, 'a page where people make a token', { optional: true }),
+    tools: readToolPolicy(reader, keys.tools, keys.toolsFor),
+    rateLimit: readRateLimit(reader, keys.rateLimit, env),
+  };
 }
 
 /**
