@@ -13,7 +13,7 @@ import type { Config } from '../config';
 import { PageError } from '../errors';
 import type { Identity } from '../identity';
 import { base64url, fromBase64url } from '../lib/base64url';
-import { hmacKey, sha256, sign, verify } from '../lib/hmac';
+import { hmacKey, sha256, sign, verify } from '../lib/keys';
 
 export const CONNECTIONS_PATH = '/connections';
 export const STATE_PREFIX = 'cx.';

@@ -14,7 +14,7 @@
  */
 import type { Config, UpstreamConfig } from '../config';
 import { base64url, fromBase64url } from '../lib/base64url';
-import { hmacKey } from '../lib/hmac';
+import { hmacKey } from '../lib/keys';
 import { gatewayPathFor, SIGNED_ENDPOINT_SEGMENT } from './route';
 
 const encoder = new TextEncoder();

@@ -5,6 +5,7 @@
  * person's or upstream's key name fails to decrypt. Crypto only: no storage, no HTTP.
  */
 import { base64url, fromBase64url } from '../lib/base64url';
+import { derivedKey } from '../lib/keys';
 
 /** Whose token it is: bound into every ciphertext. */
 export interface TokenBinding {
@@ -13,29 +14,10 @@ export interface TokenBinding {
 }
 
 const VERSION = 'v1';
-const HKDF_INFO = new TextEncoder().encode('mcp-oauth-gateway user-token v1');
+const HKDF_INFO = 'mcp-oauth-gateway user-token v1';
 const IV_BYTES = 12;
-const keys = new Map<string, Promise<CryptoKey>>();
-
 function keyFor(secret: string): Promise<CryptoKey> {
-  let key = keys.get(secret);
-  if (!key) {
-    key = crypto.subtle
-      .importKey('raw', new TextEncoder().encode(secret), 'HKDF', false, ['deriveKey'])
-      .then((material) =>
-        crypto.subtle.deriveKey(
-          { name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(0), info: HKDF_INFO },
-          material,
-          { name: 'AES-GCM', length: 256 },
-          false,
-          ['encrypt', 'decrypt'],
-        ),
-      );
-    // A deployment has one or two secrets; the bound only guards against misuse.
-    if (keys.size >= 8) keys.clear();
-    keys.set(secret, key);
-  }
-  return key;
+  return derivedKey(secret, HKDF_INFO, { name: 'AES-GCM', length: 256 }, ['encrypt', 'decrypt']);
 }
 
 /** JSON keeps the two parts apart whatever characters they hold. */
