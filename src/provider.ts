@@ -187,7 +187,7 @@ export async function handleBrowserRequest(
       case '/callback':
         if (request.method !== 'GET') return undefined;
         // The one redirect URL the Access app knows serves both sign-ins, told apart by state.
-        if (isConnectionsState(url)) return await finishConnectionsLogin(request, env.OAUTH_KV, config);
+        if (isConnectionsState(url)) return await finishConnectionsLogin(request, config);
         return await handleAccessCallback(request, leg());
       case TOKEN_STEP_PATH:
         return await handleTokenStep(request, leg());

@@ -1,7 +1,9 @@
 import { env, reset } from 'cloudflare:test';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { base64url } from '../src/lib/base64url';
 import { Browser } from './fixtures/browser';
 import { Gateway, mcpRequest, ORIGIN, signIn } from './fixtures/gateway';
+import { recordingKvWrites } from './fixtures/kv-writes';
 import { ALICE_TOKEN, BOB_TOKEN, connectionsPost, csrfOf, NotesUpstream, openConnections, ownTokensEnv, signInWithOwnToken } from './fixtures/own-tokens';
 
 let gateway: Gateway;
@@ -14,6 +16,7 @@ beforeEach(async () => {
   notes.install(gateway);
 });
 afterEach(() => {
+  vi.useRealTimers();
   vi.unstubAllGlobals();
   vi.restoreAllMocks();
 });
@@ -46,10 +49,16 @@ describe('/connections: signing in', () => {
   it('refuses a sign-in state from another browser, or used twice', async () => {
     const browser = new Browser();
     const start = browser.receive(await gateway.fetch('/connections', { redirect: 'manual' }));
+    // What a replaying attacker would keep: the login cookie, past the answer that clears it.
+    const kept = browser.headers();
     const query = gateway.access.login(start.headers.get('Location') ?? '');
     expect((await gateway.fetch(`/callback?${query}`, { redirect: 'manual' })).status).toBe(400);
-    expect((await gateway.fetch(`/callback?${query}`, { headers: browser.headers(), redirect: 'manual' })).status).toBe(303);
+    expect(browser.receive(await gateway.fetch(`/callback?${query}`, { headers: browser.headers(), redirect: 'manual' })).status).toBe(303);
     expect((await gateway.fetch(`/callback?${query}`, { headers: browser.headers(), redirect: 'manual' })).status).toBe(400);
+    // Access's code is single-use: the kept cookie with the same callback starts no session.
+    const replay = await gateway.fetch(`/callback?${query}`, { headers: kept, redirect: 'manual' });
+    expect(replay.status).not.toBe(303);
+    expect(replay.headers.getSetCookie().join()).not.toMatch(/__Host-connections=[^;]/);
   });
 
   it('lets nobody in whom ALLOWED_EMAILS leaves out, and ends a session when someone is removed', async () => {
@@ -61,6 +70,78 @@ describe('/connections: signing in', () => {
     expect(alice.page.status).toBe(200);
     gateway.env = ownTokensEnv({ ALLOWED_EMAILS: 'bob@example.com' });
     expect((await gateway.fetch('/connections', { headers: alice.browser.headers(), redirect: 'manual' })).status).toBe(302);
+  });
+});
+
+describe('issue #16: signing in to /connections keeps its state in a sealed cookie, not in KV', () => {
+  const startLogin = async (browser = new Browser()) => {
+    const start = browser.receive(await gateway.fetch('/connections', { headers: browser.headers(), redirect: 'manual' }));
+    expect(start.status).toBe(302);
+    return { browser, location: start.headers.get('Location') ?? '' };
+  };
+  const callback = (query: URLSearchParams, headers: HeadersInit) => gateway.fetch(`/callback?${query}`, { headers, redirect: 'manual' });
+  const loginCookie = (browser: Browser) => /__Host-connections-login=([^;]+)/.exec(browser.headers().get('Cookie') ?? '')?.[1] ?? '';
+  const tokenRequests = () => gateway.access.requests.filter((r) => r.startsWith('POST')).length;
+  const expectRefused = async (response: Response) => {
+    expect(response.status).toBe(400);
+    expect(await response.text()).toContain('This sign-in link no longer works');
+    expect(response.headers.getSetCookie().join()).toMatch(/__Host-connections-login=; Max-Age=0/);
+    expect(response.headers.getSetCookie().join()).not.toMatch(/__Host-connections=[^;]/);
+  };
+
+  it('makes no KV write for 50 anonymous visits, and the sign-in still completes without one', async () => {
+    const { kv, writes } = recordingKvWrites(env.OAUTH_KV);
+    gateway.env = { ...gateway.env, OAUTH_KV: kv };
+    let login = await startLogin();
+    for (let i = 1; i < 50; i++) login = await startLogin();
+    expect(writes).toEqual([]);
+
+    const back = login.browser.receive(await callback(gateway.access.login(login.location), login.browser.headers()));
+    expect(back.status).toBe(303);
+    expect(login.browser.cookieNames()).toEqual(['__Host-connections']);
+    expect((await gateway.fetch('/connections', { headers: login.browser.headers() })).status).toBe(200);
+    expect(writes).toEqual([]);
+  });
+
+  it("refuses another browser's sign-in, and a login cookie sealed by another deployment", async () => {
+    const alice = await startLogin();
+    const mallory = await startLogin();
+    // Login CSRF: Mallory's finished sign-in opened in Alice's browser does not sign Alice in as Mallory.
+    await expectRefused(await callback(gateway.access.login(mallory.location, { email: 'mallory@example.net' }), alice.browser.headers()));
+
+    const elsewhere = await startLogin();
+    gateway.env = ownTokensEnv({ COOKIE_ENCRYPTION_KEY: 'another-deployment-cookie-secret-0123456789' });
+    await expectRefused(await callback(gateway.access.login(elsewhere.location), elsewhere.browser.headers()));
+    expect(tokenRequests()).toBe(0);
+  });
+
+  it('refuses a tampered login cookie, or one made from the sign-in URL alone', async () => {
+    const { browser, location } = await startLogin();
+    const query = gateway.access.login(location);
+    const value = loginCookie(browser);
+    const middle = Math.floor(value.length * 0.75);
+    const tampered = `${value.slice(0, middle)}${value[middle] === 'A' ? 'B' : 'A'}${value.slice(middle + 1)}`;
+    await expectRefused(await callback(query, { Cookie: `__Host-connections-login=${tampered}` }));
+    const state = new TextEncoder().encode(query.get('state') ?? '');
+    for (const forged of [query.get('state') ?? '', base64url(await crypto.subtle.digest('SHA-256', state))]) {
+      await expectRefused(await callback(query, { Cookie: `__Host-connections-login=${forged}` }));
+    }
+    expect(tokenRequests()).toBe(0);
+    expect((await callback(query, browser.headers())).status).toBe(303);
+  });
+
+  it('refuses a login cookie ten minutes after it was sealed, even from a browser that kept it', async () => {
+    const late = await startLogin();
+    const query = gateway.access.login(late.location);
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(Date.now() + 601_000);
+    // The plain Browser ignores Max-Age: the gateway must count from the sealed time itself.
+    await expectRefused(await callback(query, late.browser.headers()));
+    expect(tokenRequests()).toBe(0);
+
+    const inTime = await startLogin();
+    vi.setSystemTime(Date.now() + 599_000);
+    expect((await callback(gateway.access.login(inTime.location), inTime.browser.headers())).status).toBe(303);
   });
 });
 

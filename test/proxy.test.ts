@@ -102,6 +102,58 @@ describe('proxy: routing', () => {
   });
 });
 
+describe('issue #16: path segments an upstream could read as another path', () => {
+  it.each([
+    ['a `..;` segment (Tomcat and Spring drop `;` parameters, then resolve `..`)', '/mcp/..;/admin/users'],
+    ['`..;` with a parameter', '/mcp/..;jsessionid=x/admin'],
+    ['`..;` twice, deeper down', '/mcp/a/..;/..;/admin'],
+    ['a `;` anywhere in a segment', '/mcp/tools;v=1/list'],
+    ['an encoded `;`', '/mcp/..%3b/admin'],
+    ['an encoded `;` in capitals', '/mcp/..%3B/admin'],
+    ['a double-encoded `;`', '/mcp/..%253b/admin'],
+    ['a triple-encoded `;`', '/mcp/..%25253B/admin'],
+    ['a fullwidth `;` (U+FF1B)', '/mcp/..%EF%BC%9B/admin'],
+    ['`..` and a space (IIS and Windows trim it)', '/mcp/.. /admin'],
+    ['`..` and an encoded space', '/mcp/..%20/admin'],
+    ['`..` and an encoded tab', '/mcp/..%09/admin'],
+    ['`..` and an encoded NUL', '/mcp/..%00/admin'],
+    ['`..` and a no-break space', '/mcp/..%C2%A0/admin'],
+    ['three dots', '/mcp/.../admin'],
+    ['`.%2e.`', '/mcp/.%2e./admin'],
+    ['`..%2e`', '/mcp/..%2e/admin'],
+    ['encoded dots and a space', '/mcp/%2e%2e%20/admin'],
+    ['`.` and a space', '/mcp/. /admin'],
+    ['a segment of spaces only', '/mcp/%20%20/admin'],
+    ['fullwidth dots (U+FF0E)', '/mcp/%EF%BC%8E%EF%BC%8E/admin'],
+    ["IIS's %u escapes", '/mcp/%u002e%u002e/admin'],
+  ])('answers 400 to %s and sends nothing upstream', async (_, path) => {
+    const t = tag();
+    const response = await callProxy({ config: proxyConfig('/json/mcp'), path: `${path}?t=${t}`, init: rpcPost(initialize) });
+    await expectJsonRpcError(response, 400, -32600);
+    expect(await received(t, 0)).toEqual([]);
+  });
+
+  it.each([
+    ['dots inside names', '/mcp/a.b/v1.2/x.json'],
+    ['a leading-dot name', '/mcp/.well-known/x'],
+    ['dots with other characters', '/mcp/..a/a../a./...a'],
+    ['an encoded space inside a name', '/mcp/my%20notes/caf%C3%A9'],
+  ])('still sends %s upstream as they are', async (_, path) => {
+    const t = tag();
+    const response = await callProxy({ config: proxyConfig('/json/mcp'), path: `${path}?t=${t}`, init: rpcPost(initialize) });
+    expect(response.status).toBe(200);
+    expect((await received(t))[0]?.path).toBe(`/json${path}`);
+  });
+
+  it('refuses, with a 502 and no Location, an upstream redirect to a path with a ..; segment', async () => {
+    const config = proxyConfig('/redirect/mcp');
+    const to = '/redirect/mcp/..;/admin';
+    const response = await callProxy({ config, path: `/mcp?to=${encodeURIComponent(to)}`, init: { method: 'GET', headers: CLIENT_HEADERS } });
+    expect(response.headers.get('Location')).toBeNull();
+    await expectJsonRpcError(response, 502, -32004);
+  });
+});
+
 describe('proxy: request headers', () => {
   it("sends the upstream credential as Authorization: Bearer and never the client's token", async () => {
     const t = tag();

@@ -24,7 +24,7 @@ export async function handleConnections(request: Request, { helpers, config, env
   const session = await readSession(request, config);
   const vault = new TokenVault(env.OAUTH_KV, config.tokenKeys);
   if (request.method === 'GET') {
-    if (!session) return startConnectionsLogin(env.OAUTH_KV, config, url.origin);
+    if (!session) return startConnectionsLogin(config, url.origin);
     const notice = url.searchParams.get('done');
     return showPage(helpers, vault, config, env, session, url.origin, { ...(notice && notice in NOTICES ? { notice: notice as Notice } : {}) });
   }

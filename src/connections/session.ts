@@ -1,9 +1,12 @@
 /**
  * Signing in to /connections: the same Cloudflare Access login as an MCP client's, returning to
  * the same `/callback` (the one redirect URL the Access app knows), told apart by its `state`
- * prefix. The state is single-use (a KV record deleted on use), short-lived (ten minutes) and
- * bound to the browser (a `__Host-` cookie holding its hash). The session that follows is a
- * signed `__Host-` cookie of its own, good for SESSION_SECONDS, never an MCP access token.
+ * prefix. What the callback needs (state, PKCE verifier, nonce, expiry) travels in a sealed
+ * (AES-256-GCM) `__Host-` cookie rather than in KV, so an anonymous visit costs no KV write: a
+ * script cannot spend the plan's daily writes that everyone's logins and refreshes need. The
+ * cookie binds the sign-in to the browser and lasts LOGIN_SECONDS, counted from the sealed time.
+ * The session that follows is a signed `__Host-` cookie of its own, good for SESSION_SECONDS,
+ * never an MCP access token.
  */
 import * as oauth from 'oauth4webapi';
 import { admits } from '../access/allowlist';
@@ -13,7 +16,8 @@ import type { Config } from '../config';
 import { PageError } from '../errors';
 import type { Identity } from '../identity';
 import { base64url, fromBase64url } from '../lib/base64url';
-import { hmacKey, sha256, sign, verify } from '../lib/keys';
+import { hmacKey, sign, verify } from '../lib/keys';
+import { openSealed, sealText } from '../lib/seal';
 
 export const CONNECTIONS_PATH = '/connections';
 export const STATE_PREFIX = 'cx.';
@@ -23,6 +27,14 @@ const SESSION_COOKIE = '__Host-connections';
 const LOGIN_COOKIE = '__Host-connections-login';
 const SESSION_INFO = 'mcp-oauth-gateway connections session v1';
 const CSRF_INFO = 'mcp-oauth-gateway connections csrf v1';
+const LOGIN_INFO = 'mcp-oauth-gateway connections login v1';
+const LOGIN_AAD = new TextEncoder().encode(LOGIN_COOKIE);
+
+/** What the login cookie seals: one Access sign-in, until `exp` (seconds). */
+interface PendingLogin extends AccessLoginData {
+  state: string;
+  exp: number;
+}
 
 export interface Session {
   email: string;
@@ -36,25 +48,25 @@ export function isConnectionsState(url: URL): boolean {
   return url.searchParams.get('state')?.startsWith(STATE_PREFIX) ?? false;
 }
 
-/** Sends the browser to Access to sign in to /connections. */
-export async function startConnectionsLogin(kv: KVNamespace, config: Config, origin: string): Promise<Response> {
+/** Sends the browser to Access to sign in to /connections. Writes nothing to KV. */
+export async function startConnectionsLogin(config: Config, origin: string): Promise<Response> {
   const state = `${STATE_PREFIX}${oauth.generateRandomState()}`;
   const data = newAccessLogin();
-  const hash = await sha256(state);
-  await kv.put(`connections-login:${hash}`, JSON.stringify(data), { expirationTtl: LOGIN_SECONDS });
+  const pending: PendingLogin = { ...data, state, exp: Math.floor(Date.now() / 1000) + LOGIN_SECONDS };
+  const sealed = await sealText(config.cookieSecret, LOGIN_INFO, LOGIN_AAD, JSON.stringify(pending));
   const url = await accessSignInUrl(config.access, origin, state, data);
   const headers = new Headers({ Location: url.href, 'Cache-Control': 'no-store' });
-  headers.append('Set-Cookie', cookie(LOGIN_COOKIE, hash, LOGIN_SECONDS));
+  headers.append('Set-Cookie', cookie(LOGIN_COOKIE, sealed, LOGIN_SECONDS));
   return new Response(null, { status: 302, headers });
 }
 
 /** GET /callback with a /connections state: verifies the sign-in and starts the session. */
-export async function finishConnectionsLogin(request: Request, kv: KVNamespace, config: Config): Promise<Response> {
+export async function finishConnectionsLogin(request: Request, config: Config): Promise<Response> {
   const url = new URL(request.url);
   const headers = new Headers({ 'Cache-Control': 'no-store' });
+  // Single use without storage: every answer from here clears the login cookie, and a copy kept
+  // past that is still one use only, since Access's code is single-use itself (RFC 6749 §4.1.2).
   headers.append('Set-Cookie', cookie(LOGIN_COOKIE, '', 0));
-  const state = url.searchParams.get('state') ?? '';
-  const hash = await sha256(state);
   const stale = new PageError(
     400,
     'This sign-in link no longer works',
@@ -62,10 +74,10 @@ export async function finishConnectionsLogin(request: Request, kv: KVNamespace, 
     'connections state refused',
     { headers },
   );
-  if (readCookie(request, LOGIN_COOKIE) !== hash) throw stale;
-  const record = await kv.get<AccessLoginData>(`connections-login:${hash}`, 'json');
-  if (!record) throw stale;
-  await kv.delete(`connections-login:${hash}`);
+  const pending = await openLoginCookie(request, config);
+  // The state Access returned must be the one this browser's cookie was sealed with: a finished
+  // sign-in from another browser (login CSRF) or a cookie past its time gets nowhere.
+  if (!pending || pending.state !== url.searchParams.get('state') || pending.exp <= Date.now() / 1000) throw stale;
   if (url.searchParams.has('error')) {
     throw new PageError(
       403,
@@ -76,7 +88,7 @@ export async function finishConnectionsLogin(request: Request, kv: KVNamespace, 
     );
   }
 
-  const identity: Identity = await verifyAccessLogin(config.access, url, record, headers);
+  const identity: Identity = await verifyAccessLogin(config.access, url, pending, headers);
   if (!admits(config.allowedEmails, identity.email)) {
     throw new PageError(403, 'Not allowed', `${identity.email} is not allowed to use this gateway.`, 'connections login refused: not_allowed', { headers });
   }
@@ -106,6 +118,23 @@ export async function readSession(request: Request, config: Config): Promise<Ses
   if (!admits(config.allowedEmails, email)) return undefined;
   const csrf = await sign(await hmacKey(config.cookieSecret, CSRF_INFO), value);
   return { email, admin: config.adminEmails !== undefined && admits(config.adminEmails, email), csrf };
+}
+
+/** The sign-in the login cookie holds, or undefined: none, or not sealed by this gateway for it. */
+async function openLoginCookie(request: Request, config: Config): Promise<PendingLogin | undefined> {
+  const value = readCookie(request, LOGIN_COOKIE);
+  const text = value ? await openSealed(config.cookieSecret, LOGIN_INFO, LOGIN_AAD, value) : undefined;
+  if (text === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof parsed !== 'object' || parsed === null) return undefined;
+  const { state, verifier, nonce, exp } = parsed as Partial<Record<keyof PendingLogin, unknown>>;
+  if (typeof state !== 'string' || typeof verifier !== 'string' || typeof nonce !== 'string' || typeof exp !== 'number') return undefined;
+  return { state, verifier, nonce, exp };
 }
 
 /** The Set-Cookie that ends the session. */

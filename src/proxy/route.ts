@@ -61,9 +61,12 @@ function trimSlash(path: string): string {
 
 /**
  * One path segment as the URL parser left it (dot segments, even `%2e%2e`, are already resolved).
- * What remains dangerous is what an upstream might decode into a separator or a dot segment:
- * encoded `/` or `\`, a double-encoded escape, control characters, and empty segments (`//host`).
- * Only the last segment may be empty, for a trailing slash.
+ * What remains dangerous is what an upstream might decode or trim into a separator or a dot
+ * segment: encoded `/` or `\`, a double-encoded escape, control characters (`%00`, `%09`: some
+ * servers cut or trim there), empty segments (`//host`), and `;`, after which Tomcat, Spring and
+ * some proxies drop the rest of the segment as "path parameters" (`..;` then climbs out). Only
+ * the last segment may be empty, for a trailing slash. Checked on the NFKC form too, since
+ * servers that fold Unicode turn `．` (U+FF0E), `；` or `／` into their ASCII twins.
  */
 function isSafeSegment(segment: string, last: boolean): boolean {
   if (segment === '') return last;
@@ -71,11 +74,18 @@ function isSafeSegment(segment: string, last: boolean): boolean {
   try {
     decoded = decodeURIComponent(segment);
   } catch {
+    // Also IIS's `%u002e`: not a valid escape here, so refused rather than guessed at.
     return false;
   }
-  if (decoded === '.' || decoded === '..') return false;
+  return isSafeText(decoded) && isSafeText(decoded.normalize('NFKC'));
+}
+
+function isSafeText(text: string): boolean {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
-  return !/[/\\\x00-\x1f\x7f]|%[0-9a-f]{2}/i.test(decoded);
+  if (/[/\\;\x00-\x1f\x7f]|%[0-9a-f]{2}/i.test(text)) return false;
+  // Nothing but dots and spaces: Windows and IIS trim trailing dots and spaces, so `...` or `.. `
+  // is `..` (or empty) to them, whatever the URL parser made of it.
+  return !/^[.\s]+$/u.test(text);
 }
 
 /**
