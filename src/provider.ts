@@ -7,6 +7,7 @@ import {
 } from '@cloudflare/workers-oauth-provider';
 import { refusalFor } from './access/allowlist';
 import { handleAccessCallback } from './access/callback';
+import { grantTerms, nowInSeconds } from './access/grant-age';
 import { type Config, type UpstreamConfig, upstreamLabel } from './config';
 import { handleConnections } from './connections/handler';
 import { CONNECTIONS_PATH, finishConnectionsLogin, isConnectionsState } from './connections/session';
@@ -79,16 +80,22 @@ export function buildGateway(origin: string, config: Config): OriginGateway {
     clientIdMetadataDocumentEnabled: true,
     accessTokenTTL: config.accessTokenTtl,
     refreshTokenTTL: config.refreshTokenTtl,
-    // A grant lives while its client keeps refreshing, so active connectors never need a new login.
+    // A grant lives while its client keeps refreshing, up to MAX_GRANT_AGE since its Access sign-in
+    // (the callback caps every exchange's lifetimes by it), so active connectors rarely sign in again.
     refreshTokenIdleTTL: config.refreshTokenTtl,
     tokenExchangeCallback({ grantType, props, resource, userId, grantId }) {
+      if (grantType !== 'authorization_code' && grantType !== 'refresh_token') return;
       const identity = props as Identity;
       const upstream = upstreamFor(resource);
-      if (grantType === 'refresh_token' && (!upstream || refusalFor(config, upstream, identity.email))) {
+      const refuse = (description: string, reason: string): never => {
         // invalid_grant makes the library revoke the grant and its tokens; /token forgets it again after.
         tokenCache.forgetGrant(userId, grantId);
-        throw new OAuthError('invalid_grant', { description: 'this account is no longer allowed' });
+        throw new OAuthError('invalid_grant', { description, internal: { category: 'token-exchange-callback', reason } });
+      };
+      if (grantType === 'refresh_token' && (!upstream || refusalFor(config, upstream, identity.email))) {
+        refuse('this account is no longer allowed', 'not_allowed');
       }
+      return grantTerms(identity, nowInSeconds(), config) ?? refuse('this sign-in has reached its maximum age: sign in again', 'max_grant_age');
     },
     onError({ code, description, status, internal }) {
       console.warn(JSON.stringify({ event: 'oauth_error', status, code, description, internal }));
