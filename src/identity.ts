@@ -9,4 +9,9 @@ export interface Identity {
   /** Access's subject identifier for the user. */
   sub: string;
   name?: string;
+  /**
+   * When Access let them in, in seconds since the epoch: a grant ends MAX_GRANT_AGE after it.
+   * Grants made before issue #16 get it at their first refresh since (src/access/grant-age.ts).
+   */
+  signedInAt?: number;
 }

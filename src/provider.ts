@@ -7,6 +7,7 @@ import {
 } from '@cloudflare/workers-oauth-provider';
 import { refusalFor } from './access/allowlist';
 import { handleAccessCallback } from './access/callback';
+import { grantTerms, nowInSeconds } from './access/grant-age';
 import { type Config, type UpstreamConfig, upstreamLabel } from './config';
 import { handleConnections } from './connections/handler';
 import { CONNECTIONS_PATH, finishConnectionsLogin, isConnectionsState } from './connections/session';
@@ -17,6 +18,7 @@ import { html, htmlPage } from './lib/html';
 import { mcpHandler } from './mcp';
 import { handleTokenStep, TOKEN_STEP_PATH } from './own-token/login-step';
 import { TokenCache } from './token-cache';
+import { tokensNamedIn } from './token-request';
 
 /**
  * The OAuth roles for one origin: one authorization server at the origin's root (claude.ai builds
@@ -78,16 +80,22 @@ export function buildGateway(origin: string, config: Config): OriginGateway {
     clientIdMetadataDocumentEnabled: true,
     accessTokenTTL: config.accessTokenTtl,
     refreshTokenTTL: config.refreshTokenTtl,
-    // A grant lives while its client keeps refreshing, so active connectors never need a new login.
+    // A grant lives while its client keeps refreshing, up to MAX_GRANT_AGE since its Access sign-in
+    // (the callback caps every exchange's lifetimes by it), so active connectors rarely sign in again.
     refreshTokenIdleTTL: config.refreshTokenTtl,
     tokenExchangeCallback({ grantType, props, resource, userId, grantId }) {
+      if (grantType !== 'authorization_code' && grantType !== 'refresh_token') return;
       const identity = props as Identity;
       const upstream = upstreamFor(resource);
-      if (grantType === 'refresh_token' && (!upstream || refusalFor(config, upstream, identity.email))) {
+      const refuse = (description: string, reason: string): never => {
         // invalid_grant makes the library revoke the grant and its tokens; /token forgets it again after.
         tokenCache.forgetGrant(userId, grantId);
-        throw new OAuthError('invalid_grant', { description: 'this account is no longer allowed' });
+        throw new OAuthError('invalid_grant', { description, internal: { category: 'token-exchange-callback', reason } });
+      };
+      if (grantType === 'refresh_token' && (!upstream || refusalFor(config, upstream, identity.email))) {
+        refuse('this account is no longer allowed', 'not_allowed');
       }
+      return grantTerms(identity, nowInSeconds(), config) ?? refuse('this sign-in has reached its maximum age: sign in again', 'max_grant_age');
     },
     onError({ code, description, status, internal }) {
       console.warn(JSON.stringify({ event: 'oauth_error', status, code, description, internal }));
@@ -111,29 +119,21 @@ export function buildGateway(origin: string, config: Config): OriginGateway {
 }
 
 /**
- * The authorization server's own endpoints. A token endpoint request that revokes (RFC 7009:
- * `token` without `grant_type`) or fails (a refused refresh, a replayed code: the library revokes
- * that grant) forgets the grant its token names from the token cache, before and after, so the
- * grant's tokens stop in this isolate at once.
+ * The authorization server's own endpoints. Any token endpoint request may revoke a grant (RFC
+ * 7009 revocation, a refused refresh, a replayed code), so each one forgets every grant its form
+ * names from the token cache, before and after the library handles it: the grant's tokens stop
+ * in this isolate at once.
  */
 export async function handleAuthorizationServerRequest(request: Request, env: Env, ctx: ExecutionContext, gateway: OriginGateway): Promise<Response> {
-  const url = new URL(request.url);
-  const form = request.method === 'POST' && url.pathname === '/token' ? await formOf(request) : undefined;
-  const named = form && (form.get('token') ?? form.get('refresh_token') ?? form.get('code'));
-  const revocation = form !== undefined && !form.has('grant_type') && form.has('token');
-  if (named && revocation) gateway.tokenCache.forgetGrantOf(named);
-  const response = await gateway.authorizationServer.fetch(request, env, ctx);
-  if (named && (revocation || response.status === 400)) gateway.tokenCache.forgetGrantOf(named);
-  return response;
-}
-
-/** A form body, read from a copy so the library still reads the original. */
-async function formOf(request: Request): Promise<URLSearchParams | undefined> {
-  if (!/^application\/x-www-form-urlencoded\s*(;|$)/i.test(request.headers.get('Content-Type') ?? '')) return undefined;
+  const named = new URL(request.url).pathname === '/token' ? await tokensNamedIn(request) : [];
+  const forget = () => {
+    for (const token of named) gateway.tokenCache.forgetGrantOf(token);
+  };
+  forget();
   try {
-    return new URLSearchParams(new TextDecoder().decode(await request.clone().arrayBuffer()));
-  } catch {
-    return undefined;
+    return await gateway.authorizationServer.fetch(request, env, ctx);
+  } finally {
+    forget();
   }
 }
 

@@ -5,9 +5,9 @@
  * - Keyed by the SHA-256 of the token, never the token, and by the resource it was checked for.
  * - Bounded: at most `maxEntries`, the oldest dropped first; each entry lives `ttlMs` at most.
  * - The token's own expiry is checked again on every hit.
- * - Revocation through this isolate (RFC 7009 at /token, a refused refresh, /connections, a new
- *   grant replacing an old one) calls `forgetGrant` before and after the KV delete, so the token
- *   stops here at once. Another isolate keeps serving its entry until `ttlMs` runs out: the bound
+ * - Revocation through this isolate (any /token request naming the grant, which covers RFC 7009,
+ *   a refused refresh and a replayed code; /connections; a new grant replacing an old one) calls
+ *   `forgetGrant` before and after the KV delete, so the token stops here at once. Another isolate keeps serving its entry until `ttlMs` runs out: the bound
  *   the README states next to KV's own propagation delay (about 60 s).
  * - The allowlists are not part of the entry: src/mcp.ts checks them on every request, hit or not.
  */

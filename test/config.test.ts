@@ -87,6 +87,25 @@ describe('configuration', () => {
     expect(loadConfig({ ...valid, ACCESS_TOKEN_TTL: '3600', UPSTREAM_TIMEOUT: '5' })).toMatchObject({ accessTokenTtl: 3600, upstreams: [{ timeoutMs: 5000 }] });
   });
 
+  describe('issue #16: MAX_GRANT_AGE', () => {
+    it('is 30 days by default, and takes whole seconds from an hour to a year', () => {
+      expect(loadConfig(valid).maxGrantAge).toBe(2_592_000);
+      expect(loadConfig({ ...valid, MAX_GRANT_AGE: '3600' }).maxGrantAge).toBe(3600);
+      expect(loadConfig({ ...valid, MAX_GRANT_AGE: ' 31536000 ' }).maxGrantAge).toBe(31_536_000);
+    });
+
+    it('refuses anything else as a configuration error naming the variable', () => {
+      for (const bad of ['3599', '31536001', '30d', '1.5', '-3600', 'forever', '0']) {
+        const found = problems({ ...valid, MAX_GRANT_AGE: bad });
+        expect(
+          found.map((p) => p.variable),
+          bad,
+        ).toEqual(['MAX_GRANT_AGE']);
+        expect(found[0]?.message).toMatch(/whole number of seconds from 3600 to 31536000/);
+      }
+    });
+  });
+
   it('requires at least 32 characters of cookie key', () => {
     expect(variables({ ...valid, COOKIE_ENCRYPTION_KEY: 'x'.repeat(31) })).toEqual(['COOKIE_ENCRYPTION_KEY']);
   });

@@ -14,22 +14,41 @@ afterEach(() => {
 
 const ALICE_OWN = 'pat_SECRET_alice_own_9a8b7c6d5e4f';
 
+/** Stops the Worker's clock, so a sign-in's time is known to the second. */
+function signInSecond(): number {
+  vi.useFakeTimers({ toFake: ['Date'] });
+  const now = Date.now();
+  vi.setSystemTime(now);
+  return Math.floor(now / 1000);
+}
+
 describe('what a grant holds', () => {
-  it('holds only the email, Access subject and name, decrypted with the client’s own token', async () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  // issue #16: the sign-in time (seconds since the epoch) is the one prop added since, for MAX_GRANT_AGE.
+  it('holds only the email, Access subject, name and sign-in time, decrypted with the client’s own token', async () => {
     gateway.env = gatewayEnv({ USER_TOKENS: JSON.stringify({ 'alice@example.com': ALICE_OWN }) });
+    const signedInAt = signInSecond();
     const { tokens, client } = await signIn(gateway, { login: { email: 'Alice@Example.com', name: 'Alice Liddell' } });
 
     const summary = await oauthHelpers().unwrapToken(tokens.access_token);
     expect(summary?.grant.clientId).toBe(client.clientId);
-    expect(summary?.grant.props).toStrictEqual({ email: 'alice@example.com', sub: 'sub-Alice@Example.com', name: 'Alice Liddell' });
+    expect(summary?.grant.props).toStrictEqual({ email: 'alice@example.com', sub: 'sub-Alice@Example.com', name: 'Alice Liddell', signedInAt });
     const grants = await oauthHelpers().listUserGrants('alice@example.com');
     expect(grants.items).toHaveLength(1);
     expect(grants.items[0]).toMatchObject({ clientId: client.clientId, userId: 'alice@example.com', scope: ['mcp'], metadata: {} });
   });
 
   it('leaves out the name when Access sends none', async () => {
+    const signedInAt = signInSecond();
     const { tokens } = await signIn(gateway, { login: { email: 'bob@example.com' } });
-    expect((await oauthHelpers().unwrapToken(tokens.access_token))?.grant.props).toStrictEqual({ email: 'bob@example.com', sub: 'sub-bob@example.com' });
+    expect((await oauthHelpers().unwrapToken(tokens.access_token))?.grant.props).toStrictEqual({
+      email: 'bob@example.com',
+      sub: 'sub-bob@example.com',
+      signedInAt,
+    });
   });
 
   it('stores no upstream token anywhere in KV, in plain text or otherwise', async () => {

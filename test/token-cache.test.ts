@@ -2,7 +2,22 @@ import type { OAuthResourceTokenValidation } from '@cloudflare/workers-oauth-pro
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { type Config, configFor } from '../src/config';
 import { grantOfToken, TOKEN_CACHE_TTL_MS, TokenCache } from '../src/token-cache';
-import { Gateway, gatewayEnv, mcpRequest, RESOURCE, signIn, tokenRequest } from './fixtures/gateway';
+import { Browser } from './fixtures/browser';
+import {
+  authorize,
+  callback,
+  consentHandle,
+  decide,
+  exchangeCode,
+  Gateway,
+  gatewayEnv,
+  mcpRequest,
+  RESOURCE,
+  registerClient,
+  signIn,
+  type TokenResponse,
+  tokenRequest,
+} from './fixtures/gateway';
 
 type Validation = OAuthResourceTokenValidation<{ email: string }>;
 
@@ -214,5 +229,69 @@ describe('issue #10: revoked tokens stop at once in the isolate that revoked the
     expect((await mcpRequest(gateway, tokens.access_token)).status).toBe(200);
     vi.setSystemTime(Date.now() + 2_000);
     expect((await mcpRequest(gateway, tokens.access_token)).status).toBe(401);
+  });
+});
+
+describe('issue #16: a /token request forgets the grants it names, however its form is spelled', () => {
+  let gateway: Gateway;
+  beforeEach(async () => {
+    gateway = await Gateway.start();
+    vi.spyOn(console, 'warn').mockImplementation(() => {});
+  });
+  afterEach(() => {
+    vi.restoreAllMocks();
+    vi.unstubAllGlobals();
+  });
+
+  const post = (contentType: string, body: string) => gateway.fetch('/token', { method: 'POST', headers: { 'Content-Type': contentType }, body });
+
+  /** Refused in this isolate at once, and by KV itself (a fresh cache, as another isolate has): the library did revoke. */
+  async function expectRefusedHereAndInKv(token: string) {
+    expect((await mcpRequest(gateway, token)).status).toBe(401);
+    gateway.env = gatewayEnv();
+    expect((await mcpRequest(gateway, token)).status).toBe(401);
+  }
+
+  it('refuses a just-used access token once it is revoked with an empty grant_type', async () => {
+    const { client, tokens } = await signIn(gateway);
+    expect((await mcpRequest(gateway, tokens.access_token)).status).toBe(200);
+    // The library reads `grant_type=` as absent: RFC 7009 revocation.
+    const revoked = await tokenRequest(gateway, { grant_type: '', token: tokens.access_token, client_id: client.clientId });
+    expect(revoked.status).toBe(200);
+    await expectRefusedHereAndInKv(tokens.access_token);
+  });
+
+  it('refuses a just-used access token once its refresh token is revoked with a bare grant_type key and a mixed-case content type', async () => {
+    const { client, tokens } = await signIn(gateway);
+    expect((await mcpRequest(gateway, tokens.access_token)).status).toBe(200);
+    const body = `grant_type&tok%65n=${encodeURIComponent(tokens.refresh_token)}&token_type_hint=refresh_token&client_id=${encodeURIComponent(client.clientId)}`;
+    expect((await post('Application/X-WWW-Form-URLEncoded ; charset=UTF-8', body)).status).toBe(200);
+    await expectRefusedHereAndInKv(tokens.access_token);
+  });
+
+  it('refuses a just-used access token once a replayed code, sent beside an empty token field, has revoked its grant', async () => {
+    const client = await registerClient(gateway);
+    const browser = new Browser();
+    const { verifier, response } = await authorize(gateway, browser, client);
+    const toAccess = await decide(gateway, browser, await consentHandle(response));
+    const back = await callback(gateway, browser, gateway.access.login(toAccess.headers.get('Location') ?? ''));
+    const code = new URL(back.headers.get('Location') ?? '').searchParams.get('code') ?? '';
+    const exchanged = await exchangeCode(gateway, client, code, verifier);
+    expect(exchanged.status).toBe(200);
+    const { access_token } = await exchanged.json<TokenResponse>();
+    expect((await mcpRequest(gateway, access_token)).status).toBe(200);
+
+    const replay = await tokenRequest(gateway, {
+      token: '',
+      grant_type: 'authorization_code',
+      code,
+      code_verifier: verifier,
+      client_id: client.clientId,
+      redirect_uri: client.redirectUri,
+      resource: RESOURCE,
+    });
+    expect(replay.status).toBe(400);
+    expect(await replay.json()).toMatchObject({ error: 'invalid_grant' });
+    await expectRefusedHereAndInKv(access_token);
   });
 });

@@ -4,6 +4,7 @@ import { PageError } from '../errors';
 import type { Identity } from '../identity';
 import type { OriginGateway } from '../provider';
 import { refusalFor } from './allowlist';
+import { stampSignIn } from './grant-age';
 
 /**
  * The upstream this login is for, once this person may use it; a readable 403 otherwise. The
@@ -35,7 +36,8 @@ export async function issueCode(helpers: OAuthHelpers, request: AuthRequest, ide
     userId: identity.email,
     metadata: {},
     scope: request.scope,
-    props: identity,
+    // Right after Access let them in (or the ten-minute token step that follows): MAX_GRANT_AGE counts from here.
+    props: stampSignIn(identity),
   });
   headers.set('Location', redirectTo);
   headers.set('Cache-Control', 'no-store');

@@ -34,6 +34,8 @@ export interface Config {
   upstreams: readonly UpstreamConfig[];
   accessTokenTtl: number;
   refreshTokenTtl: number;
+  /** A grant's absolute lifetime since its Access sign-in, in seconds, however often it refreshes. */
+  maxGrantAge: number;
 }
 
 export class ConfigError extends Error {
@@ -45,6 +47,7 @@ export class ConfigError extends Error {
 
 export const DEFAULT_ACCESS_TOKEN_TTL = 86_400;
 export const DEFAULT_REFRESH_TOKEN_TTL = 2_592_000;
+export const DEFAULT_MAX_GRANT_AGE = 2_592_000;
 
 const ACCESS_URL_HINT = 'https://<team>.cloudflareaccess.com/cdn-cgi/access/sso/oidc/<client_id>/';
 const OR_TEAM = ', or set ACCESS_TEAM_DOMAIN instead';
@@ -102,6 +105,8 @@ export function loadConfig(env: Readonly<Record<string, unknown>>): Config {
     upstreams,
     accessTokenTtl: reader.seconds('ACCESS_TOKEN_TTL', DEFAULT_ACCESS_TOKEN_TTL, 60, 2_592_000),
     refreshTokenTtl: reader.seconds('REFRESH_TOKEN_TTL', DEFAULT_REFRESH_TOKEN_TTL, 60, 31_536_000),
+    // At least an hour, so a number meant as days or hours fails here rather than every login.
+    maxGrantAge: reader.seconds('MAX_GRANT_AGE', DEFAULT_MAX_GRANT_AGE, 3_600, 31_536_000),
   };
 
   if (problems.length > 0) throw new ConfigError(problems);
