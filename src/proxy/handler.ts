@@ -16,6 +16,7 @@ import { gatewayEndpointFor, rewriteEndpointEvents, upstreamUrlForSignedEndpoint
 import { logProxyRequestAfterResponse, type ProxyLogEntry, type ProxyOutcome } from './log';
 import { readRequestBody } from './message';
 import { gatewayPathFor, routeToUpstream } from './route';
+import { bindSessionId, forwardSessionId } from './session-binding';
 import { type ForwardedUnderPolicy, gateToolRequest, POLICY_PEEK_LIMIT_BYTES, rateLimitResponse } from './tool-policy';
 
 export interface ProxyCaller {
@@ -85,6 +86,7 @@ export async function proxyMcpRequest(request: Request, caller: ProxyCaller, ctx
   const credential = await upstreamCredential(settings, identity.email, vault);
   if (!credential) return fail(settings.userSupplied ? 'noOwnToken' : 'noUpstreamCredential', 'no_upstream_credential', id);
   const upstreamHeaders = upstreamRequestHeaders(request.headers, settings, credential.header);
+  if (!(await forwardSessionId(request.headers, upstreamHeaders, caller))) return fail('unknownSession', 'unknown_session', id);
 
   // The tool policy (src/policy/): what may go upstream, and what of the answer the client sees.
   let gate: ForwardedUnderPolicy | undefined;
@@ -122,6 +124,7 @@ export async function proxyMcpRequest(request: Request, caller: ProxyCaller, ctx
   }
 
   const headers = clientResponseHeaders(upstream.headers, origin);
+  await bindSessionId(headers, caller);
   const location = upstream.headers.get('Location');
   if (location !== null && upstream.status >= 300 && upstream.status < 400) {
     // Passed only when it leads back into the proxied path (e.g. a trailing-slash redirect), as
