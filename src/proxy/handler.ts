@@ -74,7 +74,7 @@ export async function proxyMcpRequest(request: Request, caller: ProxyCaller, ctx
     route.kind === 'mapped'
       ? route.target
       : route.kind === 'signed'
-        ? await upstreamUrlForSignedEndpoint(route.token, route.search, settings, config)
+        ? await upstreamUrlForSignedEndpoint(route.token, route.search, settings, config, identity.email)
         : undefined;
   if (!target) return fail('pathRefused', 'path_refused');
 
@@ -143,7 +143,7 @@ export async function proxyMcpRequest(request: Request, caller: ProxyCaller, ctx
   // Only a GET stream can be a legacy HTTP+SSE stream; POST answers pass untouched.
   if (responseBody && request.method === 'GET' && upstream.ok && isEventStream(headers)) {
     responseBody = rewriteEndpointEvents(responseBody, async (data) => {
-      const endpoint = await gatewayEndpointFor(data, target, settings, config);
+      const endpoint = await gatewayEndpointFor(data, target, settings, config, identity.email);
       if (endpoint === undefined) {
         console.warn(JSON.stringify({ event: 'mcp_proxy_endpoint_refused', upstream: settings.name, email: identity.email, clientId, path: url.pathname }));
       }
