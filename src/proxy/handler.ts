@@ -16,6 +16,7 @@ import { gatewayEndpointFor, rewriteEndpointEvents, upstreamUrlForSignedEndpoint
 import { logProxyRequestAfterResponse, type ProxyLogEntry, type ProxyOutcome } from './log';
 import { readRequestBody } from './message';
 import { gatewayPathFor, routeToUpstream } from './route';
+import { scrubbedErrorBody } from './scrub';
 import { bindSessionId, forwardSessionId } from './session-binding';
 import { type ForwardedUnderPolicy, gateToolRequest, POLICY_PEEK_LIMIT_BYTES, rateLimitResponse } from './tool-policy';
 
@@ -140,6 +141,7 @@ export async function proxyMcpRequest(request: Request, caller: ProxyCaller, ctx
   }
 
   let responseBody = NULL_BODY_STATUSES.has(upstream.status) ? null : upstream.body;
+  if (!upstream.ok) responseBody = await scrubbedErrorBody(responseBody, settings, credential);
   // Only a GET stream can be a legacy HTTP+SSE stream; POST answers pass untouched.
   if (responseBody && request.method === 'GET' && upstream.ok && isEventStream(headers)) {
     responseBody = rewriteEndpointEvents(responseBody, async (data) => {
