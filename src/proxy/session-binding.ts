@@ -27,6 +27,9 @@ const HEADER = 'Mcp-Session-Id';
 const HKDF_INFO = 'mcp-oauth-gateway session-id v1';
 /** A handle longer than this was not made here; the bound spares the HMAC on junk. */
 const MAX_HANDLE_LENGTH = 4096;
+/** Handles made or checked per isolate and key; a session sends the same one on every request. */
+const MAX_REMEMBERED = 2000;
+const remembered = new WeakMap<SessionOwner['config'], Map<string, string>>();
 
 /**
  * Puts the upstream's own session id, from the client's handle, on the upstream request; false
@@ -52,17 +55,50 @@ export async function bindSessionId(client: Headers, owner: SessionOwner): Promi
 
 /** The handle this person sees for the upstream's session `id` (visible ASCII: base64url and a dot). */
 export async function sessionHandle(id: string, owner: SessionOwner): Promise<string> {
-  return `${base64url(new TextEncoder().encode(id))}.${await sign(await keyFor(owner), signedText(id, owner))}`;
+  const text = signedText(id, owner);
+  const known = memo(owner).get(`id ${text}`);
+  if (known !== undefined) return known;
+  const handle = `${base64url(new TextEncoder().encode(id))}.${await sign(await keyFor(owner), text)}`;
+  remember(owner, text, handle, id);
+  return handle;
 }
 
 /** The upstream's session id in `handle`, or undefined when the handle is not this person's for this upstream. */
 export async function upstreamSessionId(handle: string, owner: SessionOwner): Promise<string | undefined> {
+  const known = memo(owner).get(`handle ${signedText(handle, owner)}`);
+  if (known !== undefined) return known;
   if (handle.length > MAX_HANDLE_LENGTH) return undefined;
   const [encoded = '', mac = '', ...extra] = handle.split('.');
   const bytes = fromBase64url(encoded);
   if (!bytes || extra.length > 0) return undefined;
   const id = new TextDecoder().decode(bytes);
-  return (await verify(await keyFor(owner), signedText(id, owner), mac)) ? id : undefined;
+  const text = signedText(id, owner);
+  if (!(await verify(await keyFor(owner), text, mac))) return undefined;
+  remember(owner, text, handle, id);
+  return id;
+}
+
+/**
+ * This key's handles that were made or checked in this isolate, both ways, for this person and
+ * upstream only (a handle is remembered under its owner's email and upstream): the HMAC is then
+ * computed once per session and isolate, not twice per request. Only a handle that verified, or
+ * that was made here, is ever remembered.
+ */
+function memo(owner: SessionOwner): Map<string, string> {
+  let map = remembered.get(owner.config);
+  if (!map) {
+    map = new Map();
+    remembered.set(owner.config, map);
+  }
+  return map;
+}
+
+function remember(owner: SessionOwner, text: string, handle: string, id: string): void {
+  const map = memo(owner);
+  // The oldest go first; a session still in use is simply checked again.
+  while (map.size >= MAX_REMEMBERED) map.delete(map.keys().next().value as string);
+  map.set(`id ${text}`, handle);
+  map.set(`handle ${signedText(handle, owner)}`, id);
 }
 
 function keyFor(owner: SessionOwner): Promise<CryptoKey> {
