@@ -16,6 +16,8 @@ import { gatewayEndpointFor, rewriteEndpointEvents, upstreamUrlForSignedEndpoint
 import { logProxyRequestAfterResponse, type ProxyLogEntry, type ProxyOutcome } from './log';
 import { readRequestBody } from './message';
 import { gatewayPathFor, routeToUpstream } from './route';
+import { scrubbedErrorBody } from './scrub';
+import { bindSessionId, forwardSessionId } from './session-binding';
 import { type ForwardedUnderPolicy, gateToolRequest, POLICY_PEEK_LIMIT_BYTES, rateLimitResponse } from './tool-policy';
 
 export interface ProxyCaller {
@@ -73,7 +75,7 @@ export async function proxyMcpRequest(request: Request, caller: ProxyCaller, ctx
     route.kind === 'mapped'
       ? route.target
       : route.kind === 'signed'
-        ? await upstreamUrlForSignedEndpoint(route.token, route.search, settings, config)
+        ? await upstreamUrlForSignedEndpoint(route.token, route.search, settings, config, identity.email)
         : undefined;
   if (!target) return fail('pathRefused', 'path_refused');
 
@@ -85,6 +87,7 @@ export async function proxyMcpRequest(request: Request, caller: ProxyCaller, ctx
   const credential = await upstreamCredential(settings, identity.email, vault);
   if (!credential) return fail(settings.userSupplied ? 'noOwnToken' : 'noUpstreamCredential', 'no_upstream_credential', id);
   const upstreamHeaders = upstreamRequestHeaders(request.headers, settings, credential.header);
+  if (!(await forwardSessionId(request.headers, upstreamHeaders, caller))) return fail('unknownSession', 'unknown_session', id);
 
   // The tool policy (src/policy/): what may go upstream, and what of the answer the client sees.
   let gate: ForwardedUnderPolicy | undefined;
@@ -122,6 +125,7 @@ export async function proxyMcpRequest(request: Request, caller: ProxyCaller, ctx
   }
 
   const headers = clientResponseHeaders(upstream.headers, origin);
+  await bindSessionId(headers, caller);
   const location = upstream.headers.get('Location');
   if (location !== null && upstream.status >= 300 && upstream.status < 400) {
     // Passed only when it leads back into the proxied path (e.g. a trailing-slash redirect), as
@@ -137,10 +141,11 @@ export async function proxyMcpRequest(request: Request, caller: ProxyCaller, ctx
   }
 
   let responseBody = NULL_BODY_STATUSES.has(upstream.status) ? null : upstream.body;
+  if (!upstream.ok) responseBody = await scrubbedErrorBody(responseBody, settings, credential);
   // Only a GET stream can be a legacy HTTP+SSE stream; POST answers pass untouched.
   if (responseBody && request.method === 'GET' && upstream.ok && isEventStream(headers)) {
     responseBody = rewriteEndpointEvents(responseBody, async (data) => {
-      const endpoint = await gatewayEndpointFor(data, target, settings, config);
+      const endpoint = await gatewayEndpointFor(data, target, settings, config, identity.email);
       if (endpoint === undefined) {
         console.warn(JSON.stringify({ event: 'mcp_proxy_endpoint_refused', upstream: settings.name, email: identity.email, clientId, path: url.pathname }));
       }

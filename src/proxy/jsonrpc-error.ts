@@ -12,6 +12,8 @@ export const ProxyError = {
   pathRefused: { status: 400, code: -32600, message: 'invalid MCP endpoint path' },
   notAllowed: { status: 403, code: -32001, message: 'this account is no longer allowed to use this server' },
   methodNotAllowed: { status: 405, code: -32600, message: 'method not allowed: use POST, GET or DELETE' },
+  // As the MCP SDK's servers answer an unknown session, so a client starts a new one (issue #16).
+  unknownSession: { status: 404, code: -32001, message: 'session not found: start a new session' },
   noUpstreamCredential: {
     status: 403,
     code: -32002,

@@ -13,6 +13,7 @@ export type ProxyOutcome =
   | 'preflight'
   | 'method_not_allowed'
   | 'path_refused'
+  | 'unknown_session'
   | 'no_upstream_credential'
   | 'upstream_refused_credential'
   | 'upstream_redirect_refused'
