@@ -240,6 +240,19 @@ describe('issue #16: the upstream receives the message the gateway judged, as th
     expect((await received(t))[0]?.body).toBe(pieces.join(''));
   });
 
+  it.each(configs('/tools/json/mcp'))('answers 400 -32600, not a 500, to a JSON body that breaks off %s', async (_, config) => {
+    const t = tag();
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode('{"jsonrpc":"2.0","id":1,'));
+        controller.error(new Error('connection reset by the client'));
+      },
+    });
+    const init = { method: 'POST', body, headers: { ...CLIENT_HEADERS, 'Content-Type': 'application/json' }, duplex: 'half' } as RequestInit;
+    await expectJsonRpcError(await callProxy({ config, path: `/mcp?t=${t}`, init }), 400, -32600);
+    expect(await received(t, 0)).toEqual([]);
+  });
+
   it.each(configs('/tools/json/mcp'))('answers a body that is not JSON with 400 -32700 %s, and sends nothing upstream', async (_, config) => {
     const t = tag();
     const response = await callProxy({ config, path: `/mcp?t=${t}`, init: rawPost('{"jsonrpc":"2.0","id":1,"method":"tools/call",') });

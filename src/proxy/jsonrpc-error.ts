@@ -13,6 +13,7 @@ export const ProxyError = {
   pathRefused: { status: 400, code: -32600, message: 'invalid MCP endpoint path' },
   // The request body (src/proxy/message.ts, jsonrpc-message.ts): refused before anything goes upstream.
   notUtf8Charset: { status: 400, code: -32600, message: 'send JSON-RPC as UTF-8 (RFC 8259): Content-Type application/json, with no charset or charset=utf-8' },
+  bodyNotRead: { status: 400, code: -32600, message: 'the request body could not be read to its end' },
   notUtf8: { status: 400, code: -32600, message: 'the request body is not valid UTF-8, which JSON requires (RFC 8259)' },
   parseError: { status: 400, code: -32700, message: 'parse error: the request body is not valid JSON' },
   invalidMessage: { status: 400, code: -32600, message: 'invalid request: each message must be a JSON-RPC 2.0 request, notification or response' },

@@ -34,6 +34,9 @@ export interface ReadOptions {
 }
 
 const encoder = new TextEncoder();
+// `fatal`: bytes that are not UTF-8 (a UTF-16 byte order mark among them) are refused, not replaced;
+// a UTF-8 byte order mark is dropped, as RFC 8259 §8.1 lets a parser do. Reusable: no `stream`.
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
 export async function readRequestBody(request: Request, options: ReadOptions = {}): Promise<RequestBody> {
   const inspect = options.inspect === true;
@@ -57,13 +60,17 @@ export async function readRequestBody(request: Request, options: ReadOptions = {
   const length = request.headers.get('content-length');
   if (Number(length ?? 0) > MESSAGE_LIMIT_BYTES) return unreadable(stream);
 
-  const read: Read = length !== null ? { kind: 'whole', bytes: new Uint8Array(await request.arrayBuffer()) } : await readAtMost(stream, MESSAGE_LIMIT_BYTES);
+  let read: Read;
+  try {
+    read = length !== null ? { kind: 'whole', bytes: new Uint8Array(await request.arrayBuffer()) } : await readAtMost(stream, MESSAGE_LIMIT_BYTES);
+  } catch {
+    // The client went away or broke the framing mid-body: its mistake, never a 500.
+    return { kind: 'refused', error: 'bodyNotRead', id: null };
+  }
   if (read.kind === 'over') return inspect ? refuse('uninspectable') : { kind: 'unread', body: read.body };
   let text: string;
   try {
-    // `fatal`: bytes that are not UTF-8 (a UTF-16 byte order mark among them) are refused, not replaced;
-    // a UTF-8 byte order mark is dropped, as RFC 8259 §8.1 lets a parser do.
-    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(read.bytes);
+    text = decoder.decode(read.bytes);
   } catch {
     return { kind: 'refused', error: 'notUtf8', id: null };
   }
