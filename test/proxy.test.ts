@@ -324,7 +324,7 @@ describe('proxy: log line', () => {
     await callProxy({
       config: proxyConfig('/json/mcp'),
       path: `/mcp/sub?t=${t}`,
-      init: rpcPost({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'secret-arg' } }),
+      init: rpcPost({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'get_issue', arguments: { query: 'secret-arg' } } }),
     });
     expect(logs.parsed()).toEqual([
       {
@@ -336,6 +336,7 @@ describe('proxy: log line', () => {
         method: 'POST',
         path: '/mcp/sub',
         rpcMethod: 'tools/call',
+        tool: 'get_issue',
         status: 200,
         upstreamStatus: 200,
         latencyMs: expect.any(Number),
@@ -373,7 +374,7 @@ describe('proxy: log line', () => {
     await callProxy({
       config: proxyConfig('/json/mcp'),
       path: `/mcp?t=${tag()}`,
-      init: rpcPost({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { blob: 'z'.repeat(100_000) } }),
+      init: rpcPost({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { blob: 'z'.repeat(1_100_000) } }),
     });
     expect(logs.parsed().map((entry) => entry.rpcMethod)).toEqual(['tools/list,notifications/initialized', undefined]);
   });
