@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { parseExactJson } from '../src/lib/exact-json';
 import { rewriteListAnswers } from '../src/policy/tool-messages';
 import { rewriteJsonRpcEvents } from '../src/policy/tools-sse';
-import { CLIENT_HEADERS, callProxy, captureLogs, expectJsonRpcError, proxyConfig, received, rpcPost, tag } from './fixtures/proxy';
+import { CLIENT_HEADERS, callProxy, captureLogs, expectJsonRpcError, openSession, proxyConfig, received, rpcPost, tag } from './fixtures/proxy';
 
 /**
  * Issue #16, items 1 and 2: the gateway forwards exactly the message it judged (one parse, its own
@@ -338,15 +338,17 @@ describe('issue #16: under a policy, GET and DELETE carry no body upstream', () 
     ['a tool policy', DENY],
     ['a rate limit', { UPSTREAM_RATE_LIMIT: JSON.stringify({ requests: 1000, period: 60 }), RATE_LIMITER: env.RATE_LIMITER }],
   ])('sends a DELETE with a body upstream without it, under %s', async (_, more) => {
-    const t = tag();
+    const config = proxyConfig('/json/mcp', more);
+    // The session is the person's own (issue #16): a raw id would be refused as unknown.
+    const { t, handle } = await openSession(config);
     const body = JSON.stringify(call(1, 'delete_repo'));
     const response = await callProxy({
-      config: proxyConfig('/json/mcp', more),
+      config,
       path: `/mcp?t=${t}`,
-      init: { method: 'DELETE', body, headers: { ...CLIENT_HEADERS, 'Content-Type': 'application/json', 'Mcp-Session-Id': 'sess-1' } },
+      init: { method: 'DELETE', body, headers: { ...CLIENT_HEADERS, 'Content-Type': 'application/json', 'Mcp-Session-Id': handle } },
     });
     expect(response.status).toBe(204);
-    const [got] = await received(t);
+    const got = (await received(t)).at(-1);
     expect(got?.method).toBe('DELETE');
     expect(got?.body).toBe('');
     expect(got?.headers['content-length'] ?? '0').toBe('0');
