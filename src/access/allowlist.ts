@@ -1,5 +1,5 @@
 import type { Config, EmailAllowlist, UpstreamConfig } from '../config';
-import { upstreamTokenFor } from '../upstream/credentials';
+import { upstreamTokenFor } from '../upstreams';
 
 /** Whether a list admits this (lowercased) email; no list admits everyone. */
 export function admits(list: EmailAllowlist | undefined, email: string): boolean {

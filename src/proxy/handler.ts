@@ -9,9 +9,8 @@
  * needs; then the forward; then the mapping of upstream failures and the rewrites of the answer.
  */
 import { toolRulesFor } from '../policy/tool-rules';
-import { upstreamCredential } from '../upstream/credentials';
+import { forwardToUpstream, takesOwnTokens, upstreamCredential } from '../upstreams';
 import { type Exchange, openExchange, type ProxyCaller } from './exchange';
-import { forwardToUpstream } from './forward';
 import { ALLOWED_METHODS, preflightResponse, upstreamRequestHeaders } from './headers';
 import type { JsonRpcId } from './jsonrpc-error';
 import { upstreamUrlForSignedEndpoint } from './legacy-sse';
@@ -49,7 +48,7 @@ export async function proxyMcpRequest(request: Request, caller: ProxyCaller, ctx
   const limited = await rateLimitResponse(settings, identity.email, calls, id, x.origin);
   if (limited) return x.finish(limited, 'rate_limited');
   const credential = await upstreamCredential(settings, identity.email, caller.vault);
-  if (!credential) return x.fail(settings.userSupplied ? 'noOwnToken' : 'noUpstreamCredential', 'no_upstream_credential', id);
+  if (!credential) return x.fail(takesOwnTokens(settings) ? 'noOwnToken' : 'noUpstreamCredential', 'no_upstream_credential', id);
   const upstreamHeaders = upstreamRequestHeaders(request.headers, settings, credential.header);
   putSession(upstreamHeaders, session);
   const body = bodyForUpstream(read, upstreamHeaders);

@@ -3,7 +3,7 @@
  * upstream's answer rewritten for the client (headers, session handle, redirect, scrubbed error
  * body, legacy endpoint events, the tool policy's filter).
  */
-import type { UpstreamCredential } from '../upstream/credentials';
+import type { UpstreamCredential } from '../upstreams';
 import type { Exchange } from './exchange';
 import { clientResponseHeaders } from './headers';
 import type { JsonRpcId } from './jsonrpc-error';
@@ -33,7 +33,7 @@ export async function clientResponse(x: Exchange, upstream: Response, forwarded:
   // WWW-Authenticate would send the client back through OAuth, which cannot fix it, in a loop.
   if (upstream.status === 401 || upstream.status === 403) {
     discard(upstream);
-    return x.fail(credential.own ? 'upstreamRefusedOwnToken' : 'upstreamRefusedCredential', 'upstream_refused_credential', id);
+    return x.fail(credential.kind === 'own' ? 'upstreamRefusedOwnToken' : 'upstreamRefusedCredential', 'upstream_refused_credential', id);
   }
 
   const headers = clientResponseHeaders(upstream.headers, x.origin);

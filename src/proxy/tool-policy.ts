@@ -12,16 +12,13 @@ import type { ToolRules } from '../config/policy';
 import { isRawJsonNumber, parseExactJson } from '../lib/exact-json';
 import { forgetTools, knownReadOnly, rememberTools } from '../policy/annotations';
 import { takeRequests } from '../policy/rate-limiter';
-import { callsNeedingAnnotations, idKey, type ListMatch, planToolRequest, rewriteListAnswers, type ToolRefusal } from '../policy/tool-messages';
+import { callsNeedingAnnotations, type ListMatch, planToolRequest, rewriteListAnswers, type ToolRefusal } from '../policy/tool-messages';
 import { isObject } from '../policy/tool-rules';
 import { rewriteJsonRpcEvents, sseEvent } from '../policy/tools-sse';
+import { listUpstream } from '../upstreams';
 import { withCors } from './headers';
 import { type JsonRpcId, jsonRpcAnswerResponse, jsonRpcErrorAnswer, jsonRpcErrorResponse, ProxyError } from './jsonrpc-error';
 import type { ProxyOutcome } from './log';
-
-/** Bounds the gateway's own `tools/list` fetch: pages followed, and bytes read per page. */
-const MAX_LIST_PAGES = 50;
-const MAX_LIST_BYTES = 8 * 1024 * 1024;
 
 export interface ToolGateInput {
   rules: ToolRules;
@@ -160,68 +157,10 @@ async function respondFiltered(
  * cannot be had leaves the tools unknown, so the calls that needed it are refused.
  */
 async function fetchToolList(input: ToolGateInput): Promise<void> {
-  const tools: unknown[] = [];
-  let cursor: string | undefined;
   const signal = AbortSignal.any([input.signal, AbortSignal.timeout(input.timeoutMs)]);
-  const headers = new Headers(input.upstreamHeaders);
-  headers.set('Content-Type', 'application/json');
-  headers.set('Accept', 'application/json, text/event-stream');
-  headers.delete('Last-Event-ID');
-  // Newer revisions name the method (and tool) in headers, which servers may check against the body.
-  headers.delete('Mcp-Name');
-  if (headers.has('Mcp-Method')) headers.set('Mcp-Method', 'tools/list');
-  try {
-    for (let page = 0; page < MAX_LIST_PAGES; page++) {
-      const id = `mcp-oauth-gateway-tools-${crypto.randomUUID()}`;
-      const request = { jsonrpc: '2.0', id, method: 'tools/list', params: cursor === undefined ? {} : { cursor } };
-      const response = await fetch(input.target, { method: 'POST', headers, body: JSON.stringify(request), redirect: 'manual', signal });
-      const result = await listResultIn(response, id);
-      if (!result || !Array.isArray(result.tools)) return;
-      tools.push(...result.tools);
-      if (typeof result.nextCursor !== 'string') {
-        rememberTools(input.rules, tools, { complete: true });
-        return;
-      }
-      cursor = result.nextCursor;
-    }
-  } catch {
-    // Unreachable, timed out, or the client went away: the tools stay unknown.
-  }
-}
-
-/** The `result` of the answer with this id, from a JSON or SSE response; undefined otherwise. */
-async function listResultIn(response: Response, id: string): Promise<Record<string, unknown> | undefined> {
-  const type = response.headers.get('Content-Type') ?? '';
-  if (!response.ok || !response.body) {
-    response.body?.cancel().catch(() => {});
-    return undefined;
-  }
-  const key = idKey(id);
-  const resultOf = (message: unknown) => (isObject(message) && idKey(message.id) === key && isObject(message.result) ? message.result : undefined);
-  if (/^application\/json\s*(;|$)/i.test(type)) {
-    const text = await response.text();
-    if (text.length > MAX_LIST_BYTES) return undefined;
-    return resultOf(JSON.parse(text));
-  }
-  if (!/^text\/event-stream\s*(;|$)/i.test(type)) {
-    response.body.cancel().catch(() => {});
-    return undefined;
-  }
-  // Read events until the one answering `id`; other messages on this stream are not ours to act on.
-  let found: Record<string, unknown> | undefined;
-  const reader = rewriteJsonRpcEvents(response.body, (message) => {
-    found ??= resultOf(message);
-    return undefined;
-  }).getReader();
-  try {
-    while (!found) {
-      const { done } = await reader.read();
-      if (done) break;
-    }
-  } finally {
-    reader.cancel().catch(() => {});
-  }
-  return found;
+  const tools = await listUpstream({ url: input.target, headers: input.upstreamHeaders, timeoutMs: input.timeoutMs, signal }, 'tools/list', 'tools');
+  // Unreachable, timed out, or the client went away: the tools stay unknown.
+  if (tools) rememberTools(input.rules, tools, { complete: true });
 }
 
 /**
