@@ -2,8 +2,7 @@ import type { OAuthResourceContext } from '@cloudflare/workers-oauth-provider';
 import { refusalFor } from './access/allowlist';
 import type { Config, UpstreamConfig } from './config';
 import type { Identity } from './identity';
-import { proxyMcpRequest } from './proxy/handler';
-import { jsonRpcErrorResponse } from './proxy/jsonrpc-error';
+import { jsonRpcErrorResponse, proxyMcpRequest } from './proxy';
 import { takesOwnTokens } from './upstreams';
 import { TokenVault } from './vault/store';
 

@@ -1,8 +1,7 @@
 import { env } from 'cloudflare:test';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config';
-import { rewriteListAnswers } from '../src/policy/tool-messages';
-import { rewriteJsonRpcEvents } from '../src/policy/tools-sse';
+import { rewriteJsonRpcEvents, rewriteListAnswers } from '../src/policy';
 import { Gateway, gatewayEnv, mcpRequest, signIn, UPSTREAM_URL } from './fixtures/gateway';
 import {
   annotate,

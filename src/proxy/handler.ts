@@ -8,7 +8,7 @@
  * limit, credential, tool policy), each answering the client itself or handing on what the next
  * needs; then the forward; then the mapping of upstream failures and the rewrites of the answer.
  */
-import { toolRulesFor } from '../policy/tool-rules';
+import { toolRulesFor } from '../policy';
 import { forwardToUpstream, takesOwnTokens, upstreamCredential } from '../upstreams';
 import { type Exchange, openExchange, type ProxyCaller } from './exchange';
 import { ALLOWED_METHODS, preflightResponse, upstreamRequestHeaders } from './headers';

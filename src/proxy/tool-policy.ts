@@ -10,11 +10,20 @@
 import type { UpstreamConfig } from '../config';
 import type { ToolRules } from '../config/policy';
 import { isRawJsonNumber, parseExactJson } from '../lib/exact-json';
-import { forgetTools, knownReadOnly, rememberTools } from '../policy/annotations';
-import { takeRequests } from '../policy/rate-limiter';
-import { callsNeedingAnnotations, type ListMatch, planToolRequest, rewriteListAnswers, type ToolRefusal } from '../policy/tool-messages';
-import { isObject } from '../policy/tool-rules';
-import { rewriteJsonRpcEvents, sseEvent } from '../policy/tools-sse';
+import {
+  callsNeedingAnnotations,
+  forgetTools,
+  isObject,
+  knownReadOnly,
+  type ListMatch,
+  planToolRequest,
+  rememberTools,
+  rewriteJsonRpcEvents,
+  rewriteListAnswers,
+  sseEvent,
+  type ToolRefusal,
+  takeRequests,
+} from '../policy';
 import { listUpstream } from '../upstreams';
 import { withCors } from './headers';
 import { type JsonRpcId, jsonRpcAnswerResponse, jsonRpcErrorAnswer, jsonRpcErrorResponse, ProxyError } from './jsonrpc-error';
