@@ -1,6 +1,7 @@
 import { type Config, ConfigError, configFor } from './config';
+import type { OriginGateway } from './context';
 import { html, htmlPage } from './lib/html';
-import { gatewayFor, handleAuthorizationServerRequest, handleBrowserRequest, type OriginGateway } from './provider';
+import { gatewayFor, handleAuthorizationServerRequest, handleBrowserRequest } from './provider';
 import { purgeExpiredData } from './purge';
 
 const PROTECTED_RESOURCE_ROOT = '/.well-known/oauth-protected-resource';

@@ -1,17 +1,12 @@
-import {
-  OAuthAuthorizationServer,
-  OAuthError,
-  type OAuthHelpers,
-  OAuthResourceServer,
-  type OAuthResourceTokenValidation,
-} from '@cloudflare/workers-oauth-provider';
+import { OAuthAuthorizationServer, OAuthError, type OAuthHelpers, OAuthResourceServer } from '@cloudflare/workers-oauth-provider';
 import { refusalFor } from './access/allowlist';
 import { handleAccessCallback } from './access/callback';
 import { grantTerms, nowInSeconds } from './access/grant-age';
-import { type Config, type UpstreamConfig, upstreamLabel } from './config';
+import { type Config, upstreamLabel } from './config';
 import { handleConnections } from './connections/handler';
 import { CONNECTIONS_PATH, finishConnectionsLogin, isConnectionsState } from './connections/session';
 import { GRANTED_SCOPES, handleAuthorize } from './consent/handler';
+import type { BrowserLeg, OriginGateway } from './context';
 import { PageError, renderInternalError, renderPageError } from './errors';
 import type { Identity } from './identity';
 import { html, htmlPage } from './lib/html';
@@ -20,27 +15,6 @@ import { handleTokenStep, TOKEN_STEP_PATH } from './own-token/login-step';
 import { TokenCache } from './token-cache';
 import { tokensNamedIn } from './token-request';
 
-/**
- * The OAuth roles for one origin: one authorization server at the origin's root (claude.ai builds
- * `/authorize`, `/token` and `/register` from the origin), and one protected resource per upstream
- * at `<origin><upstream.path>` (RFC 8707), each with its own metadata and audience. Resources are
- * fixed at construction and must be canonical URLs of this origin, so each origin the Worker is
- * reached on (workers.dev, a custom domain, a local port) gets its own set.
- */
-export interface OriginGateway {
-  authorizationServer: OAuthAuthorizationServer<Env>;
-  /** Upstream name -> its resource server. */
-  resourceServers: ReadonlyMap<string, OAuthResourceServer<Env, Identity>>;
-  /** The upstream a canonical resource URL stands for. */
-  upstreamFor(resource: string | undefined): UpstreamConfig | undefined;
-  /** The resource the root `/.well-known/oauth-protected-resource` describes, if one stands out. */
-  defaultUpstream: UpstreamConfig | undefined;
-  /** What every resource server checks a token with: the authorization server's check, cached. */
-  validateToken(env: Env): (resource: string, token: string) => Promise<OAuthResourceTokenValidation<Identity> | null>;
-  /** This configuration's validated tokens (shared by every origin), to forget revoked ones. */
-  tokenCache: TokenCache<Identity>;
-}
-
 const tokenCaches = new WeakMap<Config, TokenCache<Identity>>();
 
 /** One cache per configuration, i.e. per isolate in production, shared by all its origins. */
@@ -48,15 +22,6 @@ export function tokenCacheFor(config: Config): TokenCache<Identity> {
   let cache = tokenCaches.get(config);
   if (!cache) tokenCaches.set(config, (cache = new TokenCache<Identity>()));
   return cache;
-}
-
-/** What a page a person's browser visits works with: this request's view of the deployment. */
-export interface BrowserLeg {
-  helpers: OAuthHelpers;
-  gateway: OriginGateway;
-  config: Config;
-  env: Env;
-  ctx: ExecutionContext;
 }
 
 export function buildGateway(origin: string, config: Config): OriginGateway {

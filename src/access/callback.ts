@@ -1,10 +1,10 @@
 import { AuthorizationError, type OAuthHelpers } from '@cloudflare/workers-oauth-provider';
 import * as oauth from 'oauth4webapi';
 import type { AccessConfig } from '../config';
+import type { BrowserLeg } from '../context';
 import { PageError } from '../errors';
 import type { Identity } from '../identity';
 import { offerTokenStep, ownTokenProblem } from '../own-token/login-step';
-import type { BrowserLeg } from '../provider';
 import { TokenVault } from '../vault/store';
 import { allowedUpstream, issueCode } from './complete';
 import { type AccessLoginData, CALLBACK_PATH } from './login';

@@ -1,8 +1,8 @@
 import type { AuthRequest, OAuthHelpers } from '@cloudflare/workers-oauth-provider';
 import { type Config, type UpstreamConfig, upstreamLabel } from '../config';
+import type { OriginGateway } from '../context';
 import { PageError } from '../errors';
 import type { Identity } from '../identity';
-import type { OriginGateway } from '../provider';
 import { refusalFor } from './allowlist';
 import { stampSignIn } from './grant-age';
 

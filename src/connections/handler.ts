@@ -7,11 +7,11 @@
 import type { OAuthHelpers } from '@cloudflare/workers-oauth-provider';
 import { isAllowedEmail } from '../access/allowlist';
 import type { Config, UpstreamConfig } from '../config';
+import type { BrowserLeg } from '../context';
 import { PageError } from '../errors';
 import { isCrossSitePost } from '../lib/origin';
 import { serverName } from '../own-token/login-step';
 import { vetPastedToken } from '../own-token/vet';
-import type { BrowserLeg } from '../provider';
 import { TokenVault } from '../vault/store';
 import { everyone, grantsOf, personView, upstreamOfGrant } from './data';
 import { NOTICES, type Notice, renderConnectionsPage, renderSignedOut } from './page';

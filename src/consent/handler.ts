@@ -1,9 +1,9 @@
 import { AuthorizationError, type AuthRequest, CimdFetchError, type OAuthHelpers } from '@cloudflare/workers-oauth-provider';
 import { redirectToAccess } from '../access/login';
 import { upstreamLabel } from '../config';
+import type { BrowserLeg } from '../context';
 import { PageError } from '../errors';
 import { isCrossSitePost } from '../lib/origin';
-import type { BrowserLeg } from '../provider';
 import { renderConsentPage } from './page';
 
 /**

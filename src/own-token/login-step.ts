@@ -8,10 +8,10 @@
 import { AuthorizationError, type AuthRequest, type OAuthHelpers } from '@cloudflare/workers-oauth-provider';
 import { allowedUpstream, issueCode } from '../access/complete';
 import { type UpstreamConfig, upstreamLabel } from '../config';
+import type { BrowserLeg } from '../context';
 import { PageError } from '../errors';
 import type { Identity } from '../identity';
 import { isCrossSitePost } from '../lib/origin';
-import type { BrowserLeg } from '../provider';
 import { checkUpstreamToken } from '../upstream/check';
 import { upstreamTokenFor } from '../upstream/credentials';
 import { TokenVault } from '../vault/store';
