@@ -6,7 +6,7 @@
  */
 import type { Config, UpstreamConfig } from '../config';
 import type { Identity } from '../identity';
-import { toolRulesFor } from '../policy/tool-rules';
+import { toolRulesFor } from '../permissions';
 import { upstreamCredential } from '../upstream/credentials';
 import type { TokenVault } from '../vault/store';
 import { forwardToUpstream } from './forward';
@@ -77,7 +77,7 @@ export async function proxyMcpRequest(request: Request, caller: ProxyCaller, ctx
         : undefined;
   if (!target) return fail('pathRefused', 'path_refused');
 
-  const toolRules = toolRulesFor(settings.tools, identity.email);
+  const toolRules = toolRulesFor(settings.tools, identity);
   const { body, rpcMethod, id, message } = await readRequestBody(request, toolRules ? { limit: POLICY_PEEK_LIMIT_BYTES, readUnknownLength: true } : {});
   entry.rpcMethod = rpcMethod;
   const limited = await rateLimitResponse(settings, identity.email, id, origin);
