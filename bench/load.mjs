@@ -42,7 +42,12 @@ export async function runLoad({ sessions, seconds, paths }) {
  * @param {{ requests: number, errors: number, ms: number[] }} total
  */
 async function runSession(path, session, deadline, total) {
-  const headers = { ...path.headers, 'Mcp-Session-Id': `bench-load-${session}` };
+  // A session of its own, as a client opens one (untimed): the gateway hands out a handle for
+  // the upstream's id and checks it on every request (issue #16).
+  const initialize = { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {} } };
+  const opened = await fetch(path.url, { method: 'POST', headers: path.headers, body: JSON.stringify(initialize) });
+  await opened.arrayBuffer();
+  const headers = { ...path.headers, 'Mcp-Session-Id': opened.headers.get('Mcp-Session-Id') ?? `bench-load-${session}` };
   for (let i = 0; performance.now() < deadline; i++) {
     const message =
       i % 2 === 0

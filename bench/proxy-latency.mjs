@@ -126,13 +126,15 @@ async function main() {
   await expectOk(await fetch(`${origin}/__bench/peer-token`, { method: 'POST', body: token }));
 
   const ping = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' });
+  // Each in a session, as a client's requests after initialize are: through the gateway the
+  // session id is a handle it checks on the way in and makes on the way out (issue #16).
   const targets = {
-    direct: { url: `${upstream.origin}/json/mcp`, headers: rpcHeaders(PAT) },
-    bare: { url: `${origin}/__bench/bare/json/mcp`, headers: rpcHeaders('bare-client-token') },
-    peer: { url: `${origin}/__bench/peer/json/mcp`, headers: rpcHeaders(token) },
-    gateway: { url: `${origin}/mcp/json/mcp`, headers: rpcHeaders(token) },
-    quiet: { url: `${origin}/mcp/json/mcp`, headers: rpcHeaders(quietToken) },
-    named: { url: `${severalOrigin}/u3/mcp/json/mcp`, headers: rpcHeaders(namedToken) },
+    direct: await inSession({ url: `${upstream.origin}/json/mcp`, headers: rpcHeaders(PAT) }),
+    bare: await inSession({ url: `${origin}/__bench/bare/json/mcp`, headers: rpcHeaders('bare-client-token') }),
+    peer: await inSession({ url: `${origin}/__bench/peer/json/mcp`, headers: rpcHeaders(token) }),
+    gateway: await inSession({ url: `${origin}/mcp/json/mcp`, headers: rpcHeaders(token) }),
+    quiet: await inSession({ url: `${origin}/mcp/json/mcp`, headers: rpcHeaders(quietToken) }),
+    named: await inSession({ url: `${severalOrigin}/u3/mcp/json/mcp`, headers: rpcHeaders(namedToken) }),
   };
   for (const [name, target] of Object.entries(targets)) {
     const check = await fetch(target.url, { method: 'POST', headers: target.headers, body: ping });
@@ -275,6 +277,7 @@ async function stageBreakdown(origin, token) {
     request: 500,
     body: 500,
     headers: 500,
+    session: 500,
     log: 200,
     'log-build': 500,
     'log-print': 200,
@@ -342,19 +345,19 @@ async function kvPerRequest(origin, target, body) {
  */
 async function firstEventFigures(origin, token, quietToken) {
   const body = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: {} } });
-  const sse = (/** @type {string} */ t) => ({
-    Authorization: `Bearer ${t}`,
-    Accept: 'text/event-stream',
-    'MCP-Protocol-Version': '2025-11-25',
-    'Mcp-Session-Id': 'bench-session',
-  });
+  /** The headers of a request in a session of `base` (its `/json/` path answers initialize). */
+  const session = async (/** @type {string} */ base, /** @type {string} */ t) => (await inSession({ url: `${base}/json/mcp`, headers: rpcHeaders(t) })).headers;
+  const sse = (/** @type {Record<string, string>} */ headers) => ({ ...headers, Accept: 'text/event-stream' });
+  const bare = await session(`${origin}/__bench/bare`, 'bare-client-token');
+  const gateway = await session(`${origin}/mcp`, token);
+  const quiet = await session(`${origin}/mcp`, quietToken);
   const paths = {
-    barePost: { url: `${origin}/__bench/bare/sse/mcp`, method: 'POST', headers: rpcHeaders('bare-client-token') },
-    gatewayPost: { url: `${origin}/mcp/sse/mcp`, method: 'POST', headers: rpcHeaders(token) },
-    bareGet: { url: `${origin}/__bench/bare/sse/mcp`, method: 'GET', headers: sse('bare-client-token') },
-    gatewayGet: { url: `${origin}/mcp/sse/mcp`, method: 'GET', headers: sse(token) },
-    quietPost: { url: `${origin}/mcp/sse/mcp`, method: 'POST', headers: rpcHeaders(quietToken) },
-    quietGet: { url: `${origin}/mcp/sse/mcp`, method: 'GET', headers: sse(quietToken) },
+    barePost: { url: `${origin}/__bench/bare/sse/mcp`, method: 'POST', headers: bare },
+    gatewayPost: { url: `${origin}/mcp/sse/mcp`, method: 'POST', headers: gateway },
+    bareGet: { url: `${origin}/__bench/bare/sse/mcp`, method: 'GET', headers: sse(bare) },
+    gatewayGet: { url: `${origin}/mcp/sse/mcp`, method: 'GET', headers: sse(gateway) },
+    quietPost: { url: `${origin}/mcp/sse/mcp`, method: 'POST', headers: quiet },
+    quietGet: { url: `${origin}/mcp/sse/mcp`, method: 'GET', headers: sse(quiet) },
   };
   const first = async (/** @type {{ url: string, method: string, headers: Record<string, string> }} */ path) => {
     const started = performance.now();
@@ -506,6 +509,20 @@ function printTable(r, targets) {
   console.log('(wrangler dev runs workerd locally; production adds the network between Cloudflare and the upstream, not this overhead.)');
 }
 
+/**
+ * The target with the session its path gives on initialize (the upstream's id, or the gateway's
+ * handle for it), as a client sends on every later request.
+ * @param {{ url: string, headers: Record<string, string> }} target
+ */
+async function inSession(target) {
+  const initialize = { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {} } };
+  const response = await fetch(target.url, { method: 'POST', headers: target.headers, body: JSON.stringify(initialize) });
+  await response.arrayBuffer();
+  const session = response.headers.get('Mcp-Session-Id');
+  if (response.status !== 200 || !session) throw new Error(`${target.url}: initialize answered ${response.status} without a session`);
+  return { ...target, headers: { ...target.headers, 'Mcp-Session-Id': session } };
+}
+
 /** @param {string} [token] */
 function rpcHeaders(token) {
   return {
@@ -549,7 +566,8 @@ function fmt(ms) {
  */
 async function streamFigures(/** @type {string} */ upstreamOrigin, /** @type {{ origin: string, pgid: number }} */ gateway, /** @type {string} */ token) {
   const body = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call' });
-  const sse = { Authorization: `Bearer ${token}`, Accept: 'text/event-stream', 'MCP-Protocol-Version': '2025-11-25', 'Mcp-Session-Id': 'bench-session' };
+  const { headers: session } = await inSession({ url: `${gateway.origin}/mcp/json/mcp`, headers: rpcHeaders(token) });
+  const sse = { ...session, Accept: 'text/event-stream' };
   const paths = [
     { name: 'bare pass-through Worker (POST)', url: `${gateway.origin}/__bench/bare/big/mcp?bytes=${STREAM_BYTES}`, method: 'POST', headers: rpcHeaders() },
     { name: 'gateway POST answer', url: `${gateway.origin}/mcp/big/mcp?bytes=${STREAM_BYTES}`, method: 'POST', headers: rpcHeaders(token) },

@@ -14,6 +14,7 @@ import { proxyMcpRequest } from '../src/proxy/handler';
 import { clientResponseHeaders, upstreamRequestHeaders } from '../src/proxy/headers';
 import { logProxyRequest } from '../src/proxy/log';
 import { readRequestBody } from '../src/proxy/message';
+import { bindSessionId, forwardSessionId } from '../src/proxy/session-binding';
 import { upstreamCredential } from '../src/upstream/credentials';
 
 const RPC = '{"jsonrpc":"2.0","id":1,"method":"ping"}';
@@ -102,6 +103,14 @@ export async function runStage(request, env, ctx) {
           if (!credential) throw new Error('no credential');
           upstreamRequestHeaders(request.headers, upstream, credential.header);
           clientResponseHeaders(UPSTREAM_ANSWER, null);
+          break;
+        }
+        case 'session': {
+          // Issue #16: the session id bound to the person, made on the way out, checked on the way in.
+          const owner = { config, upstream, identity: { email: 'bench@example.com' } };
+          const answer = new Headers(UPSTREAM_ANSWER);
+          await bindSessionId(answer, owner);
+          if (!(await forwardSessionId(answer, new Headers(), owner))) throw new Error('session handle refused');
           break;
         }
         case 'log-build':

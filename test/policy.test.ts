@@ -9,6 +9,7 @@ import {
   CLIENT_HEADERS,
   callProxy,
   captureLogs,
+  openSession,
   PAT,
   proxyConfig,
   proxyEnv,
@@ -318,7 +319,7 @@ describe('tool policy: readOnly calls', () => {
   it('lets through a tool annotated read-only and refuses one annotated false or not annotated, fetching the list with the caller credential', async () => {
     const t = tag();
     const config = toolsConfig('json', { readOnly: true });
-    const headers = { 'Mcp-Session-Id': 'sess-of-the-client' };
+    const headers = { 'Mcp-Session-Id': (await openSession(config)).handle };
     const ok = await (await callProxy({ config, path: `/mcp?t=${t}`, init: rpcPost(call(1, 'delete_file'), headers) })).json<Message>();
     expect(ok.result).toBeDefined();
     const no = await (await callProxy({ config, path: `/mcp?t=${t}`, init: rpcPost(call(2, 'create_issue'), headers) })).json<Message>();
@@ -334,7 +335,8 @@ describe('tool policy: readOnly calls', () => {
     expect(JSON.parse(got[1]?.body ?? '{}').params).toEqual({ cursor: '4' });
     for (const request of got) {
       expect(request.headers.authorization).toBe(`Bearer ${PAT}`);
-      expect(request.headers['mcp-session-id']).toBe('sess-of-the-client');
+      // The upstream's own id (the /tools/ server's), never the client's handle (issue #16).
+      expect(request.headers['mcp-session-id']).toBe('sess-tools');
     }
   });
 

@@ -43,7 +43,9 @@ describe('proxy: legacy HTTP+SSE transport', () => {
     async (announce) => {
       const t = tag();
       const { seen, endpoint } = await openLegacyStream(t, announce);
-      expect(endpoint).toMatch(new RegExp(`^/mcp/\\.endpoint/[\\w-]+\\.[\\w-]+\\?sessionId=${t}$`));
+      expect(endpoint).toMatch(/^\/mcp\/\.endpoint\/[\w-]+$/);
+      // The upstream's session id is sealed in too (issue #16).
+      expect(endpoint).not.toContain(t);
       expect(seen).toContain(': stream open\n\n');
       expect(seen).not.toContain(upstreamHost());
       expect(seen).not.toContain('/legacy/message');
@@ -66,10 +68,11 @@ describe('proxy: legacy HTTP+SSE transport', () => {
     await reader.cancel();
   });
 
-  it('announces the ordinary /mcp/<rest> URL for an endpoint under UPSTREAM_URL', async () => {
+  it('announces a sealed gateway URL for an endpoint under UPSTREAM_URL too, which leads there', async () => {
     const t = tag();
     const { config, reader, endpoint } = await openLegacyStream(t, 'under');
-    expect(endpoint).toBe(`/mcp/message?sessionId=${t}`);
+    expect(endpoint).toMatch(/^\/mcp\/\.endpoint\/[\w-]+$/);
+    expect(endpoint).not.toContain(t);
     expect((await callProxy({ config, path: endpoint, init: rpcPost(ping) })).status).toBe(202);
     expect((await received(t, 2))[1]).toMatchObject({ path: '/legacy/sse/message', headers: { authorization: `Bearer ${PAT}` } });
     await reader.cancel();
@@ -95,18 +98,36 @@ describe('proxy: legacy HTTP+SSE transport', () => {
     const { endpoint, reader } = await openLegacyStream(t, 'relative');
     await reader.cancel();
     const [, token = ''] = /\/\.endpoint\/([^?]+)/.exec(endpoint) ?? [];
-    const [path = '', signature = ''] = token.split('.');
+    const flipped = token.slice(0, -2) + (token.endsWith('AA') ? 'BB' : 'AA');
     const admin = btoa('/admin').replace(/=+$/, '');
-    const flipped = signature.slice(0, -2) + (signature.endsWith('AA') ? 'BB' : 'AA');
-    const forged = tag();
-    for (const bad of [`${path}.${flipped}`, `${admin}.${signature}`, path, `${path}.`, `${path}.${signature}.x`]) {
-      const response = await callProxy({ config: proxyConfig('/legacy/sse'), path: `/mcp/.endpoint/${bad}?sessionId=${forged}`, init: rpcPost(ping) });
+    // The signed form before issue #16: the path in base64url, a dot, the signature.
+    const oldForm = `${btoa('/legacy/message').replace(/=+$/, '')}.${token.slice(0, 43)}`;
+    for (const bad of [flipped, token.slice(0, -1), `${token}A`, admin, oldForm, `${token}.x`]) {
+      const response = await callProxy({ config: proxyConfig('/legacy/sse'), path: `/mcp/.endpoint/${bad}`, init: rpcPost(ping) });
       await expectJsonRpcError(response, 400, -32600);
     }
-    // A signature made under another COOKIE_ENCRYPTION_KEY is worthless here.
+    // A query the gateway did not announce is refused too, not passed on.
+    await expectJsonRpcError(await callProxy({ config: proxyConfig('/legacy/sse'), path: `${endpoint}?sessionId=${tag()}`, init: rpcPost(ping) }), 400, -32600);
+    // A URL sealed under another COOKIE_ENCRYPTION_KEY is worthless here.
     const otherKey = proxyConfig('/legacy/sse', { COOKIE_ENCRYPTION_KEY: 'another-secret-0123456789abcdef012345678' });
-    await expectJsonRpcError(await callProxy({ config: otherKey, path: `/mcp/.endpoint/${token}?sessionId=${forged}`, init: rpcPost(ping) }), 400, -32600);
-    expect(await received(forged, 0)).toEqual([]);
+    await expectJsonRpcError(await callProxy({ config: otherKey, path: endpoint, init: rpcPost(ping) }), 400, -32600);
+    // Only the stream's own GET reached the upstream.
+    expect(await received(t, 0)).toHaveLength(1);
+  });
+});
+
+describe('issue #16: legacy message endpoints are bound to the person', () => {
+  it.each(['relative', 'under'])('refuses the endpoint announced to one person (%s) when another presents it, and sends nothing upstream', async (announce) => {
+    const t = tag();
+    const { config, reader, endpoint } = await openLegacyStream(t, announce);
+    const response = await callProxy({ config, path: endpoint, init: rpcPost(ping), email: 'bob@example.com' });
+    await expectJsonRpcError(response, 400, -32600);
+    // Nor can the other person reach the session by its id: the announced URL never shows it.
+    expect(endpoint).not.toContain(t);
+    expect(await received(t, 0)).toHaveLength(1);
+    // The person it was announced to still reaches it.
+    expect((await callProxy({ config, path: endpoint, init: rpcPost(ping) })).status).toBe(202);
+    await reader.cancel();
   });
 });
 

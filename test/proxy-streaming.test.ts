@@ -4,6 +4,7 @@ import {
   callProxy,
   captureLogs,
   expectJsonRpcError,
+  openSession,
   proxyConfig,
   readRest,
   readUntil,
@@ -30,7 +31,7 @@ describe('proxy: streaming', () => {
     const response = await callProxy({ config: proxyConfig('/hold/mcp'), path: `/mcp?t=${t}`, init: rpcPost(call) });
     expect(response.status).toBe(200);
     expect(response.headers.get('Content-Type')).toBe('text/event-stream');
-    expect(response.headers.get('Mcp-Session-Id')).toBe('sess-sse');
+    expect(response.headers.get('Mcp-Session-Id')).toMatch(/^[\w-]+\.[\w-]+$/);
     expect(response.headers.get('Set-Cookie')).toBeNull();
 
     const reader = response.body!.getReader();
@@ -42,15 +43,17 @@ describe('proxy: streaming', () => {
   });
 
   it('streams the GET server-to-client stream, passing Last-Event-ID for resumption', async () => {
+    const config = proxyConfig('/hold/mcp');
+    const session = await openSession(proxyConfig('/json/mcp'));
     const t = tag();
     const response = await callProxy({
-      config: proxyConfig('/hold/mcp'),
+      config,
       path: `/mcp?t=${t}`,
-      init: { method: 'GET', headers: { ...CLIENT_HEADERS, Accept: 'text/event-stream', 'Mcp-Session-Id': 'sess-sse', 'Last-Event-ID': '1' } },
+      init: { method: 'GET', headers: { ...CLIENT_HEADERS, Accept: 'text/event-stream', 'Mcp-Session-Id': session.handle, 'Last-Event-ID': '1' } },
     });
     const reader = response.body!.getReader();
     expect(await readUntil(reader, '\n\n')).toContain('id: 1');
-    expect((await received(t))[0]?.headers).toMatchObject({ 'last-event-id': '1', accept: 'text/event-stream', 'mcp-session-id': 'sess-sse' });
+    expect((await received(t))[0]?.headers).toMatchObject({ 'last-event-id': '1', accept: 'text/event-stream', 'mcp-session-id': `sess-${session.t}` });
     await release(t);
     expect(await readRest(reader)).toContain('id: 2');
   });

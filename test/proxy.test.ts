@@ -12,6 +12,7 @@ import {
   expectJsonRpcError,
   expectNothingLeaked,
   headerNames,
+  openSession,
   PAT,
   proxyConfig,
   received,
@@ -90,15 +91,17 @@ describe('proxy: routing', () => {
     }
   });
 
-  it('forwards DELETE with the session id and passes the 204 back', async () => {
+  it("forwards DELETE with the upstream's session id and passes the 204 back", async () => {
+    const config = proxyConfig('/json/mcp');
+    const session = await openSession(config);
     const t = tag();
     const response = await callProxy({
-      config: proxyConfig('/json/mcp'),
+      config,
       path: `/mcp?t=${t}`,
-      init: { method: 'DELETE', headers: { ...CLIENT_HEADERS, 'Mcp-Session-Id': 'sess-1' } },
+      init: { method: 'DELETE', headers: { ...CLIENT_HEADERS, 'Mcp-Session-Id': session.handle } },
     });
     expect(response.status).toBe(204);
-    expect(await received(t)).toMatchObject([{ method: 'DELETE', headers: { 'mcp-session-id': 'sess-1' } }]);
+    expect(await received(t)).toMatchObject([{ method: 'DELETE', headers: { 'mcp-session-id': `sess-${session.t}` } }]);
   });
 });
 
@@ -184,19 +187,22 @@ describe('proxy: request headers', () => {
   });
 
   it('forwards the headers the MCP transports use', async () => {
+    const config = proxyConfig('/json/mcp');
+    const session = await openSession(config);
     const t = tag();
     const headers = {
-      'Mcp-Session-Id': 'sess-42',
+      'Mcp-Session-Id': session.handle,
       'MCP-Protocol-Version': '2025-11-25',
       'Mcp-Method': 'tools/call',
       'Mcp-Name': 'search',
       'Last-Event-ID': 'evt-7',
     };
-    await callProxy({ config: proxyConfig('/json/mcp'), path: `/mcp?t=${t}`, init: rpcPost(initialize, headers) });
+    await callProxy({ config, path: `/mcp?t=${t}`, init: rpcPost(initialize, headers) });
     expect((await received(t))[0]?.headers).toMatchObject({
       'content-type': 'application/json',
       accept: 'application/json, text/event-stream',
-      'mcp-session-id': 'sess-42',
+      // The upstream's own id, for the handle the client holds (issue #16).
+      'mcp-session-id': `sess-${session.t}`,
       'mcp-protocol-version': '2025-11-25',
       'mcp-method': 'tools/call',
       'mcp-name': 'search',
@@ -261,12 +267,13 @@ describe('proxy: request headers', () => {
 });
 
 describe('proxy: response headers', () => {
-  it('passes the status, body and protocol headers unchanged', async () => {
+  it('passes the status, body and protocol headers unchanged, and the session id as a handle for it', async () => {
     const t = tag();
     const response = await callProxy({ config: proxyConfig('/json/mcp'), path: `/mcp?t=${t}`, init: rpcPost(initialize) });
     expect(response.status).toBe(200);
     expect(response.headers.get('Content-Type')).toBe('application/json');
-    expect(response.headers.get('Mcp-Session-Id')).toBe(`sess-${t}`);
+    // The upstream's id, bound to the person (issue #16: proxy-sessions.test.ts).
+    expect(response.headers.get('Mcp-Session-Id')).toMatch(new RegExp(`^${btoa(`sess-${t}`).replace(/=+$/, '')}\\.[\\w-]{43}$`));
     expect(response.headers.get('Mcp-Protocol-Version')).toBe('2025-11-25');
     expect(response.headers.get('Cache-Control')).toBe('no-store');
     expect(JSON.parse(await expectNothingLeaked(response))).toEqual({ jsonrpc: '2.0', id: 1, result: { ok: true } });
@@ -317,7 +324,7 @@ describe('proxy: log line', () => {
     await callProxy({
       config: proxyConfig('/json/mcp'),
       path: `/mcp/sub?t=${t}`,
-      init: rpcPost({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'secret-arg' } }),
+      init: rpcPost({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'get_issue', arguments: { query: 'secret-arg' } } }),
     });
     expect(logs.parsed()).toEqual([
       {
@@ -329,6 +336,7 @@ describe('proxy: log line', () => {
         method: 'POST',
         path: '/mcp/sub',
         rpcMethod: 'tools/call',
+        tool: 'get_issue',
         status: 200,
         upstreamStatus: 200,
         latencyMs: expect.any(Number),
@@ -366,7 +374,7 @@ describe('proxy: log line', () => {
     await callProxy({
       config: proxyConfig('/json/mcp'),
       path: `/mcp?t=${tag()}`,
-      init: rpcPost({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { blob: 'z'.repeat(100_000) } }),
+      init: rpcPost({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { blob: 'z'.repeat(1_100_000) } }),
     });
     expect(logs.parsed().map((entry) => entry.rpcMethod)).toEqual(['tools/list,notifications/initialized', undefined]);
   });

@@ -14,6 +14,7 @@ export interface McpRequestFields {
   path: string;
   rpcMethod: string | undefined;
   tool?: string | undefined;
+  requests?: number | undefined;
   status: number;
   upstreamStatus: number | undefined;
   latencyMs: number | undefined;

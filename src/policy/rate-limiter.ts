@@ -17,11 +17,16 @@ export type RateLimitVerdict = { ok: true } | { ok: false; retryAfterMs: number 
  * an idle object does not hand out a fresh allowance.
  */
 export class RateLimiter extends DurableObject {
-  take(requests: number, periodMs: number): RateLimitVerdict {
+  /**
+   * Takes `cost` requests at once (a batch's), or none: a cost that would cross the limit is
+   * refused whole, and the verdict says when it would fit. `cost` defaults to 1 for callers of
+   * the previous version during a deploy.
+   */
+  take(requests: number, periodMs: number, cost = 1): RateLimitVerdict {
     const now = Date.now();
     const interval = periodMs / requests;
     const stored = this.ctx.storage.kv.get<number>('tat') ?? 0;
-    const next = Math.max(stored, now) + interval;
+    const next = Math.max(stored, now) + interval * cost;
     const allowedAt = next - periodMs;
     if (allowedAt > now) return { ok: false, retryAfterMs: Math.ceil(allowedAt - now) };
     this.ctx.storage.kv.put('tat', next);
@@ -29,11 +34,11 @@ export class RateLimiter extends DurableObject {
   }
 }
 
-/** Counts one request by `email` on `upstream`; `undefined` when the limiter could not answer. */
-export async function takeRequest(limit: RateLimitConfig, upstream: string, email: string): Promise<RateLimitVerdict | undefined> {
+/** Counts `cost` requests by `email` on `upstream`, all or none; `undefined` when the limiter could not answer. */
+export async function takeRequests(limit: RateLimitConfig, upstream: string, email: string, cost: number): Promise<RateLimitVerdict | undefined> {
   const stub = limit.limiter.get(limit.limiter.idFromName(`${upstream}\n${email}`));
   try {
-    return await stub.take(limit.requests, limit.periodSeconds * 1000);
+    return await stub.take(limit.requests, limit.periodSeconds * 1000, cost);
   } catch (error) {
     console.warn(JSON.stringify({ event: 'rate_limiter_unavailable', upstream, email, error: error instanceof Error ? error.name : 'unknown' }));
     return undefined;

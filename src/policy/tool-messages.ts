@@ -4,6 +4,7 @@
  * Pure: the caller supplies the annotations it knows.
  */
 import type { ToolRules } from '../config/policy';
+import { isRawJsonNumber } from '../lib/exact-json';
 import { filterToolsResult, isObject, isToolNameAllowed } from './tool-rules';
 
 export type JsonRpcId = string | number | null;
@@ -12,7 +13,10 @@ export type JsonRpcId = string | number | null;
 export const TOOL_REFUSED_CODE = -32602;
 
 export interface ToolRequestPlan {
-  /** `unchanged`: send the body as it came; an array: send these messages as a batch instead; `nothing`: send nothing. */
+  /**
+   * `unchanged`: send the body the gateway parsed, as its own serialization (src/proxy/message.ts);
+   * an array: send these messages as a batch instead; `nothing`: send nothing.
+   */
   forward: 'unchanged' | 'nothing' | unknown[];
   /** The gateway's own answers, one per refused call that has an id. */
   answers: unknown[];
@@ -20,8 +24,6 @@ export interface ToolRequestPlan {
   listIds: ReadonlySet<string>;
   /** Whether the body was a batch (answers are then an array). */
   batch: boolean;
-  /** The first `tools/call`'s tool name, for the log (printable, at most 100 characters). */
-  tool: string | undefined;
   /** Whether at least one call was refused. */
   refused: boolean;
 }
@@ -29,10 +31,15 @@ export interface ToolRequestPlan {
 /** Undefined: not known to be read-only or not, so not available under `readOnly`. */
 export type ReadOnlyLookup = (name: string) => boolean | undefined;
 
-/** A stable map key for a JSON-RPC id (1 and "1" are different ids). */
+/**
+ * A stable map key for a JSON-RPC id (1 and "1" are different ids). A number kept as its text
+ * keys by its value, so 12345678901234567890 matches the answer of an upstream that read it as
+ * the nearest double.
+ */
 export function idKey(id: unknown): string | undefined {
   if (typeof id === 'string') return `s:${id}`;
   if (typeof id === 'number' && Number.isFinite(id)) return `n:${id}`;
+  if (isRawJsonNumber(id)) return `n:${Number(id.rawJSON)}`;
   return undefined;
 }
 
@@ -52,14 +59,12 @@ export function planToolRequest(rules: ToolRules, message: unknown, readOnly: Re
   const kept: unknown[] = [];
   const answers: unknown[] = [];
   const listIds = new Set<string>();
-  let tool: string | undefined;
   let refused = false;
 
   for (const item of messages) {
     const name = toolCallName(item);
     if (name !== undefined) {
       const printable = typeof name === 'string' ? printableName(name) : undefined;
-      tool ??= printable;
       const available = typeof name === 'string' && isToolNameAllowed(rules, name) && (!rules.readOnly || readOnly(name) === true);
       if (!available) {
         refused = true;
@@ -75,12 +80,12 @@ export function planToolRequest(rules: ToolRules, message: unknown, readOnly: Re
   }
 
   const forward = !refused ? 'unchanged' : kept.length === 0 ? 'nothing' : batch ? kept : 'unchanged';
-  return { forward, answers, listIds, batch, tool, refused };
+  return { forward, answers, listIds, batch, refused };
 }
 
 /** The answer to a refused call: the request's id, code -32602. */
 export function toolRefusal(id: unknown, name: string | undefined): unknown {
-  const safeId = typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)) ? id : null;
+  const safeId = typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)) || isRawJsonNumber(id) ? id : null;
   const message = `tool ${name ?? '(unnamed)'} is not available through this gateway`;
   return { jsonrpc: '2.0', id: safeId, error: { code: TOOL_REFUSED_CODE, message } };
 }

@@ -4,6 +4,7 @@
  * event is held only until its blank line, which is when a client would dispatch it anyway, so
  * nothing is delayed; memory is bounded by one event.
  */
+import { parseExactJson } from '../lib/exact-json';
 
 /** Longer than any tools list we expect; an event past it ends the stream (it might be a list). */
 export const MAX_HELD_EVENT_CHARS = 8 * 1024 * 1024;
@@ -39,7 +40,8 @@ export function rewriteJsonRpcEvents(
     if (!/^\s*[[{]/.test(text) || (options.worthParsing && !options.worthParsing(text))) return raw;
     let message: unknown;
     try {
-      message = JSON.parse(text);
+      // Exactly: a rewritten list keeps every number of its schemas as the upstream wrote it.
+      message = parseExactJson(text);
     } catch {
       return raw;
     }

@@ -14,9 +14,11 @@ import { ALLOWED_METHODS, clientResponseHeaders, preflightResponse, upstreamRequ
 import { type JsonRpcId, jsonRpcErrorResponse, type ProxyErrorKind } from './jsonrpc-error';
 import { gatewayEndpointFor, rewriteEndpointEvents, upstreamUrlForSignedEndpoint } from './legacy-sse';
 import { logProxyRequestAfterResponse, type ProxyLogEntry, type ProxyOutcome } from './log';
-import { readRequestBody } from './message';
+import { bodyForUpstream, readRequestBody, refusalOutcome } from './message';
 import { gatewayPathFor, routeToUpstream } from './route';
-import { type ForwardedUnderPolicy, gateToolRequest, POLICY_PEEK_LIMIT_BYTES, rateLimitResponse } from './tool-policy';
+import { scrubbedErrorBody } from './scrub';
+import { bindSessionId, forwardSessionId } from './session-binding';
+import { type ForwardedUnderPolicy, gateToolRequest, rateLimitResponse } from './tool-policy';
 
 export interface ProxyCaller {
   config: Config;
@@ -73,25 +75,31 @@ export async function proxyMcpRequest(request: Request, caller: ProxyCaller, ctx
     route.kind === 'mapped'
       ? route.target
       : route.kind === 'signed'
-        ? await upstreamUrlForSignedEndpoint(route.token, route.search, settings, config)
+        ? await upstreamUrlForSignedEndpoint(route.token, route.search, settings, config, identity.email)
         : undefined;
   if (!target) return fail('pathRefused', 'path_refused');
 
   const toolRules = toolRulesFor(settings.tools, identity);
-  const { body, rpcMethod, id, message } = await readRequestBody(request, toolRules ? { limit: POLICY_PEEK_LIMIT_BYTES, readUnknownLength: true } : {});
-  entry.rpcMethod = rpcMethod;
-  const limited = await rateLimitResponse(settings, identity.email, id, origin);
+  // One read decides everything: what the policy, the limit and the log see is what goes upstream.
+  const read = await readRequestBody(request, { inspect: toolRules !== undefined || settings.rateLimit !== undefined });
+  const summary = read.kind === 'message' || read.kind === 'refused' ? read.summary : undefined;
+  Object.assign(entry, { rpcMethod: summary?.methods, tool: summary?.tools, requests: summary?.batch ? summary.calls : undefined });
+  const id = read.kind === 'refused' ? read.id : (summary?.id ?? null);
+  if (read.kind === 'refused') return fail(read.error, refusalOutcome(read.error), id);
+  const limited = await rateLimitResponse(settings, identity.email, Math.max(1, summary?.calls ?? 1), id, origin);
   if (limited) return finish(limited, 'rate_limited');
   const credential = await upstreamCredential(settings, identity.email, vault);
   if (!credential) return fail(settings.userSupplied ? 'noOwnToken' : 'noUpstreamCredential', 'no_upstream_credential', id);
   const upstreamHeaders = upstreamRequestHeaders(request.headers, settings, credential.header);
+  if (!(await forwardSessionId(request.headers, upstreamHeaders, caller))) return fail('unknownSession', 'unknown_session', id);
+  const body = bodyForUpstream(read, upstreamHeaders);
 
   // The tool policy (src/policy/): what may go upstream, and what of the answer the client sees.
   let gate: ForwardedUnderPolicy | undefined;
   if (toolRules) {
-    const input = { rules: toolRules, method: request.method, message, hasBody: request.body !== null, id, origin };
+    const message = read.kind === 'message' ? read.message : undefined;
+    const input = { rules: toolRules, method: request.method, message, hasBody: body !== null, id, origin };
     const decided = await gateToolRequest({ ...input, target, upstreamHeaders, signal: request.signal, timeoutMs: settings.timeoutMs });
-    entry.tool = decided.tool;
     if (decided.kind === 'answer') return finish(decided.response, decided.outcome);
     gate = decided;
   }
@@ -122,6 +130,7 @@ export async function proxyMcpRequest(request: Request, caller: ProxyCaller, ctx
   }
 
   const headers = clientResponseHeaders(upstream.headers, origin);
+  await bindSessionId(headers, caller);
   const location = upstream.headers.get('Location');
   if (location !== null && upstream.status >= 300 && upstream.status < 400) {
     // Passed only when it leads back into the proxied path (e.g. a trailing-slash redirect), as
@@ -137,10 +146,11 @@ export async function proxyMcpRequest(request: Request, caller: ProxyCaller, ctx
   }
 
   let responseBody = NULL_BODY_STATUSES.has(upstream.status) ? null : upstream.body;
+  if (!upstream.ok) responseBody = await scrubbedErrorBody(responseBody, settings, credential);
   // Only a GET stream can be a legacy HTTP+SSE stream; POST answers pass untouched.
   if (responseBody && request.method === 'GET' && upstream.ok && isEventStream(headers)) {
     responseBody = rewriteEndpointEvents(responseBody, async (data) => {
-      const endpoint = await gatewayEndpointFor(data, target, settings, config);
+      const endpoint = await gatewayEndpointFor(data, target, settings, config, identity.email);
       if (endpoint === undefined) {
         console.warn(JSON.stringify({ event: 'mcp_proxy_endpoint_refused', upstream: settings.name, email: identity.email, clientId, path: url.pathname }));
       }

@@ -11,9 +11,10 @@ import type { UpstreamConfig } from '../config';
  * upstreams and their WAFs require. Deliberately absent: Origin (an upstream that validates it
  * against DNS rebinding would refuse a browser client's origin; server-to-server calls carry
  * none), Accept-Encoding (the runtime negotiates with the upstream itself), Content-Length and
- * hop-by-hop headers (the runtime sets them for the body it actually sends).
+ * hop-by-hop headers (the runtime sets them for the body it actually sends), and Mcp-Session-Id
+ * (the client holds a handle bound to the person; session-binding.ts sends the upstream's own id).
  */
-const REQUEST_HEADERS = ['accept', 'content-type', 'last-event-id', 'mcp-method', 'mcp-name', 'mcp-protocol-version', 'mcp-session-id', 'user-agent'] as const;
+const REQUEST_HEADERS = ['accept', 'content-type', 'last-event-id', 'mcp-method', 'mcp-name', 'mcp-protocol-version', 'user-agent'] as const;
 
 /**
  * What an MCP client reads. Deliberately absent: Set-Cookie and WWW-Authenticate (the upstream's

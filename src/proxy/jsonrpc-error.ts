@@ -2,16 +2,36 @@
  * The proxy's own answers, as JSON-RPC error responses so MCP clients show the message instead of
  * a parse error. Messages are fixed strings: never an upstream host, an error's text or a token.
  */
+import type { RawJsonNumber } from '../lib/exact-json';
 import { withCors } from './headers';
 
-/** JSON-RPC 2.0 request id; only ever echoed from a small body the proxy parsed for its log. */
-export type JsonRpcId = string | number | null;
+/** JSON-RPC 2.0 request id, echoed from the body the proxy parsed (a big number kept as its text). */
+export type JsonRpcId = string | number | RawJsonNumber | null;
 
-/** -32600 is JSON-RPC's own; the rest sit in its implementation-defined server range. */
+/** -32700 and -32600 are JSON-RPC's own; the rest sit in its implementation-defined server range. */
 export const ProxyError = {
   pathRefused: { status: 400, code: -32600, message: 'invalid MCP endpoint path' },
+  // The request body (src/proxy/message.ts, jsonrpc-message.ts): refused before anything goes upstream.
+  notUtf8Charset: { status: 400, code: -32600, message: 'send JSON-RPC as UTF-8 (RFC 8259): Content-Type application/json, with no charset or charset=utf-8' },
+  bodyNotRead: { status: 400, code: -32600, message: 'the request body could not be read to its end' },
+  notUtf8: { status: 400, code: -32600, message: 'the request body is not valid UTF-8, which JSON requires (RFC 8259)' },
+  parseError: { status: 400, code: -32700, message: 'parse error: the request body is not valid JSON' },
+  invalidMessage: { status: 400, code: -32600, message: 'invalid request: each message must be a JSON-RPC 2.0 request, notification or response' },
+  invalidId: { status: 400, code: -32600, message: 'invalid request: a request id must be a string or a number' },
+  duplicateId: { status: 400, code: -32600, message: 'invalid request: each request of a batch needs its own id' },
+  emptyBatch: { status: 400, code: -32600, message: 'invalid request: a batch must hold at least one message' },
+  batchTooLarge: { status: 400, code: -32600, message: 'invalid request: a batch holds at most 100 messages' },
+  ambiguousKey: { status: 400, code: -32600, message: 'invalid request: a key differs from a JSON-RPC or MCP field only in case' },
+  uninspectable: {
+    status: 400,
+    code: -32600,
+    message:
+      'this gateway checks every request against a tool policy or rate limit and could not read this one: send JSON-RPC as application/json of at most 1 MiB',
+  },
   notAllowed: { status: 403, code: -32001, message: 'this account is no longer allowed to use this server' },
   methodNotAllowed: { status: 405, code: -32600, message: 'method not allowed: use POST, GET or DELETE' },
+  // As the MCP SDK's servers answer an unknown session, so a client starts a new one (issue #16).
+  unknownSession: { status: 404, code: -32001, message: 'session not found: start a new session' },
   noUpstreamCredential: {
     status: 403,
     code: -32002,

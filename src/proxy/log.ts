@@ -14,6 +14,7 @@ export type ProxyOutcome =
   | 'preflight'
   | 'method_not_allowed'
   | 'path_refused'
+  | 'unknown_session'
   | 'no_upstream_credential'
   | 'upstream_refused_credential'
   | 'upstream_redirect_refused'
@@ -22,6 +23,7 @@ export type ProxyOutcome =
   | 'client_closed'
   | 'tool_refused'
   | 'uninspectable'
+  | 'invalid_message'
   | 'rate_limited';
 
 export interface ProxyLogEntry {
@@ -32,9 +34,12 @@ export interface ProxyLogEntry {
   method: string;
   /** The gateway path, without the query. */
   path: string;
+  /** Each distinct JSON-RPC method of the body, comma-separated; undefined when it was not read. */
   rpcMethod: string | undefined;
-  /** The tool a `tools/call` named (the first one, in a batch). */
+  /** Each distinct tool its `tools/call`s name, refused ones too (see `outcome`), comma-separated. */
   tool?: string | undefined;
+  /** In a batch, the calls it held (what a rate limit charged). */
+  requests?: number | undefined;
   /** What the client got. */
   status: number;
   /** What the upstream answered, when it did. */

@@ -1,97 +1,142 @@
 /**
- * The request body to send upstream, and what the log may say about it. A small JSON body is read
- * once into a buffer that is then sent as is (no second copy); anything else, including a body of
- * unknown length, streams through unread.
+ * The request body: read once, judged once, and what goes upstream is what was judged. A POST that
+ * declares JSON is read whole (up to MESSAGE_LIMIT_BYTES, with or without Content-Length), must be
+ * UTF-8 JSON-RPC, and is forwarded as the gateway's own serialization of the value it parsed: no
+ * duplicate key, charset or encoding trick can make the upstream read another message than the
+ * one the tool policy, the rate limit and the log line saw. Anything else streams through unread,
+ * unless a policy or a limit must know what it holds.
  */
-import type { JsonRpcId } from './jsonrpc-error';
+import { parseExactJson } from '../lib/exact-json';
+import { jsonCharset } from './json-content-type';
+import type { JsonRpcId, ProxyErrorKind } from './jsonrpc-error';
+import { checkJsonRpcBody, type MessageSummary } from './jsonrpc-message';
+import type { ProxyOutcome } from './log';
 
-/** Bodies up to this size are parsed for the log line; MCP requests are almost always far smaller. */
-export const PEEK_LIMIT_BYTES = 64 * 1024;
-const MAX_LOGGED_METHODS = 10;
+/** The largest body read; MCP requests stay far below it. A larger one streams through unread, or is refused. */
+export const MESSAGE_LIMIT_BYTES = 1024 * 1024;
 
-export interface RequestBody {
-  body: ReadableStream<Uint8Array> | ArrayBuffer | null;
-  /** The JSON-RPC method(s), for the log: comma-separated for a batch. */
-  rpcMethod: string | undefined;
-  /** The id of a single request, echoed in the proxy's own errors. */
-  id: JsonRpcId;
-  /** The parsed JSON-RPC message (or batch); undefined when the body was not read or not JSON. */
-  message?: unknown;
-}
+export type RequestBody =
+  /** Nothing goes upstream as a body. */
+  | { kind: 'none' }
+  /** Not read: not declared JSON, or over the limit. */
+  | { kind: 'unread'; body: ReadableStream<Uint8Array> }
+  /** `body` is the UTF-8 serialization of `message`, exactly what was checked. */
+  | { kind: 'message'; message: unknown; body: ArrayBuffer; summary: MessageSummary }
+  /** Answered with this error; nothing goes upstream. `summary` names what it held, for the log. */
+  | { kind: 'refused'; error: ProxyErrorKind; id: JsonRpcId; summary?: MessageSummary };
 
 export interface ReadOptions {
-  /** The largest body parsed (a tool policy must read more than the log line needs). */
-  limit?: number;
   /**
-   * Also read a JSON body of unknown length (HTTP/2 may omit Content-Length), up to `limit`; one
-   * that turns out longer is consumed and comes back unparsed, so only a caller that refuses such
-   * a body (a tool policy) may ask for this.
+   * A tool policy or rate limit needs every request's content: a body it cannot read is refused,
+   * and GET and DELETE (which carry no JSON-RPC) send none upstream.
    */
-  readUnknownLength?: boolean;
+  inspect?: boolean;
 }
+
+const encoder = new TextEncoder();
+// `fatal`: bytes that are not UTF-8 (a UTF-16 byte order mark among them) are refused, not replaced;
+// a UTF-8 byte order mark is dropped, as RFC 8259 §8.1 lets a parser do. Reusable: no `stream`.
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
 export async function readRequestBody(request: Request, options: ReadOptions = {}): Promise<RequestBody> {
-  const limit = options.limit ?? PEEK_LIMIT_BYTES;
-  if (request.body === null) return { body: null, rpcMethod: undefined, id: null };
-  // Content-Length of an incoming request is enforced by the runtime, so it bounds the read.
-  const header = request.headers.get('content-length');
-  const length = Number(header ?? Number.NaN);
-  const json = /^application\/json\s*(;|$)/i.test(request.headers.get('content-type') ?? '');
-  const unknownLength = header === null && options.readUnknownLength === true;
-  if (!json || !(unknownLength || (length > 0 && length <= limit))) return { body: request.body, rpcMethod: undefined, id: null };
+  const inspect = options.inspect === true;
+  const stream = request.body;
+  if (stream === null) return { kind: 'none' };
+  const refuse = (error: ProxyErrorKind): RequestBody => {
+    stream.cancel().catch(() => {});
+    return { kind: 'refused', error, id: null };
+  };
+  const unreadable = (body: ReadableStream<Uint8Array>): RequestBody => (inspect ? refuse('uninspectable') : { kind: 'unread', body });
 
-  const bytes = unknownLength ? await readAtMost(request.body, limit) : await request.arrayBuffer();
-  if (bytes === undefined) return { body: null, rpcMethod: undefined, id: null };
+  if (request.method !== 'POST') {
+    if (!inspect) return { kind: 'unread', body: stream };
+    stream.cancel().catch(() => {});
+    return { kind: 'none' };
+  }
+  const charset = jsonCharset(request.headers.get('content-type'));
+  if (charset === undefined) return unreadable(stream);
+  if (charset === 'other') return refuse('notUtf8Charset');
+  // Content-Length of an incoming request is enforced by the runtime, so it bounds the read.
+  const length = request.headers.get('content-length');
+  if (Number(length ?? 0) > MESSAGE_LIMIT_BYTES) return unreadable(stream);
+
+  let read: Read;
+  try {
+    read = length !== null ? { kind: 'whole', bytes: new Uint8Array(await request.arrayBuffer()) } : await readAtMost(stream, MESSAGE_LIMIT_BYTES);
+  } catch {
+    // The client went away or broke the framing mid-body: its mistake, never a 500.
+    return { kind: 'refused', error: 'bodyNotRead', id: null };
+  }
+  if (read.kind === 'over') return inspect ? refuse('uninspectable') : { kind: 'unread', body: read.body };
+  let text: string;
+  try {
+    text = decoder.decode(read.bytes);
+  } catch {
+    return { kind: 'refused', error: 'notUtf8', id: null };
+  }
   let message: unknown;
   try {
-    message = JSON.parse(new TextDecoder().decode(bytes));
+    message = parseExactJson(text);
   } catch {
-    // Not JSON after all: the upstream gets it unchanged and answers as it sees fit.
-    return { body: bytes, rpcMethod: undefined, id: null };
+    return { kind: 'refused', error: 'parseError', id: null };
   }
-  if (Array.isArray(message)) {
-    const methods = message
-      .slice(0, MAX_LOGGED_METHODS)
-      .map(methodOf)
-      .filter((m): m is string => m !== undefined);
-    return { body: bytes, rpcMethod: methods.length > 0 ? methods.join(',') : undefined, id: null, message };
-  }
-  return { body: bytes, rpcMethod: methodOf(message), id: idOf(message), message };
+  const check = checkJsonRpcBody(message);
+  if (!check.ok) return { kind: 'refused', error: check.error, id: check.summary.id, summary: check.summary };
+  return { kind: 'message', message, body: encoder.encode(JSON.stringify(message)).buffer as ArrayBuffer, summary: check.summary };
 }
 
-/** The whole stream, or undefined (and the stream cancelled) once it passes `limit` bytes. */
-async function readAtMost(stream: ReadableStream<Uint8Array>, limit: number): Promise<ArrayBuffer | undefined> {
+/**
+ * The body to send upstream for `read`, with the Content-Type that describes it: the gateway's
+ * serialization is plain `application/json` (no client charset or parameter travels), and no body
+ * means no Content-Type.
+ */
+export function bodyForUpstream(read: RequestBody, headers: Headers): ArrayBuffer | ReadableStream<Uint8Array> | null {
+  if (read.kind === 'message') headers.set('Content-Type', 'application/json');
+  if (read.kind === 'none') headers.delete('Content-Type');
+  return read.kind === 'message' || read.kind === 'unread' ? read.body : null;
+}
+
+/** The log's outcome for a refused body. */
+export function refusalOutcome(error: ProxyErrorKind): ProxyOutcome {
+  return error === 'uninspectable' ? 'uninspectable' : 'invalid_message';
+}
+
+type Read = { kind: 'whole'; bytes: Uint8Array } | { kind: 'over'; body: ReadableStream<Uint8Array> };
+
+/**
+ * The whole stream when it holds at most `limit` bytes; otherwise a stream that replays what was
+ * read and then the rest, so a body too large to judge can still pass unread where that is allowed.
+ */
+async function readAtMost(stream: ReadableStream<Uint8Array>, limit: number): Promise<Read> {
   const chunks: Uint8Array[] = [];
   let total = 0;
   const reader = stream.getReader();
   for (;;) {
     const { value, done } = await reader.read();
     if (done) break;
-    total += value.byteLength;
-    if (total > limit) {
-      await reader.cancel().catch(() => {});
-      return undefined;
-    }
     chunks.push(value);
+    total += value.byteLength;
+    if (total > limit) return { kind: 'over', body: replay(chunks, reader) };
   }
+  if (chunks.length === 1 && chunks[0]) return { kind: 'whole', bytes: chunks[0] };
   const bytes = new Uint8Array(total);
   let offset = 0;
   for (const chunk of chunks) {
     bytes.set(chunk, offset);
     offset += chunk.byteLength;
   }
-  return bytes.buffer;
+  return { kind: 'whole', bytes };
 }
 
-/** A method name is client-chosen: keep it short and printable so it cannot forge log content. */
-function methodOf(message: unknown): string | undefined {
-  if (typeof message !== 'object' || message === null || !('method' in message)) return undefined;
-  const { method } = message;
-  return typeof method === 'string' && /^[\w./:-]{1,100}$/.test(method) ? method : undefined;
-}
-
-function idOf(message: unknown): JsonRpcId {
-  if (typeof message !== 'object' || message === null || !('id' in message)) return null;
-  const { id } = message;
-  return (typeof id === 'string' && id.length <= 200) || (typeof id === 'number' && Number.isFinite(id)) ? id : null;
+function replay(chunks: Uint8Array[], reader: ReadableStreamDefaultReader<Uint8Array>): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const chunk = chunks.shift();
+      if (chunk) return controller.enqueue(chunk);
+      const { value, done } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  });
 }

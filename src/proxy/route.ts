@@ -38,7 +38,7 @@ export function routeToUpstream(gateway: URL, mount: string, base: URL): Upstrea
 
 /**
  * The gateway path (with query) that routes back to this upstream URL, or undefined when none does:
- * another origin, or outside the base path. Used for redirects and legacy endpoint events.
+ * another origin, or outside the base path. Used for redirects.
  */
 export function gatewayPathFor(upstream: URL, mount: string, base: URL): string | undefined {
   if (upstream.origin !== base.origin) return undefined;

@@ -9,17 +9,16 @@
 
 import type { UpstreamConfig } from '../config';
 import type { ToolRules } from '../config/policy';
+import { parseExactJson } from '../lib/exact-json';
 import { forgetTools, knownReadOnly, rememberTools } from '../policy/annotations';
-import { takeRequest } from '../policy/rate-limiter';
+import { takeRequests } from '../policy/rate-limiter';
 import { callsNeedingAnnotations, idKey, type ListMatch, planToolRequest, rewriteListAnswers, type ToolRequestPlan } from '../policy/tool-messages';
 import { isObject } from '../policy/tool-rules';
 import { rewriteJsonRpcEvents, sseEvent } from '../policy/tools-sse';
 import { withCors } from './headers';
-import type { JsonRpcId } from './jsonrpc-error';
+import { type JsonRpcId, jsonRpcErrorResponse } from './jsonrpc-error';
 import type { ProxyOutcome } from './log';
 
-/** Under a tool policy the whole JSON-RPC body must be read; MCP requests stay far below this. */
-export const POLICY_PEEK_LIMIT_BYTES = 1024 * 1024;
 /** Bounds the gateway's own `tools/list` fetch: pages followed, and bytes read per page. */
 const MAX_LIST_PAGES = 50;
 const MAX_LIST_BYTES = 8 * 1024 * 1024;
@@ -27,7 +26,7 @@ const MAX_LIST_BYTES = 8 * 1024 * 1024;
 export interface ToolGateInput {
   rules: ToolRules;
   method: string;
-  /** The parsed body; undefined when it could not be read (too large, not JSON). */
+  /** The parsed and checked body (src/proxy/message.ts); undefined when there is none to judge. */
   message: unknown;
   hasBody: boolean;
   /** Where and how the request goes upstream: reused, with the client's session, to fetch the list. */
@@ -43,7 +42,6 @@ export interface ForwardedUnderPolicy {
   kind: 'forward';
   /** Replaces the request body when some calls of a batch were refused. */
   body: ArrayBuffer | undefined;
-  tool: string | undefined;
   outcome: ProxyOutcome;
   /** The client's response, from the upstream's. */
   respond: (upstream: Response) => Promise<Response>;
@@ -51,7 +49,7 @@ export interface ForwardedUnderPolicy {
 
 export type ToolGate =
   /** Answered by the gateway; nothing goes upstream. */
-  { kind: 'answer'; response: Response; outcome: ProxyOutcome; tool: string | undefined } | ForwardedUnderPolicy;
+  { kind: 'answer'; response: Response; outcome: ProxyOutcome } | ForwardedUnderPolicy;
 
 /** Decides what of this request may go upstream under `rules`. */
 export async function gateToolRequest(input: ToolGateInput): Promise<ToolGate> {
@@ -59,13 +57,14 @@ export async function gateToolRequest(input: ToolGateInput): Promise<ToolGate> {
   if (input.method === 'GET') {
     // A GET stream is tied to no request: a `tools/list` answer on it (a resumed stream replaying
     // one, or the legacy transport's answers) is recognised by its shape.
-    return { kind: 'forward', body: undefined, tool: undefined, outcome: 'ok', respond: (r) => respondFiltered(r, rules, 'shape', [], false, origin) };
+    return { kind: 'forward', body: undefined, outcome: 'ok', respond: (r) => respondFiltered(r, rules, 'shape', [], false, origin) };
   }
   if (input.method !== 'POST' || !input.hasBody) {
-    return { kind: 'forward', body: undefined, tool: undefined, outcome: 'ok', respond: async (r) => r };
+    return { kind: 'forward', body: undefined, outcome: 'ok', respond: async (r) => r };
   }
+  // The handler refuses an unreadable body first; this stays so the policy fails closed on its own.
   if (input.message === undefined) {
-    return { kind: 'answer', response: uninspectable(input.id, origin), outcome: 'uninspectable', tool: undefined };
+    return { kind: 'answer', response: jsonRpcErrorResponse('uninspectable', input.id, origin), outcome: 'uninspectable' };
   }
 
   const unknown = callsNeedingAnnotations(rules, input.message).filter((name) => knownReadOnly(rules, name) === undefined);
@@ -73,15 +72,14 @@ export async function gateToolRequest(input: ToolGateInput): Promise<ToolGate> {
   const plan = planToolRequest(rules, input.message, (name) => knownReadOnly(rules, name)?.readOnly);
   const outcome: ProxyOutcome = plan.refused ? 'tool_refused' : 'ok';
 
-  if (plan.forward === 'nothing') return { kind: 'answer', response: answerAlone(plan, origin), outcome, tool: plan.tool };
+  if (plan.forward === 'nothing') return { kind: 'answer', response: answerAlone(plan, origin), outcome };
   const body = Array.isArray(plan.forward) ? (new TextEncoder().encode(JSON.stringify(plan.forward)).buffer as ArrayBuffer) : undefined;
   // Under readOnly an answer stream is still watched for notifications/tools/list_changed.
   const untouched = plan.listIds.size === 0 && plan.answers.length === 0;
-  if (untouched && !rules.readOnly) return { kind: 'forward', body, tool: plan.tool, outcome, respond: async (r) => r };
+  if (untouched && !rules.readOnly) return { kind: 'forward', body, outcome, respond: async (r) => r };
   return {
     kind: 'forward',
     body,
-    tool: plan.tool,
     outcome,
     respond: (r) => respondFiltered(r, rules, { ids: plan.listIds }, plan.answers, plan.batch, origin),
   };
@@ -132,7 +130,8 @@ async function respondFiltered(
 
   let parsed: unknown;
   try {
-    parsed = /^application\/json\s*(;|$)/i.test(type) ? JSON.parse(await upstream.text()) : undefined;
+    // Exactly: numbers in the other answers of a batch pass unchanged.
+    parsed = /^application\/json\s*(;|$)/i.test(type) ? parseExactJson(await upstream.text()) : undefined;
   } catch {
     parsed = undefined;
   }
@@ -222,25 +221,35 @@ async function listResultIn(response: Response, id: string): Promise<Record<stri
 }
 
 /**
- * Counts this request against the upstream's `rateLimit`; a 429 with `Retry-After` when the
- * person is over it. A limiter that cannot answer lets the request through (logged): a broken
+ * Counts `cost` requests (each JSON-RPC request of the body, at least one) against the upstream's
+ * `rateLimit`, all or none; a 429 with `Retry-After` when they would cross it, and nothing of the
+ * body goes upstream. A limiter that cannot answer lets the request through (logged): a broken
  * counter should not take every upstream down.
  */
-export async function rateLimitResponse(upstream: UpstreamConfig, email: string, id: JsonRpcId, origin: string | null): Promise<Response | undefined> {
+export async function rateLimitResponse(
+  upstream: UpstreamConfig,
+  email: string,
+  cost: number,
+  id: JsonRpcId,
+  origin: string | null,
+): Promise<Response | undefined> {
   if (!upstream.rateLimit) return undefined;
-  const verdict = await takeRequest(upstream.rateLimit, upstream.name, email);
-  if (!verdict || verdict.ok) return undefined;
-  const seconds = Math.max(1, Math.ceil(verdict.retryAfterMs / 1000));
   const { requests, periodSeconds } = upstream.rateLimit;
-  const message = `rate limit of ${requests} requests per ${periodSeconds} s reached for this server: retry in ${seconds} s`;
+  let seconds: number;
+  let message: string;
+  if (cost > requests) {
+    // More than the whole allowance: no wait makes it fit, so no limiter is asked.
+    seconds = periodSeconds;
+    message = `a batch of ${cost} requests is more than this server's rate limit of ${requests} requests per ${periodSeconds} s allows: send fewer at once`;
+  } else {
+    const verdict = await takeRequests(upstream.rateLimit, upstream.name, email, cost);
+    if (!verdict || verdict.ok) return undefined;
+    seconds = Math.max(1, Math.ceil(verdict.retryAfterMs / 1000));
+    message = `rate limit of ${requests} requests per ${periodSeconds} s reached for this server: retry in ${seconds} s`;
+  }
   const response = jsonResponse({ jsonrpc: '2.0', id, error: { code: -32006, message, data: { retryAfter: seconds } } }, 429, origin);
   response.headers.set('Retry-After', String(seconds));
   return response;
-}
-
-function uninspectable(id: JsonRpcId, origin: string | null): Response {
-  const message = `this gateway checks every request against a tool policy and could not read this one: send JSON-RPC as application/json of at most ${POLICY_PEEK_LIMIT_BYTES / 1024 / 1024} MiB`;
-  return jsonResponse({ jsonrpc: '2.0', id, error: { code: -32600, message } }, 400, origin);
 }
 
 function jsonResponse(message: unknown, status: number, origin: string | null): Response {

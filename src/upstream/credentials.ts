@@ -19,6 +19,8 @@ export function upstreamAuthHeader(upstream: UpstreamConfig, email: string): rea
 
 export interface UpstreamCredential {
   header: readonly [name: string, value: string];
+  /** The token alone, as it stands in the header's value. */
+  token: string;
   /** The person's own token, which they pasted: they, not the operator, can replace it. */
   own: boolean;
 }
@@ -31,8 +33,8 @@ export interface UpstreamCredential {
 export async function upstreamCredential(upstream: UpstreamConfig, email: string, vault: TokenVault | undefined): Promise<UpstreamCredential | undefined> {
   if (upstream.userSupplied && vault) {
     const stored = await vault.read(email, upstream.name);
-    if (stored) return { header: authHeaderFor(upstream, stored.token), own: true };
+    if (stored) return { header: authHeaderFor(upstream, stored.token), token: stored.token, own: true };
   }
-  const header = upstreamAuthHeader(upstream, email);
-  return header && { header, own: false };
+  const token = upstreamTokenFor(upstream, email);
+  return token === undefined ? undefined : { header: authHeaderFor(upstream, token), token, own: false };
 }

@@ -115,8 +115,9 @@ describe('gateway in front of server-everything (HTTP+SSE)', () => {
 
     const { stream, announced, endpoint } = announcedEndpoint(eventStreams);
     expect(endpoint.origin).toBe(gateway.origin);
-    expect(endpoint.pathname).toMatch(/^\/mcp\/\.endpoint\/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
-    expect(endpoint.searchParams.get('sessionId'), 'the upstream session id is kept').toBeTruthy();
+    expect(endpoint.pathname).toMatch(/^\/mcp\/\.endpoint\/[A-Za-z0-9_-]+$/);
+    // The upstream's session id is sealed in the URL for this person (issue #16).
+    expect(endpoint.search, 'the upstream session id is not shown').toBe('');
     // Neither the upstream's host and port nor its own message path show through.
     for (const text of [announced, stream.text]) {
       expect(text).not.toContain(`127.0.0.1:${port}`);
@@ -136,9 +137,10 @@ describe('gateway in front of server-everything (HTTP+SSE)', () => {
   it('refuses a message endpoint the upstream did not announce', async () => {
     const { provider, recorder, eventStreams, leave } = await connect();
     const { endpoint } = announcedEndpoint(eventStreams);
-    const [, signature] = endpoint.pathname.split('/').at(-1)?.split('.') ?? [];
-    // The real signature over another upstream path.
-    const forged = new URL(`/mcp/.endpoint/${Buffer.from('/sse').toString('base64url')}.${signature}${endpoint.search}`, endpoint);
+    const sealed = Buffer.from(endpoint.pathname.split('/').at(-1) ?? '', 'base64url');
+    // The announced URL with its sealed path and query altered (AES-GCM: it no longer opens).
+    sealed[sealed.length - 1] = (sealed.at(-1) ?? 0) ^ 1;
+    const forged = new URL(`/mcp/.endpoint/${sealed.toString('base64url')}`, endpoint);
     const response = await recorder.fetch(forged, {
       method: 'POST',
       headers: { Authorization: `Bearer ${provider.savedTokens?.access_token}`, 'Content-Type': 'application/json' },

@@ -108,7 +108,8 @@ describe('gateway in front of server-everything (Streamable HTTP)', () => {
   it('carries server-initiated notifications on the GET stream, with Mcp-Session-Id passed both ways', async () => {
     const { client, transport, firstGetStream, leave } = await connect();
     const sessionId = transport.sessionId;
-    expect(sessionId, 'the upstream session id reached the client on initialize').toMatch(/^[0-9a-f-]{36}$/);
+    // The upstream's id (a UUID) reached the client on initialize, in a handle bound to the person (issue #16).
+    expect(upstreamIdIn(sessionId), 'the upstream session id reached the client on initialize').toMatch(/^[0-9a-f-]{36}$/);
 
     // The SDK opens the GET stream by itself after initialization.
     const stream = await firstGetStream;
@@ -169,7 +170,7 @@ describe('gateway in front of server-everything (Streamable HTTP)', () => {
       });
       expect(init.status).toBe(200);
       const sessionId = init.headers.get('mcp-session-id');
-      expect(sessionId).toMatch(/^[0-9a-f-]{36}$/);
+      expect(upstreamIdIn(sessionId)).toMatch(/^[0-9a-f-]{36}$/);
       await readUntil(new SseReader(bodyOf(init)), (e) => e.message?.id === 1);
       const headers = { ...auth, 'Mcp-Session-Id': sessionId as string, 'MCP-Protocol-Version': PROTOCOL_VERSION };
       expect((await post(headers, { jsonrpc: '2.0', method: 'notifications/initialized' })).status).toBe(202);
@@ -369,4 +370,11 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
       timer = setTimeout(() => reject(new Error(`nothing arrived within ${ms} ms`)), Math.max(0, ms));
     }),
   ]).finally(() => clearTimeout(timer));
+}
+
+/** The upstream's session id inside the gateway's handle, `<base64url(id)>.<mac>` (issue #16). */
+function upstreamIdIn(handle: string | null | undefined): string {
+  const [encoded = '', mac = ''] = (handle ?? '').split('.');
+  expect(mac, 'the session id the client holds is a handle').toMatch(/^[\w-]{43}$/);
+  return Buffer.from(encoded, 'base64url').toString('utf8');
 }
