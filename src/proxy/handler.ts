@@ -6,7 +6,7 @@
  */
 import type { Config, UpstreamConfig } from '../config';
 import type { Identity } from '../identity';
-import { toolRulesFor } from '../policy/tool-rules';
+import { toolRulesFor } from '../permissions';
 import { upstreamCredential } from '../upstream/credentials';
 import type { TokenVault } from '../vault/store';
 import { forwardToUpstream } from './forward';
@@ -79,7 +79,7 @@ export async function proxyMcpRequest(request: Request, caller: ProxyCaller, ctx
         : undefined;
   if (!target) return fail('pathRefused', 'path_refused');
 
-  const toolRules = toolRulesFor(settings.tools, identity.email);
+  const toolRules = toolRulesFor(settings.tools, identity);
   // One read decides everything: what the policy, the limit and the log see is what goes upstream.
   const read = await readRequestBody(request, { inspect: toolRules !== undefined || settings.rateLimit !== undefined });
   const summary = read.kind === 'message' || read.kind === 'refused' ? read.summary : undefined;
