@@ -8,7 +8,7 @@
 
 import { configFor } from '../src/config';
 import worker from '../src/index';
-import { gatewayFor } from '../src/provider';
+import { gatewayFor } from '../src/oauth';
 import {
   bindSessionId,
   clientResponseHeaders,
@@ -89,7 +89,7 @@ export async function runStage(request, env, ctx) {
           if (!(await gateway.authorizationServer.validateToken(resource, token, env))) throw new Error('token refused');
           break;
         case 'token-cached': {
-          // What the resource server's hook does (src/token-cache.ts), cached after the first call.
+          // What the resource server's hook does (src/oauth/token-cache.ts), cached after the first call.
           const validate = /** @type {any} */ (gateway).validateToken;
           if (!validate) throw new UnknownStage();
           if (!(await validate(env)(resource, token))) throw new Error('token refused');

@@ -11,7 +11,7 @@ export interface Identity {
   name?: string;
   /**
    * When Access let them in, in seconds since the epoch: a grant ends MAX_GRANT_AGE after it.
-   * Grants made before issue #16 get it at their first refresh since (src/access/grant-age.ts).
+   * Grants made before issue #16 get it at their first refresh since (src/permissions/grant-age.ts).
    */
   signedInAt?: number;
 }

@@ -1,7 +1,7 @@
 import type { OAuthResourceContext } from '@cloudflare/workers-oauth-provider';
-import { refusalFor } from './access/allowlist';
 import type { Config, UpstreamConfig } from './config';
 import type { Identity } from './identity';
+import { refusalFor } from './permissions';
 import { jsonRpcErrorResponse, proxyMcpRequest } from './proxy';
 import { takesOwnTokens } from './upstreams';
 import { TokenVault } from './vault/store';
@@ -16,7 +16,7 @@ export function mcpHandler(config: Config, upstream: UpstreamConfig) {
   return {
     async fetch(request: Request, env: Env, ctx: OAuthResourceContext<Identity>): Promise<Response> {
       const { props: identity, auth } = ctx;
-      if (refusalFor(config, upstream, identity.email) === 'not_allowed') {
+      if (refusalFor(config, upstream, identity) === 'not_allowed') {
         return jsonRpcErrorResponse('notAllowed', null, request.headers.get('Origin'));
       }
       const vault = takesOwnTokens(upstream) ? new TokenVault(env.OAUTH_KV, config.tokenKeys) : undefined;

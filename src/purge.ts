@@ -13,6 +13,7 @@
  * secret to get right, for no difference in what is purged.
  */
 import { OAuthAuthorizationServer, type PurgeResult } from '@cloudflare/workers-oauth-provider';
+import { emit } from './audit';
 
 /** RFC 6761 reserves `.invalid`: this origin never serves a request or issues a token. */
 const SWEEP_ORIGIN = 'https://purge.invalid';
@@ -45,15 +46,13 @@ export async function purgeExpiredData(env: Env): Promise<PurgeResult[]> {
   if (cursor && cursor !== stored) await env.OAUTH_KV.put(CURSOR_KEY, cursor);
   else if (!cursor && stored) await env.OAUTH_KV.delete(CURSOR_KEY);
   const total = (name: 'grantsChecked' | 'grantsPurged' | 'tokensChecked' | 'tokensPurged') => results.reduce((sum, r) => sum + r[name], 0);
-  console.log(
-    JSON.stringify({
-      event: 'purge',
-      grantsChecked: total('grantsChecked'),
-      grantsPurged: total('grantsPurged'),
-      tokensChecked: total('tokensChecked'),
-      tokensPurged: total('tokensPurged'),
-      done: results.at(-1)?.done ?? false,
-    }),
-  );
+  emit({
+    event: 'purge',
+    grantsChecked: total('grantsChecked'),
+    grantsPurged: total('grantsPurged'),
+    tokensChecked: total('tokensChecked'),
+    tokensPurged: total('tokensPurged'),
+    done: results.at(-1)?.done ?? false,
+  });
   return results;
 }

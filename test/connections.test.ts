@@ -250,10 +250,13 @@ describe('/connections: admins', () => {
     expect((await connectionsPost(gateway, browser, { csrf, action: 'disconnect', grant: carolGrant, email: 'carol@example.com' })).status).toBe(303);
     expect((await ping(single.tokens.access_token, '/mcp')).status).toBe(401);
 
-    const audit = logs.mock.calls.map(([line]) => JSON.parse(String(line)) as Record<string, unknown>).filter((l) => l.event === 'admin_action');
+    // Each action once, with who did it (actor) to whom (subject).
+    const audit = logs.mock.calls
+      .map(([line]) => JSON.parse(String(line)) as Record<string, unknown>)
+      .filter((l) => l.event === 'own_token_deleted' || l.event === 'app_disconnected');
     expect(audit).toEqual([
-      expect.objectContaining({ admin: 'admin@example.com', person: 'bob@example.com', action: 'delete-token', upstream: 'notes' }),
-      expect.objectContaining({ admin: 'admin@example.com', person: 'carol@example.com', action: 'disconnect', upstream: 'mcp' }),
+      expect.objectContaining({ actor: 'admin@example.com', subject: 'bob@example.com', event: 'own_token_deleted', upstream: 'notes' }),
+      expect.objectContaining({ actor: 'admin@example.com', subject: 'carol@example.com', event: 'app_disconnected', upstream: 'mcp' }),
     ]);
   });
 

@@ -184,3 +184,26 @@ describe('bring your own token: at request time', () => {
     expect(text).not.toContain(TOKEN_KEY);
   });
 });
+
+describe('issue #17: a login state finishes only as the purpose it began with', () => {
+  it('refuses the token step’s state at /callback, so it cannot stand in for an Access sign-in', async () => {
+    const { browser, page } = await toTokenStep(gateway);
+    const state = stepState(await page.text());
+    const answer = browser.receive(
+      await gateway.fetch(`/callback?${new URLSearchParams({ code: 'c', state })}`, { headers: browser.headers(), redirect: 'manual' }),
+    );
+    expect(answer.status).toBe(400);
+    expect(answer.headers.get('Location')).toBeNull();
+    expect(await answer.text()).toMatch(/no longer works/);
+  });
+
+  it('refuses a /connections sign-in state at the token step', async () => {
+    const browser = new Browser();
+    const start = browser.receive(await gateway.fetch('/connections', { redirect: 'manual' }));
+    const state = new URL(start.headers.get('Location') ?? '').searchParams.get('state') ?? '';
+    const answer = await pasteToken(gateway, browser, state, ALICE_TOKEN);
+    expect(answer.status).toBe(400);
+    expect(answer.headers.get('Location')).toBeNull();
+    expect(await env.OAUTH_KV.list({ prefix: 'user-token:' })).toMatchObject({ keys: [] });
+  });
+});

@@ -1,7 +1,7 @@
 import type { OAuthResourceTokenValidation } from '@cloudflare/workers-oauth-provider';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { type Config, configFor } from '../src/config';
-import { grantOfToken, TOKEN_CACHE_TTL_MS, TokenCache } from '../src/token-cache';
+import { grantOfToken, TOKEN_CACHE_TTL_MS, TokenCache } from '../src/oauth';
 import { Browser } from './fixtures/browser';
 import {
   authorize,

@@ -276,3 +276,8 @@ function requireOwnTokens(
 export function upstreamLabel(upstream: UpstreamConfig): string | undefined {
   return upstream.title ?? (upstream.name === SINGLE_UPSTREAM_NAME ? undefined : upstream.name);
 }
+
+/** How a sentence names an upstream: its label, else "this MCP server". */
+export function serverName(upstream: UpstreamConfig): string {
+  return upstreamLabel(upstream) ?? 'this MCP server';
+}

@@ -4,8 +4,8 @@
  * last four characters.
  */
 import type { GrantSummary, OAuthHelpers } from '@cloudflare/workers-oauth-provider';
-import { isAllowedEmail } from '../access/allowlist';
 import type { Config, UpstreamConfig } from '../config';
+import { isAllowedEmail } from '../permissions';
 import type { TokenVault } from '../vault/store';
 
 export interface AppView {
@@ -66,7 +66,7 @@ export async function personView(helpers: OAuthHelpers, vault: TokenVault, confi
     }
     return name;
   };
-  const upstreams = config.upstreams.filter((u) => isAllowedEmail(config, u, email) || grants.some((g) => upstreamOfGrant(config, g) === u));
+  const upstreams = config.upstreams.filter((u) => isAllowedEmail(config, u, { email }) || grants.some((g) => upstreamOfGrant(config, g) === u));
   return {
     email,
     upstreams: await Promise.all(

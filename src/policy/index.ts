@@ -6,5 +6,5 @@
 export { forgetTools, knownReadOnly, rememberTools } from './annotations';
 export { RateLimiter, type RateLimitVerdict, takeRequests } from './rate-limiter';
 export { callsNeedingAnnotations, type ListMatch, planToolRequest, rewriteListAnswers, type ToolRefusal } from './tool-messages';
-export { isObject, toolRulesFor } from './tool-rules';
+export { isObject } from './tool-rules';
 export { rewriteJsonRpcEvents, sseEvent } from './tools-sse';

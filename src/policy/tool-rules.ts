@@ -1,15 +1,8 @@
 /**
  * Which tools one person may see and call: pure functions over the configured rules and the
- * tool objects of a `tools/list` result.
+ * tool objects of a `tools/list` result. Which rules apply to whom is decided in src/permissions/.
  */
-import type { ToolPolicy, ToolRules } from '../config/policy';
-
-/** The rules for this (lowercased) email: its own `toolsFor` entry, else its domain's, else `tools`. */
-export function toolRulesFor(policy: ToolPolicy | undefined, email: string): ToolRules | undefined {
-  if (!policy) return undefined;
-  const domain = email.slice(email.lastIndexOf('@') + 1);
-  return policy.emails.get(email) ?? policy.domains.get(domain) ?? policy.fallback;
-}
+import type { ToolRules } from '../config/policy';
 
 /** Whether `allow` (when present) and `deny` let this name through; annotations aside. */
 export function isToolNameAllowed(rules: ToolRules, name: string): boolean {

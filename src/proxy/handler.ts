@@ -8,7 +8,7 @@
  * limit, credential, tool policy), each answering the client itself or handing on what the next
  * needs; then the forward; then the mapping of upstream failures and the rewrites of the answer.
  */
-import { toolRulesFor } from '../policy';
+import { toolRulesFor } from '../permissions';
 import { forwardToUpstream, takesOwnTokens, upstreamCredential } from '../upstreams';
 import { type Exchange, openExchange, type ProxyCaller } from './exchange';
 import { ALLOWED_METHODS, preflightResponse, upstreamRequestHeaders } from './headers';
@@ -38,7 +38,7 @@ export async function proxyMcpRequest(request: Request, caller: ProxyCaller, ctx
   // Checks before forwarding.
   const target = await targetFor(x);
   if (!target) return x.fail('pathRefused', 'path_refused');
-  const toolRules = toolRulesFor(settings.tools, identity.email);
+  const toolRules = toolRulesFor(settings.tools, identity);
   const judged = await judgeBody(x, toolRules !== undefined || settings.rateLimit !== undefined);
   if (judged instanceof Response) return judged;
   const { read, id, calls } = judged;

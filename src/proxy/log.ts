@@ -7,6 +7,7 @@
  * `console.log` under `wrangler dev`, a few microseconds for the JSON), so the line is printed
  * once the response is on its way, under `waitUntil`.
  */
+import { emit } from '../audit';
 
 export type ProxyOutcome =
   | 'ok'
@@ -50,7 +51,7 @@ export interface ProxyLogEntry {
 
 /** Prints the line now, with `at` (milliseconds since the epoch) as its time. */
 export function logProxyRequest(entry: ProxyLogEntry, at: number = Date.now()): void {
-  console.log(JSON.stringify({ event: 'mcp_proxy', time: new Date(at).toISOString(), ...entry }));
+  emit({ event: 'mcp_proxy', time: new Date(at).toISOString(), ...entry });
 }
 
 /**

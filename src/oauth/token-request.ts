@@ -7,6 +7,7 @@
  * `grant_type` says. Forgetting too much costs one KV read; forgetting too little keeps a
  * revoked token working in this isolate.
  */
+import type { OriginGateway } from '../context';
 
 /** The fields that carry one of the library's `<userId>:<grantId>:<secret>` strings. */
 const NAMING_FIELDS = ['token', 'refresh_token', 'code'] as const;
@@ -28,4 +29,23 @@ export async function tokensNamedIn(request: Request): Promise<string[]> {
 /** The library's exact test: the media type before any `;`, trimmed, case-insensitive. */
 function isFormContentType(contentType: string | null): boolean {
   return (contentType ?? '').split(';')[0]?.trim().toLowerCase() === 'application/x-www-form-urlencoded';
+}
+
+/**
+ * The authorization server's own endpoints. Any token endpoint request may revoke a grant (RFC
+ * 7009 revocation, a refused refresh, a replayed code), so each one forgets every grant its form
+ * names from the token cache, before and after the library handles it: the grant's tokens stop
+ * in this isolate at once.
+ */
+export async function handleAuthorizationServerRequest(request: Request, env: Env, ctx: ExecutionContext, gateway: OriginGateway): Promise<Response> {
+  const named = new URL(request.url).pathname === '/token' ? await tokensNamedIn(request) : [];
+  const forget = () => {
+    for (const token of named) gateway.tokenCache.forgetGrantOf(token);
+  };
+  forget();
+  try {
+    return await gateway.authorizationServer.fetch(request, env, ctx);
+  } finally {
+    forget();
+  }
 }

@@ -1,10 +1,10 @@
 import type { AuthRequest, OAuthHelpers } from '@cloudflare/workers-oauth-provider';
+import { emit } from '../audit';
 import { type Config, type UpstreamConfig, upstreamLabel } from '../config';
-import { PageError } from '../errors';
+import type { OriginGateway } from '../context';
 import type { Identity } from '../identity';
-import type { OriginGateway } from '../provider';
-import { refusalFor } from './allowlist';
-import { stampSignIn } from './grant-age';
+import { PageError } from '../pages';
+import { refusalFor, stampSignIn } from '../permissions';
 
 /**
  * The upstream this login is for, once this person may use it; a readable 403 otherwise. The
@@ -13,24 +13,24 @@ import { stampSignIn } from './grant-age';
  */
 export function allowedUpstream(gateway: OriginGateway, config: Config, request: AuthRequest, identity: Identity, headers: Headers): UpstreamConfig {
   const upstream = gateway.upstreamFor(request.resource);
-  const refusal = upstream ? refusalFor(config, upstream, identity.email) : 'not_allowed';
+  const refusal = upstream ? refusalFor(config, upstream, identity) : 'not_allowed';
   if (!upstream || refusal) {
-    const server = (upstream && upstreamLabel(upstream)) ?? 'this server';
-    throw new PageError(
-      403,
-      'Not allowed',
-      refusal === 'not_allowed'
-        ? `${identity.email} is not allowed to use ${server}. Ask whoever runs it to add you.`
-        : `${identity.email} has no credential for ${server === 'this server' ? 'the server behind this gateway' : server}. Ask whoever runs it to add one.`,
-      `login refused: ${refusal}${upstream ? ` for ${upstream.name}` : ''}`,
-      { headers },
-    );
+    const label = upstream && upstreamLabel(upstream);
+    const reason = `login refused: ${refusal}${upstream ? ` for ${upstream.name}` : ''}`;
+    if (refusal === 'not_allowed') throw new PageError('not_allowed', reason, { headers, email: identity.email, server: label ?? 'this server' });
+    throw new PageError('no_credential', reason, { headers, email: identity.email, server: label ?? 'the server behind this gateway' });
   }
   return upstream;
 }
 
 /** The end of a login: the grant, and the MCP client's authorization code. */
-export async function issueCode(helpers: OAuthHelpers, request: AuthRequest, identity: Identity, headers: Headers): Promise<Response> {
+export async function issueCode(
+  helpers: OAuthHelpers,
+  request: AuthRequest,
+  identity: Identity,
+  upstream: UpstreamConfig,
+  headers: Headers,
+): Promise<Response> {
   const { redirectTo } = await helpers.completeAuthorization({
     request,
     userId: identity.email,
@@ -39,6 +39,7 @@ export async function issueCode(helpers: OAuthHelpers, request: AuthRequest, ide
     // Right after Access let them in (or the ten-minute token step that follows): MAX_GRANT_AGE counts from here.
     props: stampSignIn(identity),
   });
+  emit({ event: 'sign_in', actor: identity.email, purpose: 'mcp-login', upstream: upstream.name, clientId: request.clientId });
   headers.set('Location', redirectTo);
   headers.set('Cache-Control', 'no-store');
   return new Response(null, { status: 302, headers });

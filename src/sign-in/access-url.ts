@@ -1,33 +1,14 @@
-import type { AuthRequest, OAuthHelpers } from '@cloudflare/workers-oauth-provider';
 import * as oauth from 'oauth4webapi';
 import type { AccessConfig } from '../config';
 
-/** What the gateway keeps, encrypted server-side by `beginUpstream`, until Access calls back. */
+/** What one Access sign-in keeps until Access calls back: its PKCE verifier and nonce. */
 export interface AccessLoginData {
   verifier: string;
   nonce: string;
 }
 
+/** The one redirect URL the Access app knows: every sign-in returns here, whatever its purpose. */
 export const CALLBACK_PATH = '/callback';
-
-/**
- * Sends the browser to Cloudflare Access for an approved request. Call only after consent:
- * `beginUpstream` creates the single-use, browser-bound `state` here, never earlier.
- */
-export async function redirectToAccess(
-  helpers: OAuthHelpers,
-  access: AccessConfig,
-  approved: AuthRequest,
-  origin: string,
-  headers?: Headers,
-): Promise<Response> {
-  const data = newAccessLogin();
-  const upstream = await helpers.beginUpstream(approved, { data, ...(headers ? { headers } : {}) });
-  const url = await accessSignInUrl(access, origin, upstream.state, data);
-  upstream.headers.set('Location', url.href);
-  upstream.headers.set('Cache-Control', 'no-store');
-  return new Response(null, { status: 302, headers: upstream.headers });
-}
 
 /** A fresh PKCE verifier and nonce for one Access sign-in. */
 export function newAccessLogin(): AccessLoginData {

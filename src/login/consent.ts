@@ -1,18 +1,12 @@
 import { AuthorizationError, type AuthRequest, CimdFetchError, type OAuthHelpers } from '@cloudflare/workers-oauth-provider';
-import { redirectToAccess } from '../access/login';
+import { emit } from '../audit';
 import { upstreamLabel } from '../config';
-import { PageError } from '../errors';
+import type { BrowserLeg } from '../context';
 import { isCrossSitePost } from '../lib/origin';
-import type { BrowserLeg } from '../provider';
-import { renderConsentPage } from './page';
-
-/**
- * The one scope the gateway grants: access to the upstream through it. Clients ask for others
- * (claude.ai has sent `claudeai`); those are ignored rather than refused.
- */
-export const GRANTED_SCOPES = ['mcp'];
-
-const START_AGAIN = 'Go back to your app and connect again.';
+import { PageError } from '../pages';
+import { GRANTED_SCOPES } from '../permissions';
+import { redirectToAccess } from '../sign-in';
+import { renderConsentPage } from './consent-page';
 
 /**
  * /authorize. GET validates the client's request and shows the consent page (or, for a client
@@ -20,7 +14,8 @@ const START_AGAIN = 'Go back to your app and connect again.';
  * always comes before the Access redirect: the confused-deputy rule for a proxy with one
  * upstream client ID.
  */
-export async function handleAuthorize(request: Request, { helpers, gateway, config }: BrowserLeg): Promise<Response> {
+export async function handleAuthorize(request: Request, leg: BrowserLeg): Promise<Response> {
+  const { helpers, gateway, config } = leg;
   const origin = new URL(request.url).origin;
   const remember = { secret: config.cookieSecret };
 
@@ -28,7 +23,7 @@ export async function handleAuthorize(request: Request, { helpers, gateway, conf
     const authRequest = await parseAuthRequest(request, helpers);
     if (authRequest instanceof Response) return authRequest;
     if (await helpers.isConsentRemembered(request, authRequest, remember)) {
-      return redirectToAccess(helpers, config.access, authRequest, origin);
+      return redirectToAccess(leg, origin, 'mcp-login', { request: authRequest });
     }
     const details = await describeClient(helpers, authRequest);
     const upstream = gateway.upstreamFor(authRequest.resource);
@@ -41,25 +36,19 @@ export async function handleAuthorize(request: Request, { helpers, gateway, conf
     try {
       if (decision === 'deny') {
         const denied = await helpers.denyConsent(request, handle);
+        emit({ event: 'consent_denied', clientId: denied.request.clientId, upstream: gateway.upstreamFor(denied.request.resource)?.name });
         return new Response(null, { status: 302, headers: denied.headers });
       }
       const approved = await helpers.approveConsent(request, handle, { scope: GRANTED_SCOPES, remember });
-      return await redirectToAccess(helpers, config.access, approved.request, origin, approved.headers);
+      emit({ event: 'consent_approved', clientId: approved.request.clientId, upstream: gateway.upstreamFor(approved.request.resource)?.name });
+      return await redirectToAccess(leg, origin, 'mcp-login', approved);
     } catch (error) {
       if (!(error instanceof AuthorizationError)) throw error;
-      throw new PageError(
-        400,
-        'This approval page no longer works',
-        `It has expired, was already used, or was opened in a different browser. ${START_AGAIN}`,
-        `consent refused: ${error.code}: ${error.description}`,
-        { cause: error },
-      );
+      throw new PageError('stale_link', `consent refused: ${error.code}: ${error.description}`, { cause: error });
     }
   }
 
-  throw new PageError(405, 'Method not allowed', START_AGAIN, `${request.method} /authorize`, {
-    headers: new Headers({ Allow: 'GET, POST' }),
-  });
+  throw new PageError('method_not_allowed', `${request.method} /authorize`, { headers: new Headers({ Allow: 'GET, POST' }) });
 }
 
 /** The validated request, or the error redirect when the library vouches for the redirect URI. */
@@ -74,15 +63,7 @@ async function parseAuthRequest(request: Request, helpers: OAuthHelpers): Promis
       return new Response(null, { status: 302, headers: { Location: error.redirectTo, 'Cache-Control': 'no-store' } });
     }
     if (error instanceof AuthorizationError) {
-      throw new PageError(
-        400,
-        'This connection request is not valid',
-        `${error.description}. ${START_AGAIN}`,
-        `authorize refused: ${error.code}: ${error.description}`,
-        {
-          cause: error,
-        },
-      );
+      throw new PageError('invalid_request', `authorize refused: ${error.code}: ${error.description}`, { cause: error, detail: error.description });
     }
     if (error instanceof CimdFetchError) throw cimdPageError(error);
     throw error;
@@ -100,13 +81,7 @@ async function describeClient(helpers: OAuthHelpers, authRequest: AuthRequest) {
 }
 
 function cimdPageError(error: CimdFetchError): PageError {
-  return new PageError(
-    400,
-    'This app could not be verified',
-    `Its client metadata document could not be fetched or is invalid. ${START_AGAIN}`,
-    `cimd: ${error.reason}: ${error.detail}`,
-    { cause: error },
-  );
+  return new PageError('unverified_client', `cimd: ${error.reason}: ${error.detail}`, { cause: error });
 }
 
 async function readDecision(request: Request, origin: string): Promise<{ handle: string; decision: 'approve' | 'deny' }> {
@@ -117,18 +92,13 @@ async function readDecision(request: Request, origin: string): Promise<{ handle:
   // handle is bound to the browser that opened the page by a SameSite `__Host-` cookie, which such
   // a client does not hold unless it is the person's own tool (test/guarantees-consent.test.ts).
   if (isCrossSitePost(request, origin)) {
-    throw new PageError(
-      403,
-      'Request refused',
-      `This form can only be sent from this site. ${START_AGAIN}`,
-      `consent posted from ${request.headers.get('Origin')}`,
-    );
+    throw new PageError('cross_site', `consent posted from ${request.headers.get('Origin')}`);
   }
   const form = await request.formData().catch(() => undefined);
   const handle = form?.get('handle');
   const decision = form?.get('decision');
   if (typeof handle !== 'string' || handle === '' || (decision !== 'approve' && decision !== 'deny')) {
-    throw new PageError(400, 'This approval page no longer works', `The form was incomplete. ${START_AGAIN}`, 'consent post without handle or decision');
+    throw new PageError('stale_link', 'consent post without handle or decision');
   }
   return { handle, decision };
 }

@@ -1,0 +1,39 @@
+/**
+ * Every event the gateway logs, as one closed union: a new kind is added here first, so the log's
+ * vocabulary stays in one place (and a store for an audit trail has one type to keep). `actor` is
+ * who did it, `subject` whose connection it was: the same person, or an admin acting on someone.
+ * Never a token, cookie, query string or body.
+ */
+
+/** The fields of the proxy's per-request line (src/proxy/log.ts). */
+export interface McpRequestFields {
+  upstream: string;
+  email: string;
+  clientId: string;
+  method: string;
+  path: string;
+  rpcMethod: string | undefined;
+  tool?: string | undefined;
+  requests?: number | undefined;
+  status: number;
+  upstreamStatus: number | undefined;
+  latencyMs: number | undefined;
+  outcome: string;
+}
+
+export type AuditEvent =
+  | ({ event: 'mcp_proxy'; time: string } & McpRequestFields)
+  | { event: 'mcp_proxy_endpoint_refused'; upstream: string; email: string; clientId: string; path: string }
+  | { event: 'rate_limiter_unavailable'; upstream: string; email: string; error: string }
+  | { event: 'sign_in'; actor: string; purpose: 'mcp-login' | 'connections'; upstream?: string; clientId?: string }
+  | { event: 'consent_approved' | 'consent_denied'; clientId: string; upstream: string | undefined }
+  | { event: 'own_token_saved' | 'own_token_replaced'; actor: string; subject: string; upstream: string; via: 'login' | 'connections' }
+  | { event: 'own_token_deleted'; actor: string; subject: string; upstream: string }
+  | { event: 'app_disconnected'; actor: string; subject: string; upstream: string; clientId: string }
+  | { event: 'page_error'; reference: string; status: number; reason: string }
+  | { event: 'internal_error'; reference: string; error: string }
+  | { event: 'oauth_error'; status: number; code: string; description: string | undefined; internal: unknown }
+  | { event: 'misconfigured'; problems: unknown }
+  | { event: 'purge'; grantsChecked: number; grantsPurged: number; tokensChecked: number; tokensPurged: number; done: boolean };
+
+export type AuditEventName = AuditEvent['event'];

@@ -1,0 +1,2 @@
+export type { AuditEvent, AuditEventName, McpRequestFields } from './events';
+export { emit } from './sink';

@@ -1,0 +1,2 @@
+export { handleConnections } from './handler';
+export { CONNECTIONS_PATH, finishConnectionsLogin } from './session';

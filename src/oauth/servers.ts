@@ -1,0 +1,65 @@
+/** The OAuth roles of one origin: the authorization server and one resource server per upstream. */
+import { OAuthAuthorizationServer, OAuthResourceServer } from '@cloudflare/workers-oauth-provider';
+import { emit } from '../audit';
+import type { Config } from '../config';
+import type { OriginGateway } from '../context';
+import type { Identity } from '../identity';
+import { mcpHandler } from '../mcp';
+import { GRANTED_SCOPES } from '../permissions';
+import { exchangeDecisions } from './refresh';
+import { TokenCache } from './token-cache';
+
+const tokenCaches = new WeakMap<Config, TokenCache<Identity>>();
+
+/** One cache per configuration, i.e. per isolate in production, shared by all its origins. */
+export function tokenCacheFor(config: Config): TokenCache<Identity> {
+  let cache = tokenCaches.get(config);
+  if (!cache) tokenCaches.set(config, (cache = new TokenCache<Identity>()));
+  return cache;
+}
+
+export function buildGateway(origin: string, config: Config): OriginGateway {
+  const byResource = new Map(config.upstreams.map((upstream) => [`${origin}${upstream.path}`, upstream]));
+  const upstreamFor = (resource: string | undefined) => (resource === undefined ? undefined : byResource.get(resource));
+  // `/mcp` is what single-upstream deployments always served, so clients that omit `resource`
+  // keep landing there; with several named upstreams only, a client must say which it wants.
+  const defaultUpstream = config.upstreams.length === 1 ? config.upstreams[0] : config.upstreams.find((u) => u.path === '/mcp');
+  const defaultResource = defaultUpstream && `${origin}${defaultUpstream.path}`;
+  const tokenCache = tokenCacheFor(config);
+
+  const authorizationServer = new OAuthAuthorizationServer<Env>({
+    issuer: origin,
+    resources: [...byResource.keys()],
+    ...(defaultResource ? { defaultResource, legacyGrantResource: defaultResource } : {}),
+    authorizeEndpoint: '/authorize',
+    tokenEndpoint: '/token',
+    clientRegistrationEndpoint: '/register',
+    scopesSupported: GRANTED_SCOPES,
+    // claude.ai and Claude Code prefer client ID metadata documents over registering anew each time.
+    clientIdMetadataDocumentEnabled: true,
+    accessTokenTTL: config.accessTokenTtl,
+    refreshTokenTTL: config.refreshTokenTtl,
+    // A grant lives while its client keeps refreshing, up to MAX_GRANT_AGE since its Access sign-in
+    // (the callback caps every exchange's lifetimes by it), so active connectors rarely sign in again.
+    refreshTokenIdleTTL: config.refreshTokenTtl,
+    tokenExchangeCallback: exchangeDecisions(config, upstreamFor, tokenCache),
+    onError({ code, description, status, internal }) {
+      emit({ event: 'oauth_error', status, code, description, internal });
+    },
+  });
+
+  const validateToken = (env: Env) => (resource: string, token: string) =>
+    tokenCache.validate(resource, token, (r, t) => authorizationServer.validateToken<Identity>(r, t, env));
+  const resourceServers = new Map(
+    [...byResource].map(([resource, upstream]) => [
+      upstream.name,
+      new OAuthResourceServer<Env, Identity>({
+        resourceMetadata: { resource, authorization_servers: [origin], resource_name: upstream.title ?? 'MCP OAuth gateway' },
+        requiredScopes: GRANTED_SCOPES,
+        validateToken,
+        handler: mcpHandler(config, upstream),
+      }),
+    ]),
+  );
+  return { authorizationServer, resourceServers, upstreamFor, defaultUpstream, validateToken, tokenCache };
+}

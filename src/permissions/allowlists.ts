@@ -1,0 +1,46 @@
+/**
+ * Who may use what: ALLOWED_EMAILS and each upstream's `allowedEmails`, the admins of
+ * /connections, and whether a person has an upstream credential at all. Every decision takes the
+ * person whole (`Person`), so a new criterion (groups) is added here and nowhere else.
+ */
+import type { Config, EmailAllowlist, UpstreamConfig } from '../config';
+import type { Identity } from '../identity';
+import { upstreamTokenFor } from '../upstreams';
+
+/** Who a decision is about: a signed-in identity, or someone an admin's list knows by email only. */
+export type Person = Pick<Identity, 'email'>;
+
+/** Whether a list admits this (lowercased) email; no list admits everyone. */
+export function admits(list: EmailAllowlist | undefined, email: string): boolean {
+  if (!list) return true;
+  const domain = email.slice(email.lastIndexOf('@') + 1);
+  return list.emails.has(email) || list.domains.has(domain);
+}
+
+/** Whether ALLOWED_EMAILS lets this person use the gateway at all (no list: everyone Access lets in). */
+export function mayUseGateway(config: Config, person: Person): boolean {
+  return admits(config.allowedEmails, person.email);
+}
+
+/** Whether this person may see and manage everyone's connections on /connections (ADMIN_EMAILS). */
+export function isAdmin(config: Config, person: Person): boolean {
+  return config.adminEmails !== undefined && admits(config.adminEmails, person.email);
+}
+
+/**
+ * Whether this person may use this upstream: ALLOWED_EMAILS admits them (no list admits
+ * everyone Access lets in), and so does the upstream's own `allowedEmails`, which only narrows.
+ */
+export function isAllowedEmail(config: Config, upstream: UpstreamConfig, person: Person): boolean {
+  return mayUseGateway(config, person) && admits(upstream.allowedEmails, person.email);
+}
+
+/**
+ * Why this person may not use this upstream, or undefined when they may. Checked at login, request
+ * and refresh. On a `userSupplied` upstream a missing token is not a refusal: the person brings it.
+ */
+export function refusalFor(config: Config, upstream: UpstreamConfig, person: Person): 'not_allowed' | 'no_upstream_token' | undefined {
+  if (!isAllowedEmail(config, upstream, person)) return 'not_allowed';
+  if (!upstream.userSupplied && upstreamTokenFor(upstream, person.email) === undefined) return 'no_upstream_token';
+  return undefined;
+}
