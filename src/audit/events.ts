@@ -5,18 +5,26 @@
  * Never a token, cookie, query string or body.
  */
 
-/** The fields of the proxy's per-request line (src/proxy/log.ts). */
+/** The fields of the proxy's per-request line (src/proxy/log.ts narrows `outcome`). */
 export interface McpRequestFields {
+  /** The upstream's name (`mcp` for the single upstream at /mcp). */
   upstream: string;
   email: string;
   clientId: string;
   method: string;
+  /** The gateway path, without the query. */
   path: string;
+  /** Each distinct JSON-RPC method of the body, comma-separated; undefined when it was not read. */
   rpcMethod: string | undefined;
+  /** Each distinct tool its `tools/call`s name, refused ones too (see `outcome`), comma-separated. */
   tool?: string | undefined;
+  /** In a batch, the calls it held (what a rate limit charged). */
   requests?: number | undefined;
+  /** What the client got. */
   status: number;
+  /** What the upstream answered, when it did. */
   upstreamStatus: number | undefined;
+  /** Milliseconds until the upstream's response headers (or the failure). */
   latencyMs: number | undefined;
   outcome: string;
 }

@@ -7,7 +7,7 @@
  * `console.log` under `wrangler dev`, a few microseconds for the JSON), so the line is printed
  * once the response is on its way, under `waitUntil`.
  */
-import { emit } from '../audit';
+import { emit, type McpRequestFields } from '../audit';
 
 export type ProxyOutcome =
   | 'ok'
@@ -26,26 +26,8 @@ export type ProxyOutcome =
   | 'invalid_message'
   | 'rate_limited';
 
-export interface ProxyLogEntry {
-  /** The upstream's name (`mcp` for the single upstream at /mcp). */
-  upstream: string;
-  email: string;
-  clientId: string;
-  method: string;
-  /** The gateway path, without the query. */
-  path: string;
-  /** Each distinct JSON-RPC method of the body, comma-separated; undefined when it was not read. */
-  rpcMethod: string | undefined;
-  /** Each distinct tool its `tools/call`s name, refused ones too (see `outcome`), comma-separated. */
-  tool?: string | undefined;
-  /** In a batch, the calls it held (what a rate limit charged). */
-  requests?: number | undefined;
-  /** What the client got. */
-  status: number;
-  /** What the upstream answered, when it did. */
-  upstreamStatus: number | undefined;
-  /** Milliseconds until the upstream's response headers (or the failure). */
-  latencyMs: number | undefined;
+/** The per-request line's fields (audit/events.ts documents each), with the proxy's own outcomes. */
+export interface ProxyLogEntry extends McpRequestFields {
   outcome: ProxyOutcome;
 }
 
