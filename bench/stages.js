@@ -9,13 +9,16 @@
 import { configFor } from '../src/config';
 import worker from '../src/index';
 import { gatewayFor } from '../src/oauth';
-import { forwardToUpstream } from '../src/proxy/forward';
-import { proxyMcpRequest } from '../src/proxy/handler';
-import { clientResponseHeaders, upstreamRequestHeaders } from '../src/proxy/headers';
-import { logProxyRequest } from '../src/proxy/log';
-import { readRequestBody } from '../src/proxy/message';
-import { bindSessionId, forwardSessionId } from '../src/proxy/session-binding';
-import { upstreamCredential } from '../src/upstream/credentials';
+import {
+  bindSessionId,
+  clientResponseHeaders,
+  forwardSessionId,
+  logProxyRequest,
+  proxyMcpRequest,
+  readRequestBody,
+  upstreamRequestHeaders,
+} from '../src/proxy';
+import { forwardToUpstream, upstreamCredential } from '../src/upstreams';
 
 const RPC = '{"jsonrpc":"2.0","id":1,"method":"ping"}';
 const UPSTREAM_ANSWER = new Headers({

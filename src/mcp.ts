@@ -2,8 +2,8 @@ import type { OAuthResourceContext } from '@cloudflare/workers-oauth-provider';
 import type { Config, UpstreamConfig } from './config';
 import type { Identity } from './identity';
 import { refusalFor } from './permissions';
-import { proxyMcpRequest } from './proxy/handler';
-import { jsonRpcErrorResponse } from './proxy/jsonrpc-error';
+import { jsonRpcErrorResponse, proxyMcpRequest } from './proxy';
+import { takesOwnTokens } from './upstreams';
 import { TokenVault } from './vault/store';
 
 /**
@@ -19,7 +19,7 @@ export function mcpHandler(config: Config, upstream: UpstreamConfig) {
       if (refusalFor(config, upstream, identity) === 'not_allowed') {
         return jsonRpcErrorResponse('notAllowed', null, request.headers.get('Origin'));
       }
-      const vault = upstream.userSupplied ? new TokenVault(env.OAUTH_KV, config.tokenKeys) : undefined;
+      const vault = takesOwnTokens(upstream) ? new TokenVault(env.OAUTH_KV, config.tokenKeys) : undefined;
       return proxyMcpRequest(request, { config, upstream, identity, clientId: auth.clientId ?? 'unknown', ...(vault ? { vault } : {}) }, ctx);
     },
   };

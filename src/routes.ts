@@ -9,8 +9,7 @@ import { finishMcpLogin, handleAuthorize, handleTokenStep, TOKEN_STEP_PATH } fro
 import { gatewayFor, handleAuthorizationServerRequest, helpersFor } from './oauth';
 import { landingPage, misconfiguredPage, PageError, renderInternalError, renderPageError, useHttpsPage } from './pages';
 import { CALLBACK_PATH, finishLogin } from './sign-in';
-
-const PROTECTED_RESOURCE_ROOT = '/.well-known/oauth-protected-resource';
+import { PROTECTED_RESOURCE_ROOT, upstreamNameFor } from './upstreams';
 
 /** One request, with this deployment's view of its origin. */
 interface Visit {
@@ -80,11 +79,7 @@ export async function routeRequest(request: Request, env: Env, ctx: ExecutionCon
  * and so are their RFC 9728 metadata paths under `/.well-known/oauth-protected-resource`.
  */
 function resourceServerFor(url: URL, gateway: OriginGateway) {
-  const pathname = url.pathname;
-  const path = pathname.startsWith(`${PROTECTED_RESOURCE_ROOT}/`) ? pathname.slice(PROTECTED_RESOURCE_ROOT.length) : pathname;
-  const [, first, second] = path.split('/', 3);
-  const name = first === 'mcp' ? 'mcp' : second === 'mcp' ? first : undefined;
-  return gateway.resourceServers.get(name ?? '');
+  return gateway.resourceServers.get(upstreamNameFor(url.pathname) ?? '');
 }
 
 /**

@@ -1,8 +1,7 @@
 import { env } from 'cloudflare:test';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config';
-import { rewriteListAnswers } from '../src/policy/tool-messages';
-import { rewriteJsonRpcEvents } from '../src/policy/tools-sse';
+import { rewriteJsonRpcEvents, rewriteListAnswers } from '../src/policy';
 import { Gateway, gatewayEnv, mcpRequest, signIn, UPSTREAM_URL } from './fixtures/gateway';
 import {
   annotate,
@@ -459,6 +458,23 @@ describe('rate limits', () => {
 
     expect((await callProxy({ config, email: `someone-else-${tag()}@example.com`, path: '/mcp', init: ping(5) })).status).toBe(200);
     expect((await callProxy({ config, email: me, path: '/other/mcp', init: ping(6) })).status).toBe(200);
+  });
+});
+
+describe('issue #17: the session is checked before the rate limit', () => {
+  it("refuses a session handle that is not the person's with 404 and uses none of their allowance", async () => {
+    const config = proxyConfig('/json/mcp', { UPSTREAM_RATE_LIMIT: JSON.stringify({ requests: 2, period: 60 }), RATE_LIMITER: env.RATE_LIMITER });
+    const me = `forged-${tag()}@example.com`;
+    const t = tag();
+    const ping = (id: number, headers: Record<string, string> = {}) => rpcPost({ jsonrpc: '2.0', id, method: 'ping' }, headers);
+    for (const id of [1, 2, 3]) {
+      const refused = await callProxy({ config, email: me, path: `/mcp?t=${t}`, init: ping(id, { 'Mcp-Session-Id': 'not-a-handle' }) });
+      expect(refused.status).toBe(404);
+      expect((await refused.json<{ error: { code: number } }>()).error.code).toBe(-32001);
+    }
+    for (const id of [4, 5]) expect((await callProxy({ config, email: me, path: `/mcp?t=${t}`, init: ping(id) })).status).toBe(200);
+    expect((await callProxy({ config, email: me, path: `/mcp?t=${t}`, init: ping(6) })).status).toBe(429);
+    expect(await received(t, 0)).toHaveLength(2);
   });
 });
 

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { scrubSecrets } from '../src/proxy/scrub';
+import { scrubSecrets } from '../src/proxy';
 import { callProxy, captureLogs, PAT, proxyConfig, readRest, readUntil, received, release, rpcPost, tag } from './fixtures/proxy';
 
 /**

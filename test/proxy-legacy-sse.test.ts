@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { rewriteEndpointEvents } from '../src/proxy/legacy-sse';
+import { rewriteEndpointEvents } from '../src/proxy';
 import {
   CLIENT_HEADERS,
   callProxy,

@@ -1,8 +1,7 @@
 import { env } from 'cloudflare:test';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { parseExactJson } from '../src/lib/exact-json';
-import { rewriteListAnswers } from '../src/policy/tool-messages';
-import { rewriteJsonRpcEvents } from '../src/policy/tools-sse';
+import { parseExactJson } from '../src/lib';
+import { rewriteJsonRpcEvents, rewriteListAnswers } from '../src/policy';
 import { CLIENT_HEADERS, callProxy, captureLogs, expectJsonRpcError, openSession, proxyConfig, received, rpcPost, tag } from './fixtures/proxy';
 
 /**

@@ -1,6 +1,6 @@
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { proxyMcpRequest } from '../src/proxy/handler';
+import { proxyMcpRequest } from '../src/proxy';
 import { Gateway } from './fixtures/gateway';
 import {
   ALICE_PAT,

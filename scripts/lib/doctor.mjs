@@ -5,7 +5,7 @@
  * and how to fix it. No line carries a secret: tokens and the client secret are only sent, to the
  * servers they belong to, and URLs are printed without their query.
  */
-import { loadWorkerConfig, workerCredentials } from './worker-config.mjs';
+import { loadWorkerConfig, workerUpstreams } from './worker-config.mjs';
 
 /** @typedef {import('./worker-config.mjs').Config} Config */
 /** @typedef {import('./worker-config.mjs').UpstreamConfig} UpstreamConfig */
@@ -156,13 +156,13 @@ async function checkUpstream(upstream, report) {
   };
   const where = `${upstream.path} → ${printable(upstream.url.href)}`;
   if (upstream.token !== undefined) {
-    await probeUpstream(upstream, where, workerCredentials.upstreamAuthHeader(upstream, ''), names.token, names, report);
+    await probeUpstream(upstream, where, workerUpstreams.upstreamAuthHeader(upstream, ''), names.token, names, report);
   }
   for (const email of upstream.userTokens.keys()) {
     await probeUpstream(
       upstream,
       `${where} with ${email}'s own token`,
-      workerCredentials.upstreamAuthHeader(upstream, email),
+      workerUpstreams.upstreamAuthHeader(upstream, email),
       `${email}'s entry in ${names.userTokens}`,
       names,
       report,
@@ -177,36 +177,39 @@ async function checkUpstream(upstream, report) {
 }
 
 /**
- * An MCP `initialize` with the credential the gateway would send, then `tools/list`.
+ * An MCP `initialize` with the credential the gateway would send, then `tools/list`: through the
+ * Worker's own upstream client (src/upstreams/client.ts), so the doctor sends what the gateway sends.
  * @param {UpstreamConfig} upstream @param {string} where
  * @param {readonly [string, string] | undefined} credential
  * @param {string} tokenName  the setting to fix when the token is refused
  * @param {{ url: string, header: string }} names @param {Report} report
  */
 async function probeUpstream(upstream, where, credential, tokenName, names, report) {
-  /** @type {Record<string, string>} */
-  const headers = { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream' };
-  for (const [name, value] of upstream.headers) headers[name] = value;
-  if (credential) headers[credential[0]] = credential[1];
   const timeoutMs = upstream.timeoutMs;
   const notMcp = `${names.url} must be the server's MCP endpoint (Streamable HTTP), often ending in /mcp`;
+  // Each request is bounded as a whole, answer included (an SSE answer may never come).
+  /** @param {[string, string][]} [extra] */
+  const link = (extra = []) => {
+    const base = workerUpstreams.linkFor(upstream, credential);
+    for (const [name, value] of extra) base.headers.set(name, value);
+    return { ...base, signal: AbortSignal.timeout(timeoutMs) };
+  };
 
-  const init = await request(
-    upstream.url.href,
-    { method: 'POST', headers, body: rpc(1, 'initialize', { protocolVersion: PROTOCOL_VERSION, capabilities: {}, clientInfo: CLIENT_INFO }) },
-    timeoutMs,
+  const init = await workerUpstreams.callUpstream(
+    link(),
+    { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: PROTOCOL_VERSION, capabilities: {}, clientInfo: CLIENT_INFO } },
+    MAX_BODY_BYTES,
   );
-  if ('error' in init) {
-    report.fail(`${where} is unreachable: ${init.error}`, `check ${names.url} and that the server is up`);
+  if (init.outcome !== 'response') {
+    report.fail(`${where} is unreachable: ${describeFailure(init, timeoutMs)}`, `check ${names.url} and that the server is up`);
     return;
   }
   const { status } = init.response;
   if (status === 401 || status === 403) {
-    await init.response.body?.cancel();
     report.fail(`${where} refused the token (HTTP ${status})`, `renew ${tokenName} or give it the scopes the server needs; check ${names.header}`);
     return;
   }
-  const initialized = await readRpcResult(init.response, 1);
+  const initialized = rpcResult(init, timeoutMs);
   if ('error' in initialized) {
     report.fail(`${where} did not answer initialize as an MCP server (${initialized.error})`, notMcp);
     return;
@@ -215,25 +218,16 @@ async function probeUpstream(upstream, where, credential, tokenName, names, repo
   const serverName = typeof serverInfo?.name === 'string' ? serverInfo.name.slice(0, 60) : 'unnamed server';
 
   const sessionId = init.response.headers.get('Mcp-Session-Id');
-  /** @type {Record<string, string>} */
-  const later = {
-    ...headers,
-    'MCP-Protocol-Version': String(/** @type {{ protocolVersion?: unknown }} */ (initialized.result).protocolVersion ?? PROTOCOL_VERSION),
-  };
-  if (sessionId) later['Mcp-Session-Id'] = sessionId;
-  const notified = await request(
-    upstream.url.href,
-    { method: 'POST', headers: later, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) },
-    timeoutMs,
-  );
-  if (!('error' in notified)) await notified.response.body?.cancel();
-  const listed = await request(upstream.url.href, { method: 'POST', headers: later, body: rpc(2, 'tools/list', {}) }, timeoutMs);
-  const tools = 'error' in listed ? listed : await readRpcResult(listed.response, 2);
-  if (sessionId) {
-    // Ends the session the check opened; servers may answer 405, which is fine.
-    const closed = await request(upstream.url.href, { method: 'DELETE', headers: later }, timeoutMs);
-    if (!('error' in closed)) await closed.response.body?.cancel();
-  }
+  const version = String(/** @type {{ protocolVersion?: unknown }} */ (initialized.result).protocolVersion ?? PROTOCOL_VERSION);
+  /** @type {[string, string][]} */
+  const later = [['MCP-Protocol-Version', version]];
+  if (sessionId) later.push(['Mcp-Session-Id', sessionId]);
+  const notified = await workerUpstreams.sendRequest(link(later), { jsonrpc: '2.0', method: 'notifications/initialized' });
+  if (notified.outcome === 'response') await notified.response.body?.cancel();
+  const listed = await workerUpstreams.callUpstream(link(later), { jsonrpc: '2.0', id: 2, method: 'tools/list', params: {} }, MAX_BODY_BYTES);
+  const tools = rpcResult(listed, timeoutMs);
+  // Ends the session the check opened; servers may answer 405, which is fine.
+  if (sessionId) await workerUpstreams.endSession(link(later), sessionId, version);
   if ('error' in tools) {
     report.fail(
       `${where}: initialize works (${serverName}) but tools/list failed (${tools.error})`,
@@ -244,6 +238,33 @@ async function probeUpstream(upstream, where, credential, tokenName, names, repo
   const list = /** @type {{ tools?: unknown }} */ (tools.result).tools;
   const count = Array.isArray(list) ? list.length : 0;
   report.pass(`${where}: initialize works (${serverName}), tools/list returns ${count} tool${count === 1 ? '' : 's'}`);
+}
+
+/**
+ * The JSON-RPC result of a call, or what went wrong, in words.
+ * @param {import('../../src/upstreams/index.ts').CallResult} called @param {number} timeoutMs
+ * @returns {{ result: Record<string, unknown> } | { error: string }}
+ */
+function rpcResult(called, timeoutMs) {
+  if (called.outcome !== 'response') return { error: describeFailure(called, timeoutMs) };
+  const { response, answer } = called;
+  const type = (response.headers.get('Content-Type') ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  const described = `HTTP ${response.status}${type ? `, ${type}` : ''}`;
+  if (!response.ok || (type !== 'application/json' && type !== 'text/event-stream')) return { error: described };
+  const message = /** @type {{ jsonrpc?: unknown, result?: unknown, error?: { code?: unknown, message?: unknown } } | undefined} */ (answer);
+  if (message?.jsonrpc !== '2.0') return { error: `${described}, no JSON-RPC answer` };
+  if (message.error) return { error: `JSON-RPC error ${String(message.error.code)}: ${String(message.error.message).slice(0, 120)}` };
+  if (!message.result || typeof message.result !== 'object') return { error: `${described}, no result` };
+  return { result: /** @type {Record<string, unknown>} */ (message.result) };
+}
+
+/**
+ * Why the upstream client got no answer: its own deadline or the doctor's, or the fetch's error.
+ * @param {{ outcome: string, cause?: unknown }} failed @param {number} timeoutMs
+ */
+function describeFailure(failed, timeoutMs) {
+  if (failed.outcome === 'timeout' || failed.outcome === 'client_closed') return `no answer within ${Math.round(timeoutMs / 1000)} s`;
+  return describeFetchError(failed.cause ?? {}, timeoutMs);
 }
 
 /**
@@ -413,81 +434,6 @@ async function readJson(response) {
   } catch {
     return undefined;
   }
-}
-
-/**
- * The JSON-RPC result for `id`, from a JSON body or the first matching SSE `data:` event.
- * @param {Response} response @param {number} id
- * @returns {Promise<{ result: Record<string, unknown> } | { error: string }>}
- */
-async function readRpcResult(response, id) {
-  const type = (response.headers.get('Content-Type') ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
-  const described = `HTTP ${response.status}${type ? `, ${type}` : ''}`;
-  if (!response.ok || (type !== 'application/json' && type !== 'text/event-stream')) {
-    await response.body?.cancel();
-    return { error: described };
-  }
-  /** @type {unknown[]} */
-  let messages = [];
-  if (type === 'application/json') {
-    const json = await response
-      .text()
-      .then((text) => JSON.parse(text))
-      .catch(() => undefined);
-    messages = Array.isArray(json) ? json : [json];
-  } else {
-    messages = await readSseMessages(response, id);
-  }
-  const message = /** @type {{ jsonrpc?: unknown, id?: unknown, result?: unknown, error?: { code?: unknown, message?: unknown } } | undefined} */ (
-    messages.find((m) => m && typeof m === 'object' && /** @type {{ id?: unknown }} */ (m).id === id)
-  );
-  if (message?.jsonrpc !== '2.0') return { error: `${described}, no JSON-RPC answer` };
-  if (message.error) return { error: `JSON-RPC error ${String(message.error.code)}: ${String(message.error.message).slice(0, 120)}` };
-  if (!message.result || typeof message.result !== 'object') return { error: `${described}, no result` };
-  return { result: /** @type {Record<string, unknown>} */ (message.result) };
-}
-
-/**
- * JSON messages from an SSE body, read until the answer to `id` arrives (the stream may stay open).
- * @param {Response} response @param {number} id
- */
-async function readSseMessages(response, id) {
-  /** @type {unknown[]} */
-  const messages = [];
-  const reader = /** @type {ReadableStream<Uint8Array>} */ (response.body)
-    .pipeThrough(/** @type {TransformStream<Uint8Array, string>} */ (new TextDecoderStream()))
-    .getReader();
-  let buffer = '';
-  let size = 0;
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += value;
-      size += value.length;
-      const events = buffer.split(/\r?\n\r?\n/);
-      buffer = events.pop() ?? '';
-      for (const event of events) {
-        const data = event
-          .split(/\r?\n/)
-          .filter((line) => line.startsWith('data:'))
-          .map((line) => line.slice(5).replace(/^ /, ''))
-          .join('\n');
-        if (!data) continue;
-        try {
-          messages.push(JSON.parse(data));
-        } catch {
-          // Not JSON: not an MCP message.
-        }
-      }
-      if (messages.some((m) => m && typeof m === 'object' && /** @type {{ id?: unknown }} */ (m).id === id) || size > MAX_BODY_BYTES) break;
-    }
-  } catch {
-    // A stream cut short: whatever arrived is judged below.
-  } finally {
-    await reader.cancel().catch(() => {});
-  }
-  return messages;
 }
 
 /** Both absolute and equal once normalized. @param {string} a @param {string} b */

@@ -45,8 +45,11 @@ registerHooks({
 
 /** The Worker's `src/config` module. */
 export const workerConfig = await import('../../src/config/index.ts');
-/** The Worker's `src/upstream/credentials` module: how the proxy builds the upstream's header. */
-export const workerCredentials = await import('../../src/upstream/credentials.ts');
+/**
+ * The Worker's upstream registry (`src/upstreams`): how the proxy builds the upstream's header,
+ * and the gateway's own MCP client, which the doctor's upstream checks use.
+ */
+export const workerUpstreams = await import('../../src/upstreams/index.ts');
 
 /**
  * The Worker's verdict on these settings: its `Config`, or the problems `ConfigError` lists.

@@ -27,8 +27,11 @@ export interface RateLimitConfig {
   /** Requests a person may make in `periodSeconds`, on this upstream. */
   requests: number;
   periodSeconds: number;
-  /** The Durable Object namespace that counts (`RATE_LIMITER` in wrangler.jsonc). */
-  limiter: DurableObjectNamespace<import('../policy/rate-limiter').RateLimiter>;
+  /**
+   * The Durable Object namespace that counts (`RATE_LIMITER` in wrangler.jsonc). Untyped here, so
+   * configuration names no module above it: src/policy/rate-limiter.ts types it as its own class.
+   */
+  limiter: DurableObjectNamespace;
 }
 
 const TOOL_KEYS = ['allow', 'deny', 'readOnly'];

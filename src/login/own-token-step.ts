@@ -13,8 +13,7 @@ import { renderTokenPage } from '../own-token/page';
 import { vetPastedToken } from '../own-token/vet';
 import { PageError } from '../pages';
 import { beginLogin, finishLogin, type LoginData, type LoginStore } from '../sign-in';
-import { checkUpstreamToken } from '../upstream/check';
-import { upstreamTokenFor } from '../upstream/credentials';
+import { probeUpstream as checkUpstreamToken, upstreamTokenFor } from '../upstreams';
 import { TokenVault } from '../vault/store';
 import { allowedUpstream, issueCode } from './complete';
 

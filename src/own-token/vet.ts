@@ -1,5 +1,5 @@
 import type { UpstreamConfig } from '../config';
-import { checkUpstreamToken } from '../upstream/check';
+import { probeUpstream } from '../upstreams';
 import { MALFORMED_TOKEN, readPastedToken, refusedBy, unreachable } from './page';
 
 export type VettedToken = { token: string } | { problem: string; status: 400 | 503 };
@@ -11,7 +11,7 @@ export type VettedToken = { token: string } | { problem: string; status: 400 | 5
 export async function vetPastedToken(upstream: UpstreamConfig, server: string, value: unknown, ctx: ExecutionContext): Promise<VettedToken> {
   const token = readPastedToken(value);
   if (!token) return { problem: MALFORMED_TOKEN, status: 400 };
-  const check = await checkUpstreamToken(upstream, token, ctx);
+  const check = await probeUpstream(upstream, token, ctx);
   if (check === 'refused') return { problem: refusedBy(server), status: 400 };
   if (check === 'unavailable') return { problem: unreachable(server), status: 503 };
   return { token };

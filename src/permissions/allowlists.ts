@@ -5,7 +5,7 @@
  */
 import type { Config, EmailAllowlist, UpstreamConfig } from '../config';
 import type { Identity } from '../identity';
-import { upstreamTokenFor } from '../upstream/credentials';
+import { upstreamTokenFor } from '../upstreams';
 
 /** Who a decision is about: a signed-in identity, or someone an admin's list knows by email only. */
 export type Person = Pick<Identity, 'email'>;

@@ -36,7 +36,9 @@ export class RateLimiter extends DurableObject {
 
 /** Counts `cost` requests by `email` on `upstream`, all or none; `undefined` when the limiter could not answer. */
 export async function takeRequests(limit: RateLimitConfig, upstream: string, email: string, cost: number): Promise<RateLimitVerdict | undefined> {
-  const stub = limit.limiter.get(limit.limiter.idFromName(`${upstream}\n${email}`));
+  // The binding is this class's namespace (wrangler.jsonc); configuration leaves it untyped.
+  const namespace = limit.limiter as unknown as DurableObjectNamespace<RateLimiter>;
+  const stub = namespace.get(namespace.idFromName(`${upstream}\n${email}`));
   try {
     return await stub.take(limit.requests, limit.periodSeconds * 1000, cost);
   } catch (error) {

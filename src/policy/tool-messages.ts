@@ -7,10 +7,12 @@ import type { ToolRules } from '../config/policy';
 import { isRawJsonNumber } from '../lib/exact-json';
 import { filterToolsResult, isObject, isToolNameAllowed } from './tool-rules';
 
-export type JsonRpcId = string | number | null;
-
-/** JSON-RPC 2.0 §5.1 "Invalid params": the code MCP servers use for an unknown tool. */
-export const TOOL_REFUSED_CODE = -32602;
+/** A refused call that has an id, which the gateway answers (src/proxy/jsonrpc-error.ts's `toolRefused`). */
+export interface ToolRefusal {
+  id: unknown;
+  /** The tool's name when it is short and printable (a client chose it); undefined otherwise. */
+  name: string | undefined;
+}
 
 export interface ToolRequestPlan {
   /**
@@ -18,8 +20,8 @@ export interface ToolRequestPlan {
    * an array: send these messages as a batch instead; `nothing`: send nothing.
    */
   forward: 'unchanged' | 'nothing' | unknown[];
-  /** The gateway's own answers, one per refused call that has an id. */
-  answers: unknown[];
+  /** The calls the gateway answers itself, one per refused call that has an id. */
+  refusals: ToolRefusal[];
   /** Keys (`idKey`) of the `tools/list` requests going upstream, whose answers must be filtered. */
   listIds: ReadonlySet<string>;
   /** Whether the body was a batch (answers are then an array). */
@@ -57,7 +59,7 @@ export function planToolRequest(rules: ToolRules, message: unknown, readOnly: Re
   const batch = Array.isArray(message);
   const messages = messagesOf(message);
   const kept: unknown[] = [];
-  const answers: unknown[] = [];
+  const refusals: ToolRefusal[] = [];
   const listIds = new Set<string>();
   let refused = false;
 
@@ -69,7 +71,7 @@ export function planToolRequest(rules: ToolRules, message: unknown, readOnly: Re
       if (!available) {
         refused = true;
         const id = (item as Record<string, unknown>).id;
-        if (id !== undefined) answers.push(toolRefusal(id, printable));
+        if (id !== undefined) refusals.push({ id, name: printable });
         continue;
       }
     } else if (isObject(item) && item.method === 'tools/list') {
@@ -80,14 +82,7 @@ export function planToolRequest(rules: ToolRules, message: unknown, readOnly: Re
   }
 
   const forward = !refused ? 'unchanged' : kept.length === 0 ? 'nothing' : batch ? kept : 'unchanged';
-  return { forward, answers, listIds, batch, refused };
-}
-
-/** The answer to a refused call: the request's id, code -32602. */
-export function toolRefusal(id: unknown, name: string | undefined): unknown {
-  const safeId = typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)) || isRawJsonNumber(id) ? id : null;
-  const message = `tool ${name ?? '(unnamed)'} is not available through this gateway`;
-  return { jsonrpc: '2.0', id: safeId, error: { code: TOOL_REFUSED_CODE, message } };
+  return { forward, refusals, listIds, batch, refused };
 }
 
 /** How an answer to rewrite is recognised: by the ids of the `tools/list` requests, or by its shape (a stream not tied to a request). */

@@ -3,169 +3,117 @@
  * upstream. Its resource server has already checked the caller's token and audience, and the
  * allowlists; this swaps that token for the upstream credential and carries MCP traffic unchanged
  * in both directions.
+ *
+ * A short list of steps: checks before forwarding (route, read and judge the body, session, rate
+ * limit, credential, tool policy), each answering the client itself or handing on what the next
+ * needs; then the forward; then the mapping of upstream failures and the rewrites of the answer.
  */
-import type { Config, UpstreamConfig } from '../config';
-import type { Identity } from '../identity';
 import { toolRulesFor } from '../permissions';
-import { upstreamCredential } from '../upstream/credentials';
-import type { TokenVault } from '../vault/store';
-import { forwardToUpstream } from './forward';
-import { ALLOWED_METHODS, clientResponseHeaders, preflightResponse, upstreamRequestHeaders } from './headers';
-import { type JsonRpcId, jsonRpcErrorResponse, type ProxyErrorKind } from './jsonrpc-error';
-import { gatewayEndpointFor, rewriteEndpointEvents, upstreamUrlForSignedEndpoint } from './legacy-sse';
-import { logProxyRequestAfterResponse, type ProxyLogEntry, type ProxyOutcome } from './log';
-import { bodyForUpstream, readRequestBody, refusalOutcome } from './message';
-import { gatewayPathFor, routeToUpstream } from './route';
-import { scrubbedErrorBody } from './scrub';
-import { bindSessionId, forwardSessionId } from './session-binding';
+import { forwardToUpstream, takesOwnTokens, upstreamCredential } from '../upstreams';
+import { type Exchange, openExchange, type ProxyCaller } from './exchange';
+import { ALLOWED_METHODS, preflightResponse, upstreamRequestHeaders } from './headers';
+import type { JsonRpcId } from './jsonrpc-error';
+import { upstreamUrlForSignedEndpoint } from './legacy-sse';
+import { bodyForUpstream, type RequestBody, readRequestBody, refusalOutcome } from './message';
+import { clientResponse } from './respond';
+import { routeToUpstream } from './route';
+import { clientSession, putSession } from './session-binding';
 import { type ForwardedUnderPolicy, gateToolRequest, rateLimitResponse } from './tool-policy';
 
-export interface ProxyCaller {
-  config: Config;
-  /** The upstream whose gateway path was requested. */
-  upstream: UpstreamConfig;
-  /** People's own tokens, for a `userSupplied` upstream. */
-  vault?: TokenVault;
-  identity: Identity;
-  /** The OAuth client the token was issued to, for the log. */
-  clientId: string;
-}
-
 const FORWARDED_METHODS = new Set(['GET', 'POST', 'DELETE']);
-// Fetch forbids a body on these statuses.
-const NULL_BODY_STATUSES = new Set([101, 204, 205, 304]);
 
 /**
  * Proxies one authenticated MCP request (`<path>` or `<path>/<rest>`) to the upstream. Always resolves
- * to a response: the proxy's own failures are JSON-RPC errors (400, 403, 405, 502, 504).
+ * to a response: the proxy's own failures are JSON-RPC errors (400, 403, 404, 405, 429, 502, 504).
  * `ctx` only keeps the log line (written after the response, see log.ts): a client disconnect
  * cancels the upstream fetch through `request.signal` and the runtime's cancellation of the
  * response stream.
  */
 export async function proxyMcpRequest(request: Request, caller: ProxyCaller, ctx: ExecutionContext): Promise<Response> {
-  const { config, upstream: settings, identity, clientId, vault } = caller;
-  const url = new URL(request.url);
-  const origin = request.headers.get('Origin');
-  const entry: ProxyLogEntry = {
-    upstream: settings.name,
-    email: identity.email,
-    clientId,
-    method: request.method,
-    path: url.pathname,
-    rpcMethod: undefined,
-    status: 0,
-    upstreamStatus: undefined,
-    latencyMs: undefined,
-    outcome: 'ok',
-  };
-  const finish = (response: Response, outcome: ProxyOutcome): Response => {
-    entry.status = response.status;
-    entry.outcome = outcome;
-    logProxyRequestAfterResponse(entry, ctx);
-    return response;
-  };
-  const fail = (kind: ProxyErrorKind, outcome: ProxyOutcome, id: JsonRpcId = null, extra?: HeadersInit) =>
-    finish(jsonRpcErrorResponse(kind, id, origin, extra, url.origin), outcome);
+  const x = openExchange(request, caller, ctx);
+  const { upstream: settings, identity } = caller;
+  if (request.method === 'OPTIONS') return x.finish(preflightResponse(x.origin), 'preflight');
+  if (!FORWARDED_METHODS.has(request.method)) return x.fail('methodNotAllowed', 'method_not_allowed', null, { Allow: ALLOWED_METHODS });
 
-  if (request.method === 'OPTIONS') return finish(preflightResponse(origin), 'preflight');
-  if (!FORWARDED_METHODS.has(request.method)) return fail('methodNotAllowed', 'method_not_allowed', null, { Allow: ALLOWED_METHODS });
-
-  const route = routeToUpstream(url, settings.path, settings.url);
-  const target =
-    route.kind === 'mapped'
-      ? route.target
-      : route.kind === 'signed'
-        ? await upstreamUrlForSignedEndpoint(route.token, route.search, settings, config, identity.email)
-        : undefined;
-  if (!target) return fail('pathRefused', 'path_refused');
-
+  // Checks before forwarding.
+  const target = await targetFor(x);
+  if (!target) return x.fail('pathRefused', 'path_refused');
   const toolRules = toolRulesFor(settings.tools, identity);
-  // One read decides everything: what the policy, the limit and the log see is what goes upstream.
-  const read = await readRequestBody(request, { inspect: toolRules !== undefined || settings.rateLimit !== undefined });
-  const summary = read.kind === 'message' || read.kind === 'refused' ? read.summary : undefined;
-  Object.assign(entry, { rpcMethod: summary?.methods, tool: summary?.tools, requests: summary?.batch ? summary.calls : undefined });
-  const id = read.kind === 'refused' ? read.id : (summary?.id ?? null);
-  if (read.kind === 'refused') return fail(read.error, refusalOutcome(read.error), id);
-  const limited = await rateLimitResponse(settings, identity.email, Math.max(1, summary?.calls ?? 1), id, origin);
-  if (limited) return finish(limited, 'rate_limited');
-  const credential = await upstreamCredential(settings, identity.email, vault);
-  if (!credential) return fail(settings.userSupplied ? 'noOwnToken' : 'noUpstreamCredential', 'no_upstream_credential', id);
+  const judged = await judgeBody(x, toolRules !== undefined || settings.rateLimit !== undefined);
+  if (judged instanceof Response) return judged;
+  const { read, id, calls } = judged;
+  // The session before the limit: a handle that is not this person's uses no unit.
+  const session = await clientSession(request.headers, caller);
+  if (!session) return x.fail('unknownSession', 'unknown_session', id);
+  const limited = await rateLimitResponse(settings, identity.email, calls, id, x.origin);
+  if (limited) return x.finish(limited, 'rate_limited');
+  const credential = await upstreamCredential(settings, identity.email, caller.vault);
+  if (!credential) return x.fail(takesOwnTokens(settings) ? 'noOwnToken' : 'noUpstreamCredential', 'no_upstream_credential', id);
   const upstreamHeaders = upstreamRequestHeaders(request.headers, settings, credential.header);
-  if (!(await forwardSessionId(request.headers, upstreamHeaders, caller))) return fail('unknownSession', 'unknown_session', id);
+  putSession(upstreamHeaders, session);
   const body = bodyForUpstream(read, upstreamHeaders);
 
   // The tool policy (src/policy/): what may go upstream, and what of the answer the client sees.
   let gate: ForwardedUnderPolicy | undefined;
   if (toolRules) {
     const message = read.kind === 'message' ? read.message : undefined;
-    const input = { rules: toolRules, method: request.method, message, hasBody: body !== null, id, origin };
+    const input = { rules: toolRules, method: request.method, message, hasBody: body !== null, id, origin: x.origin };
     const decided = await gateToolRequest({ ...input, target, upstreamHeaders, signal: request.signal, timeoutMs: settings.timeoutMs });
-    if (decided.kind === 'answer') return finish(decided.response, decided.outcome);
+    if (decided.kind === 'answer') return x.finish(decided.response, decided.outcome);
     gate = decided;
   }
 
+  const upstream = await forward(x, target, upstreamHeaders, gate?.body ?? body, id);
+  if ('answer' in upstream) return upstream.answer;
+
+  // Rewrites after.
+  return clientResponse(x, upstream.response, { target, credential, gate, id });
+}
+
+/** The upstream URL the gateway path leads to (a sealed legacy endpoint is opened); undefined: refused. */
+async function targetFor(x: Exchange): Promise<URL | undefined> {
+  const { upstream, config, identity } = x.caller;
+  const route = routeToUpstream(x.url, upstream.path, upstream.url);
+  if (route.kind === 'mapped') return route.target;
+  if (route.kind === 'signed') return upstreamUrlForSignedEndpoint(route.token, route.search, upstream, config, identity.email);
+  return undefined;
+}
+
+/**
+ * One read decides everything: what the policy, the limit and the log see is what goes upstream.
+ * The body, the id to echo and the number of requests it holds (at least one); or the refusal.
+ */
+async function judgeBody(x: Exchange, inspect: boolean): Promise<Response | { read: RequestBody; id: JsonRpcId; calls: number }> {
+  const read = await readRequestBody(x.request, { inspect });
+  const summary = read.kind === 'message' || read.kind === 'refused' ? read.summary : undefined;
+  Object.assign(x.entry, { rpcMethod: summary?.methods, tool: summary?.tools, requests: summary?.batch ? summary.calls : undefined });
+  const id = read.kind === 'refused' ? read.id : (summary?.id ?? null);
+  if (read.kind === 'refused') return x.fail(read.error, refusalOutcome(read.error), id);
+  return { read, id, calls: Math.max(1, summary?.calls ?? 1) };
+}
+
+/** The upstream's response; or, when none came, the client's answer. */
+async function forward(
+  x: Exchange,
+  target: URL,
+  headers: Headers,
+  body: ReadableStream<Uint8Array> | ArrayBuffer | null,
+  id: JsonRpcId,
+): Promise<{ response: Response } | { answer: Response }> {
   const started = Date.now();
   const result = await forwardToUpstream(target, {
-    method: request.method,
-    headers: upstreamHeaders,
-    body: gate?.body ?? body,
-    signal: request.signal,
-    timeoutMs: settings.timeoutMs,
+    method: x.request.method,
+    headers,
+    body,
+    signal: x.request.signal,
+    timeoutMs: x.caller.upstream.timeoutMs,
   });
-  entry.latencyMs = Date.now() - started;
-  if (result.outcome !== 'response') {
-    // Nobody is left to read an answer to a closed client; 499 only labels the log line.
-    if (result.outcome === 'client_closed') return finish(new Response(null, { status: 499 }), 'client_closed');
-    return result.outcome === 'timeout' ? fail('upstreamTimeout', 'timeout', id) : fail('upstreamUnreachable', 'unreachable', id);
+  x.entry.latencyMs = Date.now() - started;
+  if (result.outcome === 'response') {
+    x.entry.upstreamStatus = result.response.status;
+    return { response: result.response };
   }
-
-  const upstream = result.response;
-  entry.upstreamStatus = upstream.status;
-
-  // The upstream refusing *our* credential is the gateway's fault, not the client's: a 401 with
-  // WWW-Authenticate would send the client back through OAuth, which cannot fix it, in a loop.
-  if (upstream.status === 401 || upstream.status === 403) {
-    discard(upstream);
-    return fail(credential.own ? 'upstreamRefusedOwnToken' : 'upstreamRefusedCredential', 'upstream_refused_credential', id);
-  }
-
-  const headers = clientResponseHeaders(upstream.headers, origin);
-  await bindSessionId(headers, caller);
-  const location = upstream.headers.get('Location');
-  if (location !== null && upstream.status >= 300 && upstream.status < 400) {
-    // Passed only when it leads back into the proxied path (e.g. a trailing-slash redirect), as
-    // the gateway URL for it: the client never sees the upstream's host, and a redirect elsewhere
-    // is refused rather than followed with the credential.
-    const to = URL.canParse(location, target.href) ? new URL(location, target) : undefined;
-    const path = to && gatewayPathFor(to, settings.path, settings.url);
-    if (!path) {
-      discard(upstream);
-      return fail('upstreamBadResponse', 'upstream_redirect_refused', id);
-    }
-    headers.set('Location', path);
-  }
-
-  let responseBody = NULL_BODY_STATUSES.has(upstream.status) ? null : upstream.body;
-  if (!upstream.ok) responseBody = await scrubbedErrorBody(responseBody, settings, credential);
-  // Only a GET stream can be a legacy HTTP+SSE stream; POST answers pass untouched.
-  if (responseBody && request.method === 'GET' && upstream.ok && isEventStream(headers)) {
-    responseBody = rewriteEndpointEvents(responseBody, async (data) => {
-      const endpoint = await gatewayEndpointFor(data, target, settings, config, identity.email);
-      if (endpoint === undefined) {
-        console.warn(JSON.stringify({ event: 'mcp_proxy_endpoint_refused', upstream: settings.name, email: identity.email, clientId, path: url.pathname }));
-      }
-      return endpoint;
-    });
-  }
-  const response = new Response(responseBody, { status: upstream.status, statusText: upstream.statusText, headers });
-  return gate ? finish(await gate.respond(response), gate.outcome) : finish(response, 'ok');
-}
-
-function isEventStream(headers: Headers): boolean {
-  return /^text\/event-stream\s*(;|$)/i.test(headers.get('Content-Type') ?? '');
-}
-
-/** Releases an upstream body the client will not get. */
-function discard(response: Response): void {
-  response.body?.cancel().catch(() => {});
+  // Nobody is left to read an answer to a closed client; 499 only labels the log line.
+  if (result.outcome === 'client_closed') return { answer: x.finish(new Response(null, { status: 499 }), 'client_closed') };
+  return { answer: result.outcome === 'timeout' ? x.fail('upstreamTimeout', 'timeout', id) : x.fail('upstreamUnreachable', 'unreachable', id) };
 }

@@ -8,7 +8,11 @@ import { withCors } from './headers';
 /** JSON-RPC 2.0 request id, echoed from the body the proxy parsed (a big number kept as its text). */
 export type JsonRpcId = string | number | RawJsonNumber | null;
 
-/** -32700 and -32600 are JSON-RPC's own; the rest sit in its implementation-defined server range. */
+/**
+ * Every JSON-RPC error the gateway sends, its own and those it answers in the upstream's place.
+ * -32700, -32600 and -32602 are JSON-RPC's own; the rest sit in its implementation-defined server
+ * range. `{name}` in a message is filled in when it is rendered.
+ */
 export const ProxyError = {
   pathRefused: { status: 400, code: -32600, message: 'invalid MCP endpoint path' },
   // The request body (src/proxy/message.ts, jsonrpc-message.ts): refused before anything goes upstream.
@@ -55,6 +59,17 @@ export const ProxyError = {
   upstreamUnreachable: { status: 502, code: -32004, message: 'the upstream MCP server could not be reached' },
   upstreamBadResponse: { status: 502, code: -32004, message: 'the upstream MCP server redirected outside this endpoint' },
   upstreamTimeout: { status: 504, code: -32005, message: 'the upstream MCP server did not answer in time' },
+  // The tool policy and the rate limit (src/proxy/tool-policy.ts).
+  uncheckableAnswer: { status: 502, code: -32004, message: 'the upstream MCP server sent an answer the gateway could not check' },
+  rateLimited: { status: 429, code: -32006, message: 'rate limit of {requests} requests per {period} s reached for this server: retry in {seconds} s' },
+  batchOverRateLimit: {
+    status: 429,
+    code: -32006,
+    message: "a batch of {cost} requests is more than this server's rate limit of {requests} requests per {period} s allows: send fewer at once",
+  },
+  // JSON-RPC 2.0 §5.1 "Invalid params": the code MCP servers use for an unknown tool. An answer
+  // among the upstream's (status 200), one per refused call.
+  toolRefused: { status: 200, code: -32602, message: 'tool {name} is not available through this gateway' },
 } as const satisfies Record<string, { status: number; code: number; message: string }>;
 
 export type ProxyErrorKind = keyof typeof ProxyError;
@@ -65,9 +80,29 @@ export type ProxyErrorKind = keyof typeof ProxyError;
  */
 export function jsonRpcErrorResponse(kind: ProxyErrorKind, id: JsonRpcId, origin: string | null, extra?: HeadersInit, gatewayOrigin = ''): Response {
   const { status, code } = ProxyError[kind];
-  const message = ProxyError[kind].message.replace('{origin}', gatewayOrigin);
+  const message = messageOf(kind, { origin: gatewayOrigin });
   const headers = withCors(new Headers(extra), origin);
   headers.set('Content-Type', 'application/json');
   headers.set('Cache-Control', 'no-store');
   return new Response(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id }), { status, headers });
+}
+
+/**
+ * One of the errors as a JSON-RPC answer the gateway gives in the upstream's place (a refused
+ * tool call, a rate limit): `id` first, as those answers have always been written.
+ */
+export function jsonRpcErrorAnswer(kind: ProxyErrorKind, id: unknown, values: Readonly<Record<string, string | number>> = {}, data?: unknown): unknown {
+  const { code } = ProxyError[kind];
+  const message = messageOf(kind, values);
+  return { jsonrpc: '2.0', id, error: data === undefined ? { code, message } : { code, message, data } };
+}
+
+/** A JSON-RPC answer (or batch of them) the gateway sends itself, uncached, with CORS for a browser `origin`. */
+export function jsonRpcAnswerResponse(message: unknown, status: number, origin: string | null): Response {
+  const headers = withCors(new Headers({ 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }), origin);
+  return new Response(JSON.stringify(message), { status, headers });
+}
+
+function messageOf(kind: ProxyErrorKind, values: Readonly<Record<string, string | number>>): string {
+  return ProxyError[kind].message.replace(/\{(\w+)\}/g, (placeholder, name: string) => String(values[name] ?? placeholder));
 }

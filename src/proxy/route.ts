@@ -6,7 +6,7 @@
 
 /**
  * First segment under an upstream's gateway path reserved for signed legacy HTTP+SSE message endpoints (see
- * legacy-sse.ts). An upstream path segment of exactly this name is therefore not reachable.
+ * legacy-sse/endpoint-seal.ts). An upstream path segment of exactly this name is therefore not reachable.
  */
 export const SIGNED_ENDPOINT_SEGMENT = '.endpoint';
 

@@ -16,7 +16,7 @@
  * any charset passes unchanged except where a secret stood.
  */
 import type { UpstreamConfig } from '../config';
-import type { UpstreamCredential } from '../upstream/credentials';
+import type { UpstreamCredential } from '../upstreams';
 
 /** The most of an error body the client gets. */
 export const MAX_ERROR_BODY_BYTES = 64 * 1024;

@@ -36,12 +36,27 @@ const remembered = new WeakMap<SessionOwner['config'], Map<string, string>>();
  * (and nothing set) when the client sent a handle that is not this person's for this upstream.
  */
 export async function forwardSessionId(client: Headers, upstream: Headers, owner: SessionOwner): Promise<boolean> {
-  const handle = client.get(HEADER);
-  if (handle === null) return true;
-  const id = await upstreamSessionId(handle, owner);
-  if (id === undefined) return false;
-  upstream.set(HEADER, id);
+  const session = await clientSession(client, owner);
+  if (!session) return false;
+  putSession(upstream, session);
   return true;
+}
+
+/**
+ * The session a request's handle names: `{ id }` (undefined: no handle sent), or undefined when
+ * the handle is not this person's for this upstream. Needs only the request headers and the
+ * caller, so the proxy checks it before anything is counted or looked up.
+ */
+export async function clientSession(client: Headers, owner: SessionOwner): Promise<{ id: string | undefined } | undefined> {
+  const handle = client.get(HEADER);
+  if (handle === null) return { id: undefined };
+  const id = await upstreamSessionId(handle, owner);
+  return id === undefined ? undefined : { id };
+}
+
+/** Puts the upstream's own session id (from `clientSession`) on the upstream request. */
+export function putSession(upstream: Headers, session: { id: string | undefined }): void {
+  if (session.id !== undefined) upstream.set(HEADER, session.id);
 }
 
 /** Replaces the upstream's session id in the client's response headers with this person's handle. */

@@ -9,19 +9,25 @@
 
 import type { UpstreamConfig } from '../config';
 import type { ToolRules } from '../config/policy';
-import { parseExactJson } from '../lib/exact-json';
-import { forgetTools, knownReadOnly, rememberTools } from '../policy/annotations';
-import { takeRequests } from '../policy/rate-limiter';
-import { callsNeedingAnnotations, idKey, type ListMatch, planToolRequest, rewriteListAnswers, type ToolRequestPlan } from '../policy/tool-messages';
-import { isObject } from '../policy/tool-rules';
-import { rewriteJsonRpcEvents, sseEvent } from '../policy/tools-sse';
+import { isRawJsonNumber, parseExactJson } from '../lib/exact-json';
+import {
+  callsNeedingAnnotations,
+  forgetTools,
+  isObject,
+  knownReadOnly,
+  type ListMatch,
+  planToolRequest,
+  rememberTools,
+  rewriteJsonRpcEvents,
+  rewriteListAnswers,
+  sseEvent,
+  type ToolRefusal,
+  takeRequests,
+} from '../policy';
+import { listUpstream } from '../upstreams';
 import { withCors } from './headers';
-import { type JsonRpcId, jsonRpcErrorResponse } from './jsonrpc-error';
+import { type JsonRpcId, jsonRpcAnswerResponse, jsonRpcErrorAnswer, jsonRpcErrorResponse, ProxyError } from './jsonrpc-error';
 import type { ProxyOutcome } from './log';
-
-/** Bounds the gateway's own `tools/list` fetch: pages followed, and bytes read per page. */
-const MAX_LIST_PAGES = 50;
-const MAX_LIST_BYTES = 8 * 1024 * 1024;
 
 export interface ToolGateInput {
   rules: ToolRules;
@@ -71,24 +77,31 @@ export async function gateToolRequest(input: ToolGateInput): Promise<ToolGate> {
   if (unknown.length > 0) await fetchToolList(input);
   const plan = planToolRequest(rules, input.message, (name) => knownReadOnly(rules, name)?.readOnly);
   const outcome: ProxyOutcome = plan.refused ? 'tool_refused' : 'ok';
+  const answers = plan.refusals.map(toolRefusal);
 
-  if (plan.forward === 'nothing') return { kind: 'answer', response: answerAlone(plan, origin), outcome };
+  if (plan.forward === 'nothing') return { kind: 'answer', response: answerAlone(answers, plan.batch, origin), outcome };
   const body = Array.isArray(plan.forward) ? (new TextEncoder().encode(JSON.stringify(plan.forward)).buffer as ArrayBuffer) : undefined;
   // Under readOnly an answer stream is still watched for notifications/tools/list_changed.
-  const untouched = plan.listIds.size === 0 && plan.answers.length === 0;
+  const untouched = plan.listIds.size === 0 && answers.length === 0;
   if (untouched && !rules.readOnly) return { kind: 'forward', body, outcome, respond: async (r) => r };
   return {
     kind: 'forward',
     body,
     outcome,
-    respond: (r) => respondFiltered(r, rules, { ids: plan.listIds }, plan.answers, plan.batch, origin),
+    respond: (r) => respondFiltered(r, rules, { ids: plan.listIds }, answers, plan.batch, origin),
   };
 }
 
+/** The answer to a refused call: the request's id, code -32602. */
+function toolRefusal({ id, name }: ToolRefusal): unknown {
+  const safeId = typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)) || isRawJsonNumber(id) ? id : null;
+  return jsonRpcErrorAnswer('toolRefused', safeId, { name: name ?? '(unnamed)' });
+}
+
 /** The gateway's answers, when every request of the body was refused. */
-function answerAlone(plan: ToolRequestPlan, origin: string | null): Response {
-  if (plan.answers.length === 0) return new Response(null, { status: 202, headers: withCors(new Headers(), origin) });
-  return jsonResponse(plan.batch ? plan.answers : plan.answers[0], 200, origin);
+function answerAlone(answers: unknown[], batch: boolean, origin: string | null): Response {
+  if (answers.length === 0) return new Response(null, { status: 202, headers: withCors(new Headers(), origin) });
+  return jsonRpcAnswerResponse(batch ? answers : answers[0], 200, origin);
 }
 
 /**
@@ -111,7 +124,7 @@ async function respondFiltered(
 
   if (!upstream.ok || upstream.body === null) {
     // A 202 for a batch whose forwarded part held only notifications: the refusals are the answer.
-    if (upstream.ok && answers.length > 0) return jsonResponse(batch ? answers : answers[0], 200, origin);
+    if (upstream.ok && answers.length > 0) return jsonRpcAnswerResponse(batch ? answers : answers[0], 200, origin);
     return upstream;
   }
   const onlyWatching = match !== 'shape' && match.ids.size === 0 && answers.length === 0;
@@ -137,11 +150,8 @@ async function respondFiltered(
   }
   if (parsed === undefined) {
     upstream.body?.cancel().catch(() => {});
-    return jsonResponse(
-      { jsonrpc: '2.0', id: null, error: { code: -32004, message: 'the upstream MCP server sent an answer the gateway could not check' } },
-      502,
-      origin,
-    );
+    const { status } = ProxyError.uncheckableAnswer;
+    return jsonRpcAnswerResponse(jsonRpcErrorAnswer('uncheckableAnswer', null), status, origin);
   }
   const rewritten = rewriteListAnswers(rules, parsed, match, remember) ?? parsed;
   const merged = answers.length === 0 ? rewritten : [...(Array.isArray(rewritten) ? rewritten : [rewritten]), ...answers];
@@ -156,68 +166,10 @@ async function respondFiltered(
  * cannot be had leaves the tools unknown, so the calls that needed it are refused.
  */
 async function fetchToolList(input: ToolGateInput): Promise<void> {
-  const tools: unknown[] = [];
-  let cursor: string | undefined;
   const signal = AbortSignal.any([input.signal, AbortSignal.timeout(input.timeoutMs)]);
-  const headers = new Headers(input.upstreamHeaders);
-  headers.set('Content-Type', 'application/json');
-  headers.set('Accept', 'application/json, text/event-stream');
-  headers.delete('Last-Event-ID');
-  // Newer revisions name the method (and tool) in headers, which servers may check against the body.
-  headers.delete('Mcp-Name');
-  if (headers.has('Mcp-Method')) headers.set('Mcp-Method', 'tools/list');
-  try {
-    for (let page = 0; page < MAX_LIST_PAGES; page++) {
-      const id = `mcp-oauth-gateway-tools-${crypto.randomUUID()}`;
-      const request = { jsonrpc: '2.0', id, method: 'tools/list', params: cursor === undefined ? {} : { cursor } };
-      const response = await fetch(input.target, { method: 'POST', headers, body: JSON.stringify(request), redirect: 'manual', signal });
-      const result = await listResultIn(response, id);
-      if (!result || !Array.isArray(result.tools)) return;
-      tools.push(...result.tools);
-      if (typeof result.nextCursor !== 'string') {
-        rememberTools(input.rules, tools, { complete: true });
-        return;
-      }
-      cursor = result.nextCursor;
-    }
-  } catch {
-    // Unreachable, timed out, or the client went away: the tools stay unknown.
-  }
-}
-
-/** The `result` of the answer with this id, from a JSON or SSE response; undefined otherwise. */
-async function listResultIn(response: Response, id: string): Promise<Record<string, unknown> | undefined> {
-  const type = response.headers.get('Content-Type') ?? '';
-  if (!response.ok || !response.body) {
-    response.body?.cancel().catch(() => {});
-    return undefined;
-  }
-  const key = idKey(id);
-  const resultOf = (message: unknown) => (isObject(message) && idKey(message.id) === key && isObject(message.result) ? message.result : undefined);
-  if (/^application\/json\s*(;|$)/i.test(type)) {
-    const text = await response.text();
-    if (text.length > MAX_LIST_BYTES) return undefined;
-    return resultOf(JSON.parse(text));
-  }
-  if (!/^text\/event-stream\s*(;|$)/i.test(type)) {
-    response.body.cancel().catch(() => {});
-    return undefined;
-  }
-  // Read events until the one answering `id`; other messages on this stream are not ours to act on.
-  let found: Record<string, unknown> | undefined;
-  const reader = rewriteJsonRpcEvents(response.body, (message) => {
-    found ??= resultOf(message);
-    return undefined;
-  }).getReader();
-  try {
-    while (!found) {
-      const { done } = await reader.read();
-      if (done) break;
-    }
-  } finally {
-    reader.cancel().catch(() => {});
-  }
-  return found;
+  const tools = await listUpstream({ url: input.target, headers: input.upstreamHeaders, timeoutMs: input.timeoutMs, signal }, 'tools/list', 'tools');
+  // Unreachable, timed out, or the client went away: the tools stay unknown.
+  if (tools) rememberTools(input.rules, tools, { complete: true });
 }
 
 /**
@@ -236,23 +188,19 @@ export async function rateLimitResponse(
   if (!upstream.rateLimit) return undefined;
   const { requests, periodSeconds } = upstream.rateLimit;
   let seconds: number;
-  let message: string;
+  let kind: 'batchOverRateLimit' | 'rateLimited';
   if (cost > requests) {
     // More than the whole allowance: no wait makes it fit, so no limiter is asked.
     seconds = periodSeconds;
-    message = `a batch of ${cost} requests is more than this server's rate limit of ${requests} requests per ${periodSeconds} s allows: send fewer at once`;
+    kind = 'batchOverRateLimit';
   } else {
     const verdict = await takeRequests(upstream.rateLimit, upstream.name, email, cost);
     if (!verdict || verdict.ok) return undefined;
     seconds = Math.max(1, Math.ceil(verdict.retryAfterMs / 1000));
-    message = `rate limit of ${requests} requests per ${periodSeconds} s reached for this server: retry in ${seconds} s`;
+    kind = 'rateLimited';
   }
-  const response = jsonResponse({ jsonrpc: '2.0', id, error: { code: -32006, message, data: { retryAfter: seconds } } }, 429, origin);
+  const answer = jsonRpcErrorAnswer(kind, id, { cost, requests, period: periodSeconds, seconds }, { retryAfter: seconds });
+  const response = jsonRpcAnswerResponse(answer, ProxyError[kind].status, origin);
   response.headers.set('Retry-After', String(seconds));
   return response;
-}
-
-function jsonResponse(message: unknown, status: number, origin: string | null): Response {
-  const headers = withCors(new Headers({ 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }), origin);
-  return new Response(JSON.stringify(message), { status, headers });
 }
