@@ -5,12 +5,13 @@
  */
 export {
   type CallResult,
+  type Conversation,
   callUpstream,
   endSession,
   type JsonRpcRequest,
   linkFor,
   listUpstream,
-  PROTOCOL_VERSION,
+  openConversation,
   probeUpstream,
   sendRequest,
   type TokenCheck,
@@ -27,3 +28,4 @@ export {
 } from './credentials';
 export { type ForwardOptions, forwardToUpstream, type UpstreamResult } from './fetch';
 export { PROTECTED_RESOURCE_ROOT, upstreamNamed, upstreamNameFor } from './paths';
+export { CLIENT_INFO, LEGACY_PROTOCOL_VERSION, MODERN_PROTOCOL_VERSION } from './revision';
