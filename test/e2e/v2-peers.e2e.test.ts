@@ -8,10 +8,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Client, type OAuthClientProvider, ProtocolError, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { ProtocolError } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectWithOAuth, HeadlessOAuthProvider } from './support/mcp-client';
-import { Person } from './support/person';
+import { connectWithOAuth } from './support/mcp-client';
+import { type ConnectedV2, connectV2WithOAuth } from './support/mcp-client-v2';
 import { type E2EStack, gatewayLogs, need, startE2EStack } from './support/stack';
 import { startV2Upstream, type V2Upstream } from './support/v2-upstream';
 
@@ -20,43 +20,7 @@ const upstreamToken = `v2-pat-${randomBytes(16).toString('hex')}`;
 
 let upstream: V2Upstream | undefined;
 let stack: E2EStack | undefined;
-let v2: { client: Client; transport: StreamableHTTPClientTransport; provider: HeadlessOAuthProvider } | undefined;
-/** What the v2 client saw of the gateway while connecting: every request's method and status. */
-const exchanges: Array<{ method: string; status: number; rpc: string | undefined }> = [];
-
-/** The v2 client with its own OAuth: the first connect meets the 401 and signs in; the second connects. */
-async function connectV2(url: string): Promise<NonNullable<typeof v2>> {
-  const person = new Person('alice@example.com', (u) => u.href.startsWith('http://127.0.0.1:53682/oauth/callback'));
-  const provider = new HeadlessOAuthProvider(person);
-  const fetchAndRecord = async (input: string | URL | Request, init?: RequestInit) => {
-    const response = await fetch(input, init);
-    let rpc: string | undefined;
-    try {
-      rpc = typeof init?.body === 'string' ? (JSON.parse(init.body) as { method?: string }).method : undefined;
-    } catch {}
-    exchanges.push({ method: init?.method ?? 'GET', status: response.status, rpc });
-    return response;
-  };
-  const open = async () => {
-    const transport = new StreamableHTTPClientTransport(new URL(url), {
-      authProvider: provider as unknown as OAuthClientProvider,
-      fetch: fetchAndRecord,
-    });
-    const client = new Client({ name: 'e2e-v2', version: '2.4.0' }, { versionNegotiation: { mode: 'auto' } });
-    await client.connect(transport);
-    return { client, transport };
-  };
-  try {
-    return { ...(await open()), provider };
-  } catch (error) {
-    if (provider.outcome === undefined) throw error;
-    const first = new StreamableHTTPClientTransport(new URL(url), { authProvider: provider as unknown as OAuthClientProvider, fetch: fetchAndRecord });
-    // RFC 9207: the v2 client checks the issuer the gateway names in its redirect.
-    const redirect = provider.outcome.kind === 'redirect' ? provider.outcome.url : undefined;
-    await first.finishAuth(provider.code(), redirect?.searchParams.get('iss') ?? undefined);
-    return { ...(await open()), provider };
-  }
-}
+let v2: ConnectedV2 | undefined;
 
 beforeAll(async () => {
   upstream = await startV2Upstream(upstreamToken);
@@ -69,7 +33,7 @@ beforeAll(async () => {
       BOTH_TOKEN: upstreamToken,
     },
   });
-  v2 = await connectV2(stack.urls.mcp);
+  v2 = await connectV2WithOAuth(stack.urls.mcp);
 });
 
 afterAll(async () => {
@@ -80,7 +44,7 @@ afterAll(async () => {
 
 describe('MCP SDK v2 client and server through the gateway (2026-07-28)', () => {
   it('discovers the gateway, signs in, and speaks 2026-07-28 without a session', () => {
-    const { client, provider } = need(v2);
+    const { client, provider, exchanges } = need(v2);
     expect(provider.authorizations).toBe(1);
     expect(client.getNegotiatedProtocolVersion()).toBe('2026-07-28');
     // The probe met the 401 first; after sign-in it was answered, and no initialize was sent.
