@@ -1,6 +1,7 @@
 import { env } from 'cloudflare:test';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import pkg from '../package.json';
+import { callUpstream, MODERN_PROTOCOL_VERSION } from '../src/upstreams';
 import { Gateway } from './fixtures/gateway';
 import { ALICE_TOKEN, connectionsPost, csrfOf, openConnections, ownTokensEnv, pasteToken, stepState, toTokenStep } from './fixtures/own-tokens';
 import { callProxy, captureLogs, proxyConfig, type ReceivedRequest, received, rpcPost, tag, upstreamOrigin } from './fixtures/proxy';
@@ -129,7 +130,7 @@ describe("issue #18: the tool policy's annotation fetch on each kind of upstream
 describe('issue #18: the token check on each kind of upstream', () => {
   /** A gateway whose notes upstream is the test server's `kind`, taking only ALICE_TOKEN. */
   async function gatewayFor(kind: Kind, query = '') {
-    const url = `${upstreamOrigin()}/kinds/${kind}/mcp?accept=${ALICE_TOKEN}${query}`;
+    const url = `${upstreamOrigin()}/kinds/${kind}/mcp?accept=${ALICE_TOKEN}&t=${tag()}${query}`;
     const gateway = await Gateway.start(
       ownTokensEnv({
         UPSTREAMS: JSON.stringify({ notes: { url, title: 'Notes', userSupplied: true } }),
@@ -176,5 +177,79 @@ describe('issue #18: the token check on each kind of upstream', () => {
     expect((await connectionsPost(gateway, browser, { csrf, action: 'replace-token', upstream: 'notes', token: ALICE_TOKEN })).status).toBe(303);
     expect(await env.OAUTH_KV.get('user-token:notes:alice@example.com')).not.toBeNull();
     await env.OAUTH_KV.delete('user-token:notes:alice@example.com');
+  });
+});
+
+describe('issue #18: what the gateway remembers of an upstream’s revision', () => {
+  /** A gateway whose notes upstream (a URL of its own: the isolate remembers) is served by the test server's `kind` for now. */
+  async function upgradable(t: string) {
+    const NOTES = `https://notes-upgraded.example/mcp?t=${t}`;
+    const gateway = await Gateway.start(ownTokensEnv({ UPSTREAMS: JSON.stringify({ notes: { url: NOTES, title: 'Notes', userSupplied: true } }) }));
+    const serveAs = (kind: Kind, query = '') =>
+      gateway.routes.set(NOTES, (request) => realFetch(new Request(`${upstreamOrigin()}/kinds/${kind}/mcp?accept=${ALICE_TOKEN}&t=${t}${query}`, request)));
+    return { gateway, serveAs };
+  }
+  /** How many server/discover requests the upstream received for `t` (asked with the real fetch: the Gateway fixture stubs it). */
+  const discovers = async (t: string) => {
+    const got = (await (await realFetch(`${upstreamOrigin()}/__/received?t=${t}&n=0`)).json()) as ReceivedRequest[] | null;
+    return (got ?? []).filter((r) => r.body.includes('"server/discover"')).length;
+  };
+
+  it('asks server/discover once within five minutes, and again after', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const t = tag();
+      const { gateway, serveAs } = await upgradable(t);
+      // server/discover answers without a token here, so a refused token still teaches the revision.
+      serveAs('modern', '&discover=public');
+      const step = await toTokenStep(gateway);
+      const refused = await pasteToken(gateway, step.browser, stepState(await step.page.text()), 'notes_wrong_token');
+      const html = await refused.text();
+      expect(await discovers(t)).toBe(1);
+      vi.advanceTimersByTime(4 * 60_000);
+      const again = await pasteToken(gateway, step.browser, stepState(html), 'notes_wrong_token_2');
+      expect(again.status).toBe(400);
+      expect(await discovers(t)).toBe(1);
+      vi.advanceTimersByTime(2 * 60_000);
+      expect((await pasteToken(gateway, step.browser, stepState(await again.text()), ALICE_TOKEN)).status).toBe(302);
+      expect(await discovers(t)).toBe(2);
+      await env.OAUTH_KV.delete('user-token:notes:alice@example.com');
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('asks again, rather than fail, when an upstream it knew as 2025-era now speaks only 2026-07-28', async () => {
+    const t = tag();
+    const { gateway, serveAs } = await upgradable(t);
+    // A refused token teaches the revision only when server/discover answers without one.
+    serveAs('sessions', '&discover=public');
+    const step = await toTokenStep(gateway);
+    const refused = await pasteToken(gateway, step.browser, stepState(await step.page.text()), 'notes_wrong_token');
+    expect(refused.status).toBe(400);
+    serveAs('modern');
+    expect((await pasteToken(gateway, step.browser, stepState(await refused.text()), ALICE_TOKEN)).status).toBe(302);
+    expect(await discovers(t)).toBe(2);
+    await env.OAUTH_KV.delete('user-token:notes:alice@example.com');
+  });
+});
+
+describe('issue #18: the headers a 2026-07-28 request carries', () => {
+  it.each([
+    ['plain', 'get_issue', 'called get_issue'],
+    ['base64 (not plain ASCII)', 'überprüfen', undefined],
+  ])('names the tool in Mcp-Name (%s), as the server checks it against the body', async (_, name, text) => {
+    const t = tag();
+    const headers = new Headers({ 'MCP-Protocol-Version': MODERN_PROTOCOL_VERSION });
+    const link = { url: new URL(`${upstreamOrigin()}/kinds/modern/mcp?t=${t}`), headers, timeoutMs: 10_000 };
+    const called = await callUpstream(link, { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name, arguments: {} } });
+    expect(called.outcome).toBe('response');
+    const answer = called.outcome === 'response' ? (called.answer as Message | undefined) : undefined;
+    // A header the server could not match to the body would be -32020 (HeaderMismatch).
+    expect(answer?.error?.code).not.toBe(-32020);
+    if (text) expect(answer?.result?.content?.[0]?.text).toBe(text);
+    const [sent] = await received(t);
+    expect(sent?.headers['mcp-method']).toBe('tools/call');
+    expect(sent?.headers['mcp-name']).toBe(text ? name : `=?base64?${btoa(String.fromCharCode(...new TextEncoder().encode(name)))}?=`);
   });
 });
