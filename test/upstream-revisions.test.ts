@@ -232,6 +232,19 @@ describe('issue #18: what the gateway remembers of an upstream’s revision', ()
     expect(await discovers(t)).toBe(2);
     await env.OAUTH_KV.delete('user-token:notes:alice@example.com');
   });
+
+  it('asks again, rather than fail, when an upstream it knew as 2026-07-28 now speaks 2025 with sessions', async () => {
+    const t = tag();
+    const { gateway, serveAs } = await upgradable(t);
+    serveAs('modern', '&discover=public');
+    const step = await toTokenStep(gateway);
+    const refused = await pasteToken(gateway, step.browser, stepState(await step.page.text()), 'notes_wrong_token');
+    expect(refused.status).toBe(400);
+    serveAs('sessions');
+    expect((await pasteToken(gateway, step.browser, stepState(await refused.text()), ALICE_TOKEN)).status).toBe(302);
+    expect(await discovers(t)).toBe(2);
+    await env.OAUTH_KV.delete('user-token:notes:alice@example.com');
+  });
 });
 
 describe('issue #18: the headers a 2026-07-28 request carries', () => {

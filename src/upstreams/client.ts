@@ -12,7 +12,6 @@ import type { UpstreamConfig } from '../config';
 // The policy's files themselves, not its index: that carries the Durable Object (cloudflare:workers).
 import { idKey } from '../policy/tool-messages';
 import { rewriteJsonRpcEvents } from '../policy/tools-sse';
-import { authHeaderFor } from './credentials';
 import { forwardToUpstream, type UpstreamResult } from './fetch';
 import {
   CLIENT_INFO,
@@ -50,9 +49,6 @@ export type CallResult =
   /** `answer`: the JSON-RPC answer with the request's id, from a JSON (any status) or SSE body; undefined when there is none. */
   | { outcome: 'response'; response: Response; answer: Record<string, unknown> | undefined };
 
-/** What the token check makes of an upstream's answer to a request with a token. */
-export type TokenCheck = 'accepted' | 'refused' | 'unavailable';
-
 /**
  * A conversation the gateway opened: `link` carries the revision (and a 2025 session) for the
  * requests that follow; `end` leaves no session behind. Or why none could be opened: the
@@ -63,11 +59,12 @@ export type Conversation =
   | { outcome: 'refused'; status: number }
   | { outcome: 'failed'; method: 'server/discover' | 'initialize'; called: CallResult };
 
-const CHECK_TIMEOUT_MS = 10_000;
+/** Bounds the token check's requests, and a DELETE ending a session. */
+export const CHECK_TIMEOUT_MS = 10_000;
 /** Bounds `listUpstream`: pages followed, and bytes read per JSON page (an SSE event is bounded by the SSE reader). */
 const MAX_LIST_PAGES = 50;
 const MAX_LIST_BYTES = 8 * 1024 * 1024;
-const MAX_OPENING_BYTES = 1024 * 1024;
+export const MAX_OPENING_BYTES = 1024 * 1024;
 
 /** A link with the upstream's fixed headers (UPSTREAM_HEADERS) and this credential header. */
 export function linkFor(upstream: UpstreamConfig, credential: readonly [string, string] | undefined, timeoutMs = upstream.timeoutMs): UpstreamLink {
@@ -140,8 +137,7 @@ export async function listUpstream(link: UpstreamLink, method: string, field: st
 /**
  * Opens a conversation as an MCP client would, in the newest revision both sides speak: asks
  * `server/discover` (remembered a few minutes per upstream), and falls back to `initialize` (and
- * `notifications/initialized`) for a 2025-era server. A link that already names a revision is
- * not asked again.
+ * `notifications/initialized`) for a 2025-era server.
  */
 export async function openConversation(link: UpstreamLink): Promise<Conversation> {
   const remembered = knownRevision(link.url);
@@ -186,30 +182,6 @@ async function openAs(link: UpstreamLink, remembered: 'modern' | 'legacy' | unde
   // Ends the session the conversation opened (DELETE may be refused with 405: that is fine).
   const end = session ? () => endSession({ ...next, timeoutMs: Math.min(next.timeoutMs, CHECK_TIMEOUT_MS) }, session, revision) : async () => {};
   return { outcome: 'open', revision, link: next, server: result, end };
-}
-
-/**
- * Whether an upstream accepts a token, asked the way an MCP client would. Used before a person's
- * own token is stored, so a mistyped or under-scoped token is caught on the page where it was
- * pasted rather than on the first tool call. `initialize` needs the token; `server/discover` may
- * not (shared caches may hold its answer), so a 2026-07-28 server is asked for its tool list too.
- */
-export async function probeUpstream(upstream: UpstreamConfig, token: string, ctx?: ExecutionContext): Promise<TokenCheck> {
-  const link = linkFor(upstream, authHeaderFor(upstream, token), Math.min(upstream.timeoutMs, CHECK_TIMEOUT_MS));
-  const opened = await openConversation(link);
-  if (opened.outcome === 'refused') return 'refused';
-  if (opened.outcome === 'failed') return 'unavailable';
-  if (!isModernRevision(opened.revision)) {
-    const ended = opened.end();
-    ctx?.waitUntil(ended);
-    return 'accepted';
-  }
-  const listed = await callUpstream(opened.link, { jsonrpc: '2.0', id: gatewayId('check'), method: 'tools/list', params: {} }, MAX_OPENING_BYTES);
-  if (listed.outcome !== 'response') return 'unavailable';
-  const { status } = listed.response;
-  if (status === 401 || status === 403) return 'refused';
-  // Past the credential: a result, or an answer such as "method not found" (a server without tools).
-  return listed.response.ok || listed.answer !== undefined ? 'accepted' : 'unavailable';
 }
 
 /** Ends a session the gateway opened (a DELETE; a 405 is fine), never failing. */
@@ -270,7 +242,7 @@ function withHeaders(link: UpstreamLink, set: ReadonlyArray<readonly [string, st
 }
 
 /** A request id the gateway's own requests use: never one a client's conversation could hold. */
-function gatewayId(purpose: string): string {
+export function gatewayId(purpose: string): string {
   return `mcp-oauth-gateway-${purpose}-${crypto.randomUUID()}`;
 }
 

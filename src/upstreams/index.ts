@@ -12,9 +12,7 @@ export {
   linkFor,
   listUpstream,
   openConversation,
-  probeUpstream,
   sendRequest,
-  type TokenCheck,
   type UpstreamLink,
 } from './client';
 export {
@@ -29,3 +27,4 @@ export {
 export { type ForwardOptions, forwardToUpstream, type UpstreamResult } from './fetch';
 export { PROTECTED_RESOURCE_ROOT, upstreamNamed, upstreamNameFor } from './paths';
 export { CLIENT_INFO, LEGACY_PROTOCOL_VERSION, MODERN_PROTOCOL_VERSION } from './revision';
+export { probeUpstream, type TokenCheck } from './token-check';
