@@ -1,6 +1,6 @@
 import { env, reset } from 'cloudflare:test';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { base64url } from '../src/lib/base64url';
+import { base64url } from '../src/lib';
 import { Browser } from './fixtures/browser';
 import { Gateway, mcpRequest, ORIGIN, signIn } from './fixtures/gateway';
 import { recordingKvWrites } from './fixtures/kv-writes';

@@ -8,7 +8,7 @@ import type { OAuthHelpers } from '@cloudflare/workers-oauth-provider';
 import { emit } from '../audit';
 import { type Config, serverName, type UpstreamConfig } from '../config';
 import type { BrowserLeg } from '../context';
-import { isCrossSitePost } from '../lib/origin';
+import { isCrossSitePost } from '../lib';
 import { vetPastedToken } from '../own-token/vet';
 import { PageError } from '../pages';
 import { isAllowedEmail } from '../permissions';

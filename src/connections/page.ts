@@ -1,5 +1,5 @@
 import { upstreamLabel } from '../config';
-import { html, htmlPage, type SafeHtml } from '../lib/html';
+import { html, htmlPage, type SafeHtml } from '../lib';
 import type { PersonView, UpstreamView } from './data';
 import { CONNECTIONS_PATH, type Session } from './session';
 

@@ -8,7 +8,7 @@ import type { AuthRequest } from '@cloudflare/workers-oauth-provider';
 import { emit } from '../audit';
 import { serverName, type UpstreamConfig } from '../config';
 import type { BrowserLeg } from '../context';
-import { isCrossSitePost } from '../lib/origin';
+import { isCrossSitePost } from '../lib';
 import { renderTokenPage } from '../own-token/page';
 import { vetPastedToken } from '../own-token/vet';
 import { PageError } from '../pages';

@@ -4,7 +4,7 @@
  * Pure: the caller supplies the annotations it knows.
  */
 import type { ToolRules } from '../config/policy';
-import { isRawJsonNumber } from '../lib/exact-json';
+import { idKey } from '../lib';
 import { filterToolsResult, isObject, isToolNameAllowed } from './tool-rules';
 
 /** A refused call that has an id, which the gateway answers (src/proxy/jsonrpc-error.ts's `toolRefused`). */
@@ -32,18 +32,6 @@ export interface ToolRequestPlan {
 
 /** Undefined: not known to be read-only or not, so not available under `readOnly`. */
 export type ReadOnlyLookup = (name: string) => boolean | undefined;
-
-/**
- * A stable map key for a JSON-RPC id (1 and "1" are different ids). A number kept as its text
- * keys by its value, so 12345678901234567890 matches the answer of an upstream that read it as
- * the nearest double.
- */
-export function idKey(id: unknown): string | undefined {
-  if (typeof id === 'string') return `s:${id}`;
-  if (typeof id === 'number' && Number.isFinite(id)) return `n:${id}`;
-  if (isRawJsonNumber(id)) return `n:${Number(id.rawJSON)}`;
-  return undefined;
-}
 
 /** The tool names of `tools/call` requests that pass `allow`/`deny` and need annotations (under `readOnly`). */
 export function callsNeedingAnnotations(rules: ToolRules, message: unknown): string[] {

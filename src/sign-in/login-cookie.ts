@@ -8,8 +8,7 @@
  */
 import * as oauth from 'oauth4webapi';
 import type { Config } from '../config';
-import { hostCookie, readCookie } from '../lib/cookies';
-import { openSealed, sealText } from '../lib/seal';
+import { hostCookie, openSealed, readCookie, sealText } from '../lib';
 import { PageError } from '../pages';
 import type { AccessLoginData } from './access-url';
 
