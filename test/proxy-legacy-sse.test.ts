@@ -15,7 +15,8 @@ import {
   upstreamHost,
 } from './fixtures/proxy';
 
-const SEALED_ENDPOINT = /^\/mcp\/\.endpoint\/[\w-]+$/;
+/** A sealed endpoint (src/lib/seal.ts): `v1.<12-byte iv>.<AES-GCM of the path and query, with its 16-byte tag>`. */
+const SEALED_ENDPOINT = /^\/mcp\/\.endpoint\/v1\.[\w-]{16}\.[\w-]{23,}$/;
 const SSE_GET: RequestInit = { method: 'GET', headers: { ...CLIENT_HEADERS, Accept: 'text/event-stream' } };
 const ping = { jsonrpc: '2.0', id: 11, method: 'ping' };
 
@@ -100,10 +101,14 @@ describe('proxy: legacy HTTP+SSE transport', () => {
     await reader.cancel();
     const [, token = ''] = /\/\.endpoint\/([^?]+)/.exec(endpoint) ?? [];
     const flipped = token.slice(0, -2) + (token.endsWith('AA') ? 'BB' : 'AA');
+    const [version, iv = '', sealed = ''] = token.split('.');
+    const otherIv = `${version}.${iv.slice(0, -2)}${iv.endsWith('AA') ? 'BB' : 'AA'}.${sealed}`;
     const admin = btoa('/admin').replace(/=+$/, '');
     // The signed form before issue #16: the path in base64url, a dot, the signature.
     const oldForm = `${btoa('/legacy/message').replace(/=+$/, '')}.${token.slice(0, 43)}`;
-    for (const bad of [flipped, token.slice(0, -1), `${token}A`, admin, oldForm, `${token}.x`]) {
+    // The sealed form before issue #17: base64url(iv | ciphertext), with no version.
+    const unversioned = `${iv}${sealed}`;
+    for (const bad of [flipped, otherIv, token.slice(0, -1), `${token}A`, admin, oldForm, unversioned, `v2.${iv}.${sealed}`, `${token}.x`]) {
       const response = await callProxy({ config: proxyConfig('/legacy/sse'), path: `/mcp/.endpoint/${bad}`, init: rpcPost(ping) });
       await expectJsonRpcError(response, 400, -32600);
     }
