@@ -6,7 +6,7 @@
 import type { GrantSummary, OAuthHelpers } from '@cloudflare/workers-oauth-provider';
 import type { Config, UpstreamConfig } from '../config';
 import { isAllowedEmail } from '../permissions';
-import type { TokenVault } from '../vault/store';
+import type { TokenVault } from '../vault';
 
 export interface AppView {
   grantId: string;

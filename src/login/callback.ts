@@ -1,7 +1,7 @@
 import type { BrowserLeg } from '../context';
 import { PageError } from '../pages';
 import { type FinishedLogin, verifyAccessLogin } from '../sign-in';
-import { TokenVault } from '../vault/store';
+import { TokenVault } from '../vault';
 import { allowedUpstream, issueCode } from './complete';
 import { offerTokenStep, ownTokenProblem } from './own-token-step';
 

@@ -9,12 +9,11 @@ import { emit } from '../audit';
 import { serverName, type UpstreamConfig } from '../config';
 import type { BrowserLeg } from '../context';
 import { isCrossSitePost } from '../lib';
-import { renderTokenPage } from '../own-token/page';
-import { vetPastedToken } from '../own-token/vet';
+import { renderTokenPage, vetPastedToken } from '../own-token';
 import { PageError } from '../pages';
 import { beginLogin, finishLogin, type LoginData, type LoginStore } from '../sign-in';
 import { probeUpstream as checkUpstreamToken, upstreamTokenFor } from '../upstreams';
-import { TokenVault } from '../vault/store';
+import { TokenVault } from '../vault';
 import { allowedUpstream, issueCode } from './complete';
 
 export const TOKEN_STEP_PATH = '/callback/token';

@@ -3,7 +3,7 @@
  * upstream and which the gateway answers itself, and the rewriting of `tools/list` answers.
  * Pure: the caller supplies the annotations it knows.
  */
-import type { ToolRules } from '../config/policy';
+import type { ToolRules } from '../config';
 import { idKey } from '../lib';
 import { filterToolsResult, isObject, isToolNameAllowed } from './tool-rules';
 

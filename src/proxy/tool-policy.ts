@@ -7,8 +7,7 @@
  * passed on.
  */
 
-import type { UpstreamConfig } from '../config';
-import type { ToolRules } from '../config/policy';
+import type { ToolRules, UpstreamConfig } from '../config';
 import { type EndpointRewrite, isRawJsonNumber, parseExactJson, rewriteJsonRpcEvents, sseEvent } from '../lib';
 import {
   callsNeedingAnnotations,
