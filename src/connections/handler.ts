@@ -13,6 +13,7 @@ import { vetPastedToken } from '../own-token';
 import { PageError } from '../pages';
 import { isAllowedEmail } from '../permissions';
 import { redirectToAccess } from '../sign-in';
+import { takesOwnTokens } from '../upstreams';
 import { TokenVault } from '../vault';
 import { everyone, grantsOf, personView, upstreamOfGrant } from './data';
 import { NOTICES, type Notice, renderConnectionsPage, renderSignedOut } from './page';
@@ -101,7 +102,7 @@ export async function handleConnections(request: Request, leg: BrowserLeg): Prom
 }
 
 function ownTokenUpstream(config: Config, name: string): UpstreamConfig {
-  const upstream = config.upstreams.find((u) => u.name === name && u.userSupplied);
+  const upstream = config.upstreams.find((u) => u.name === name && takesOwnTokens(u));
   if (!upstream) {
     throw new PageError('unknown_server', `connections: no userSupplied upstream ${JSON.stringify(name.slice(0, 40))}`, AGAIN);
   }
