@@ -5,6 +5,7 @@
  */
 import type { ToolRules } from '../config';
 import { idKey } from '../lib';
+import { ANNOTATIONS_TTL_MS } from './annotations';
 import { filterToolsResult, isObject, isToolNameAllowed } from './tool-rules';
 
 /** A refused call that has an id, which the gateway answers (src/proxy/jsonrpc-error.ts's `toolRefused`). */
@@ -91,13 +92,23 @@ export function rewriteListAnswers(rules: ToolRules, answer: unknown, match: Lis
   const rewrite = (item: Record<string, unknown>) => {
     const result = isObject(item.result) ? item.result : {};
     if (Array.isArray(result.tools)) seen?.(result.tools);
-    return { ...item, result: filterToolsResult(rules, result) };
+    return { ...item, result: { ...filterToolsResult(rules, result), ...privateCacheHint(result.ttlMs) } };
   };
   if (Array.isArray(answer)) {
     if (!answer.some(isListAnswer)) return undefined;
     return answer.map((item) => (isListAnswer(item) ? rewrite(item) : item));
   }
   return isListAnswer(answer) ? rewrite(answer) : undefined;
+}
+
+/**
+ * MCP 2026-07-28's cache hint for a list the gateway filtered: judged per person (and per policy),
+ * so `private`, never for shared caches; and trusted no longer than the annotations it was judged
+ * by, so a shorter `ttlMs` of the upstream stays. Older clients ignore both fields.
+ */
+function privateCacheHint(ttlMs: unknown): { ttlMs: number; cacheScope: 'private' } {
+  const upstream = typeof ttlMs === 'number' && Number.isSafeInteger(ttlMs) && ttlMs >= 0 ? ttlMs : ANNOTATIONS_TTL_MS;
+  return { ttlMs: Math.min(upstream, ANNOTATIONS_TTL_MS), cacheScope: 'private' };
 }
 
 function messagesOf(message: unknown): unknown[] {
