@@ -1,7 +1,8 @@
 import { env } from 'cloudflare:test';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config';
-import { rewriteJsonRpcEvents, rewriteListAnswers } from '../src/policy';
+import { rewriteJsonRpcEvents } from '../src/lib';
+import { rewriteListAnswers } from '../src/policy';
 import { Gateway, gatewayEnv, mcpRequest, signIn, UPSTREAM_URL } from './fixtures/gateway';
 import {
   annotate,

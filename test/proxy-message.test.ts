@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:test';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { parseExactJson } from '../src/lib';
-import { rewriteJsonRpcEvents, rewriteListAnswers } from '../src/policy';
+import { parseExactJson, rewriteJsonRpcEvents } from '../src/lib';
+import { rewriteListAnswers } from '../src/policy';
 import { CLIENT_HEADERS, callProxy, captureLogs, expectJsonRpcError, openSession, proxyConfig, received, rpcPost, tag } from './fixtures/proxy';
 
 /**

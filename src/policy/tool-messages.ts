@@ -3,8 +3,8 @@
  * upstream and which the gateway answers itself, and the rewriting of `tools/list` answers.
  * Pure: the caller supplies the annotations it knows.
  */
-import type { ToolRules } from '../config/policy';
-import { isRawJsonNumber } from '../lib/exact-json';
+import type { ToolRules } from '../config';
+import { idKey } from '../lib';
 import { ANNOTATIONS_TTL_MS } from './annotations';
 import { filterToolsResult, isObject, isToolNameAllowed } from './tool-rules';
 
@@ -33,18 +33,6 @@ export interface ToolRequestPlan {
 
 /** Undefined: not known to be read-only or not, so not available under `readOnly`. */
 export type ReadOnlyLookup = (name: string) => boolean | undefined;
-
-/**
- * A stable map key for a JSON-RPC id (1 and "1" are different ids). A number kept as its text
- * keys by its value, so 12345678901234567890 matches the answer of an upstream that read it as
- * the nearest double.
- */
-export function idKey(id: unknown): string | undefined {
-  if (typeof id === 'string') return `s:${id}`;
-  if (typeof id === 'number' && Number.isFinite(id)) return `n:${id}`;
-  if (isRawJsonNumber(id)) return `n:${Number(id.rawJSON)}`;
-  return undefined;
-}
 
 /** The tool names of `tools/call` requests that pass `allow`/`deny` and need annotations (under `readOnly`). */
 export function callsNeedingAnnotations(rules: ToolRules, message: unknown): string[] {

@@ -4,7 +4,7 @@
  */
 import type { Config, UpstreamConfig } from '../config';
 import type { Identity } from '../identity';
-import type { TokenVault } from '../vault/store';
+import type { TokenVault } from '../vault';
 import { type JsonRpcId, jsonRpcErrorResponse, type ProxyErrorKind } from './jsonrpc-error';
 import { logProxyRequestAfterResponse, type ProxyLogEntry, type ProxyOutcome } from './log';
 import { protocolRevisionOf } from './mcp-headers';

@@ -2,7 +2,7 @@
  * The proxy's own answers, as JSON-RPC error responses so MCP clients show the message instead of
  * a parse error. Messages are fixed strings: never an upstream host, an error's text or a token.
  */
-import type { RawJsonNumber } from '../lib/exact-json';
+import type { RawJsonNumber } from '../lib';
 import { withCors } from './headers';
 
 /** JSON-RPC 2.0 request id, echoed from the body the proxy parsed (a big number kept as its text). */

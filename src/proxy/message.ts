@@ -6,7 +6,7 @@
  * one the tool policy, the rate limit and the log line saw. Anything else streams through unread,
  * unless a policy or a limit must know what it holds.
  */
-import { parseExactJson } from '../lib/exact-json';
+import { parseExactJson } from '../lib';
 import { jsonCharset } from './json-content-type';
 import type { JsonRpcId, ProxyErrorKind } from './jsonrpc-error';
 import { checkJsonRpcBody, type MessageSummary } from './jsonrpc-message';
