@@ -18,7 +18,7 @@ import worker from '../src/index';
 export { RateLimiter } from '../src/index';
 
 import { configFor } from '../src/config';
-import { TokenVault } from '../src/vault/store';
+import { TokenVault } from '../src/vault';
 import { peerForward, registerPeerToken } from './kv-peer-worker.js';
 import { runStage } from './stages.js';
 

@@ -16,4 +16,4 @@ export default {
 
 // A Durable Object class must be exported by the Worker's main module: the one exception to
 // "index.ts exports only the Worker".
-export { RateLimiter } from './policy/rate-limiter';
+export { RateLimiter } from './policy';

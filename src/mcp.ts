@@ -4,7 +4,7 @@ import type { Identity } from './identity';
 import { refusalFor } from './permissions';
 import { jsonRpcErrorResponse, proxyMcpRequest } from './proxy';
 import { takesOwnTokens } from './upstreams';
-import { TokenVault } from './vault/store';
+import { TokenVault } from './vault';
 
 /**
  * One upstream's MCP endpoint, reached only with a valid access token for its resource (the

@@ -1,6 +1,6 @@
 import { env, reset } from 'cloudflare:test';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { base64url } from '../src/lib/base64url';
+import { base64url } from '../src/lib';
 import { Browser } from './fixtures/browser';
 import { Gateway, mcpRequest, ORIGIN, signIn } from './fixtures/gateway';
 import { recordingKvWrites } from './fixtures/kv-writes';
@@ -30,8 +30,26 @@ describe('/connections: signing in', () => {
     expect(response.status).toBe(302);
     const location = new URL(response.headers.get('Location') ?? '');
     expect(location.searchParams.get('redirect_uri')).toBe(`${ORIGIN}/callback`);
-    expect(location.searchParams.get('state')).toMatch(/^cx\./);
+    expect(location.searchParams.get('state')).toBeTruthy();
     expect(response.headers.getSetCookie().join()).toMatch(/__Host-connections-login=.*Max-Age=600/);
+  });
+
+  it('sends a /connections sign-in that comes back without its login cookie to /connections again, and an app login to the app', async () => {
+    // Opened in another browser, or after the browser dropped the ten-minute cookie: /callback must
+    // still know which sign-in it was, to say where to start again.
+    const start = await gateway.fetch('/connections', { redirect: 'manual' });
+    const connections = await gateway.fetch(`/callback?${gateway.access.login(start.headers.get('Location') ?? '')}`, { redirect: 'manual' });
+    expect(connections.status).toBe(400);
+    expect(connections.headers.getSetCookie().join()).toMatch(/__Host-connections-login=; Max-Age=0/);
+    const connectionsPage = await connections.text();
+    expect(connectionsPage).toContain('This sign-in link no longer works');
+    expect(connectionsPage).toContain('Open /connections and try again.');
+
+    const app = await gateway.fetch(`/callback?code=c&state=${crypto.randomUUID()}`, { redirect: 'manual' });
+    expect(app.status).toBe(400);
+    const appPage = await app.text();
+    expect(appPage).toContain('This sign-in link no longer works');
+    expect(appPage).toContain('Go back to your app and connect again.');
   });
 
   it('starts a short-lived __Host- session after the Access sign-in', async () => {

@@ -1,7 +1,8 @@
 import { env } from 'cloudflare:test';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config';
-import { rewriteJsonRpcEvents, rewriteListAnswers } from '../src/policy';
+import { rewriteJsonRpcEvents } from '../src/lib';
+import { rewriteListAnswers } from '../src/policy';
 import { Gateway, gatewayEnv, mcpRequest, signIn, UPSTREAM_URL } from './fixtures/gateway';
 import {
   annotate,
@@ -180,7 +181,9 @@ describe('tool policy: the SSE transform', () => {
     source.close();
     let rest = '';
     for (let r = await out.read(); !r.done; r = await out.read()) rest += decoder.decode(r.value, { stream: true });
-    expect(rest).toBe(`event: message\r\nid: 2\r\ndata: {"jsonrpc":"2.0","id":9,"result":{"tools":[{"name":"get_x"}]}}\r\n\r\n`);
+    expect(rest).toBe(
+      `event: message\r\nid: 2\r\ndata: {"jsonrpc":"2.0","id":9,"result":{"tools":[{"name":"get_x"}],"ttlMs":60000,"cacheScope":"private"}}\r\n\r\n`,
+    );
   });
 
   it('ends the stream rather than pass on an event too large to check', async () => {

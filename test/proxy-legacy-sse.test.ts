@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { rewriteEndpointEvents } from '../src/proxy';
+import { rewriteEndpointEvents, rewriteJsonRpcEvents } from '../src/lib';
 import {
   CLIENT_HEADERS,
   callProxy,
@@ -15,6 +15,8 @@ import {
   upstreamHost,
 } from './fixtures/proxy';
 
+/** A sealed endpoint (src/lib/seal.ts): `v1.<12-byte iv>.<AES-GCM of the path and query, with its 16-byte tag>`. */
+const SEALED_ENDPOINT = /^\/mcp\/\.endpoint\/v1\.[\w-]{16}\.[\w-]{23,}$/;
 const SSE_GET: RequestInit = { method: 'GET', headers: { ...CLIENT_HEADERS, Accept: 'text/event-stream' } };
 const ping = { jsonrpc: '2.0', id: 11, method: 'ping' };
 
@@ -43,7 +45,7 @@ describe('proxy: legacy HTTP+SSE transport', () => {
     async (announce) => {
       const t = tag();
       const { seen, endpoint } = await openLegacyStream(t, announce);
-      expect(endpoint).toMatch(/^\/mcp\/\.endpoint\/[\w-]+$/);
+      expect(endpoint).toMatch(SEALED_ENDPOINT);
       // The upstream's session id is sealed in too (issue #16).
       expect(endpoint).not.toContain(t);
       expect(seen).toContain(': stream open\n\n');
@@ -71,7 +73,7 @@ describe('proxy: legacy HTTP+SSE transport', () => {
   it('announces a sealed gateway URL for an endpoint under UPSTREAM_URL too, which leads there', async () => {
     const t = tag();
     const { config, reader, endpoint } = await openLegacyStream(t, 'under');
-    expect(endpoint).toMatch(/^\/mcp\/\.endpoint\/[\w-]+$/);
+    expect(endpoint).toMatch(SEALED_ENDPOINT);
     expect(endpoint).not.toContain(t);
     expect((await callProxy({ config, path: endpoint, init: rpcPost(ping) })).status).toBe(202);
     expect((await received(t, 2))[1]).toMatchObject({ path: '/legacy/sse/message', headers: { authorization: `Bearer ${PAT}` } });
@@ -99,10 +101,14 @@ describe('proxy: legacy HTTP+SSE transport', () => {
     await reader.cancel();
     const [, token = ''] = /\/\.endpoint\/([^?]+)/.exec(endpoint) ?? [];
     const flipped = token.slice(0, -2) + (token.endsWith('AA') ? 'BB' : 'AA');
+    const [version, iv = '', sealed = ''] = token.split('.');
+    const otherIv = `${version}.${iv.slice(0, -2)}${iv.endsWith('AA') ? 'BB' : 'AA'}.${sealed}`;
     const admin = btoa('/admin').replace(/=+$/, '');
     // The signed form before issue #16: the path in base64url, a dot, the signature.
     const oldForm = `${btoa('/legacy/message').replace(/=+$/, '')}.${token.slice(0, 43)}`;
-    for (const bad of [flipped, token.slice(0, -1), `${token}A`, admin, oldForm, `${token}.x`]) {
+    // The sealed form before issue #17: base64url(iv | ciphertext), with no version.
+    const unversioned = `${iv}${sealed}`;
+    for (const bad of [flipped, otherIv, token.slice(0, -1), `${token}A`, admin, oldForm, unversioned, `v2.${iv}.${sealed}`, `${token}.x`]) {
       const response = await callProxy({ config: proxyConfig('/legacy/sse'), path: `/mcp/.endpoint/${bad}`, init: rpcPost(ping) });
       await expectJsonRpcError(response, 400, -32600);
     }
@@ -354,5 +360,130 @@ describe('issue #12: the GET event stream is scanned on bytes, to the end only i
     await reader.read();
     push?.error(new Error('upstream failed'));
     await expect(reader.read()).rejects.toThrow();
+  });
+});
+
+describe('issue #17: a stream the tool policy reads is parsed once, under the same endpoint rules', () => {
+  type Rewrite = (data: string) => Promise<string | undefined>;
+  /** The two ways a GET stream is read: the byte scanner alone, or the one event-by-event pass under a tool policy. */
+  const passes: Array<[string, (body: ReadableStream<Uint8Array>, rewrite: Rewrite) => ReadableStream<Uint8Array>]> = [
+    ['the byte scanner', rewriteEndpointEvents],
+    ['the event pass', (body, rewrite) => rewriteJsonRpcEvents(body, () => undefined, { endpoint: rewrite })],
+  ];
+  const rewrite: Rewrite = async (data) => (data.includes('elsewhere') ? undefined : data.replace('/message', '/mcp/x'));
+  /** What the client reads, or `ends` when the stream ends with an error; and all it was given before. */
+  async function read(stream: ReadableStream<Uint8Array>): Promise<{ text: string; ended: boolean }> {
+    let text = '';
+    const decoder = new TextDecoder();
+    try {
+      for await (const chunk of stream) text += decoder.decode(chunk, { stream: true });
+      return { text, ended: false };
+    } catch {
+      return { text, ended: true };
+    }
+  }
+  const splits = (bytes: Uint8Array, sizes: number[]) => sizes.map((size) => byteStream(bytes, size));
+  const cases: Array<[string, string, string, boolean]> = [
+    [
+      'an endpoint first after a byte order mark',
+      '\uFEFFevent: endpoint\ndata: /message\n\ndata: 1\n\n',
+      'event: endpoint\ndata: /mcp/x\n\ndata: 1\n\n',
+      false,
+    ],
+    [
+      'comments and a field-only block first, CR, CRLF and LF line ends, and a later endpoint',
+      ': hi\r\rid: 1\n\nevent: endpoint\rdata: /message?a\r\rdata: {"n":1}\r\n\r\nevent:endpoint\r\ndata: /message?b\r\n\r\n',
+      ': hi\r\rid: 1\n\nevent: endpoint\rdata: /mcp/x?a\r\rdata: {"n":1}\r\n\r\nevent:endpoint\r\ndata: /mcp/x?b\r\n\r\n',
+      false,
+    ],
+    ['an endpoint whose data comes before its event line', 'data: /message\nevent: endpoint\n\n', 'event: endpoint\ndata: /mcp/x\n\n', false],
+    ['an endpoint whose blank line is a CR at the very end', 'event: endpoint\rdata: /message\r\r', 'event: endpoint\rdata: /mcp/x\r\r', false],
+    [
+      'a first event that is not an endpoint',
+      'data: 1\n\nevent: endpoint\ndata: http://elsewhere.example/m\n\n',
+      'data: 1\n\nevent: endpoint\ndata: http://elsewhere.example/m\n\n',
+      false,
+    ],
+    [
+      'a later endpoint that is refused',
+      'event: endpoint\ndata: /message\n\ndata: 1\n\nevent: endpoint\ndata: http://elsewhere.example/m\n\n',
+      'event: endpoint\ndata: /mcp/x\n\ndata: 1\n\n',
+      true,
+    ],
+    [
+      'an unterminated endpoint at the end',
+      'event: endpoint\ndata: /message\n\nevent: endpoint\ndata: /message?late',
+      'event: endpoint\ndata: /mcp/x\n\n',
+      false,
+    ],
+  ];
+
+  describe.each(passes)('%s', (_pass, pass) => {
+    it.each(cases)('%s: however the bytes are split', async (_name, input, expected, ends) => {
+      const bytes = new TextEncoder().encode(input);
+      const cuts = Array.from({ length: bytes.length - 1 }, (_, i) => i + 1);
+      const bodies = [...splits(bytes, [1, 2, 5, bytes.length]), ...cuts.map((cut) => new Blob([bytes.slice(0, cut), bytes.slice(cut)]).stream())];
+      for (const body of bodies) {
+        const { text, ended } = await read(pass(body, rewrite));
+        // A stream that ends may end before what came ahead of the refused endpoint; never with it.
+        if (ends) expect(expected.startsWith(text)).toBe(true);
+        else expect(text).toBe(expected);
+        expect(ended).toBe(ends);
+      }
+    });
+
+    it('ends the stream at an endpoint event over 64 KiB, and never passes it on', async () => {
+      const data = `/message?${'x'.repeat(70_000)}`;
+      const bytes = new TextEncoder().encode(`event: endpoint\ndata: /message\n\nevent: endpoint\ndata: ${data}\n\n`);
+      for (const body of splits(bytes, [1000, bytes.length])) {
+        const { text, ended } = await read(pass(body, async (d) => d));
+        expect(ended).toBe(true);
+        expect(text).not.toContain('xxxxxxxxxx');
+      }
+    });
+  });
+
+  it('rewrites the endpoint events and the JSON-RPC messages of one stream in one pass, a byte at a time', async () => {
+    const list = { jsonrpc: '2.0', id: 3, result: { tools: [{ name: 'delete_x' }, { name: 'get_x' }] } };
+    const input = `event: endpoint\r\ndata: /message?s=1\r\n\r\nevent: message\r\ndata: ${JSON.stringify(list)}\r\n\r\nevent: endpoint\ndata: /message?s=2\n\n`;
+    const hideDelete = (m: unknown) => {
+      const tools = (m as typeof list).result?.tools;
+      return tools ? { ...(m as typeof list), result: { tools: tools.filter((t) => !t.name.startsWith('delete_')) } } : undefined;
+    };
+    const out = rewriteJsonRpcEvents(byteStream(new TextEncoder().encode(input), 1), hideDelete, { endpoint: rewrite });
+    expect(await new Response(out).text()).toBe(
+      `event: endpoint\r\ndata: /mcp/x?s=1\r\n\r\nevent: message\r\ndata: {"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"get_x"}]}}\r\n\r\nevent: endpoint\ndata: /mcp/x?s=2\n\n`,
+    );
+  });
+
+  describe('through the proxy, under a tool policy', () => {
+    const policy = { UPSTREAM_TOOLS: JSON.stringify({ deny: ['delete_*'] }) };
+
+    it('announces a sealed endpoint that leads to the upstream, and filters a tools/list answered on the stream', async () => {
+      const t = tag();
+      const config = proxyConfig('/legacy/sse', policy);
+      const response = await callProxy({ config, path: `/mcp?t=${t}&announce=relative`, init: SSE_GET });
+      const reader = response.body!.getReader();
+      const seen = await readUntil(reader, '\r\n\r\n');
+      const endpoint = /event: endpoint\r\ndata: (.*)\r\n\r\n/.exec(seen)?.[1] ?? '';
+      expect(endpoint).toMatch(SEALED_ENDPOINT);
+      expect(seen).not.toContain('/legacy/message');
+      const posted = await callProxy({ config, path: endpoint, init: rpcPost({ jsonrpc: '2.0', id: 12, method: 'tools/list' }) });
+      expect(posted.status).toBe(202);
+      expect((await received(t, 2))[1]).toMatchObject({ path: '/legacy/message', query: `?sessionId=${t}` });
+      const answer = await readUntil(reader, '\n\n');
+      expect(answer).toContain('"get_x"');
+      expect(answer).not.toContain('delete_x');
+      await reader.cancel();
+    });
+
+    it('ends the stream rather than announce an endpoint on another host', async () => {
+      const response = await callProxy({ config: proxyConfig('/legacy/sse', policy), path: `/mcp?t=${tag()}&announce=foreign`, init: SSE_GET });
+      const { text, ended } = await read(response.body!);
+      expect(ended).toBe(true);
+      expect(text).not.toContain('upstream-elsewhere');
+      expect(text).not.toContain('endpoint');
+      expect(logs.parsed().map((line) => line.event)).toContain('mcp_proxy_endpoint_refused');
+    });
   });
 });

@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:test';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { parseExactJson } from '../src/lib';
-import { rewriteJsonRpcEvents, rewriteListAnswers } from '../src/policy';
+import { parseExactJson, rewriteJsonRpcEvents } from '../src/lib';
+import { rewriteListAnswers } from '../src/policy';
 import { CLIENT_HEADERS, callProxy, captureLogs, expectJsonRpcError, openSession, proxyConfig, received, rpcPost, tag } from './fixtures/proxy';
 
 /**
@@ -498,7 +498,7 @@ describe('issue #16: numbers survive the gateway serialization', () => {
     const event = `data: {"jsonrpc":"2.0","id":9,"result":{"tools":[{"name":"delete_x"},{"name":"get_x","inputSchema":${schema}}]}}\n\n`;
     const body = new Blob([event]).stream();
     const out = await new Response(rewriteJsonRpcEvents(body, (m) => rewriteListAnswers(rules, m, { ids: new Set(['n:9']) }))).text();
-    expect(out).toBe(`data: {"jsonrpc":"2.0","id":9,"result":{"tools":[{"name":"get_x","inputSchema":${schema}}]}}\n\n`);
+    expect(out).toBe(`data: {"jsonrpc":"2.0","id":9,"result":{"tools":[{"name":"get_x","inputSchema":${schema}}],"ttlMs":60000,"cacheScope":"private"}}\n\n`);
   });
 
   it('leaves a body of ordinary numbers to the plain parse, with the values JSON.parse gives', () => {

@@ -197,7 +197,9 @@ describe('proxy: request headers', () => {
       'Mcp-Name': 'search',
       'Last-Event-ID': 'evt-7',
     };
-    await callProxy({ config, path: `/mcp?t=${t}`, init: rpcPost(initialize, headers) });
+    // The body the headers mirror (issue #18: headers that disagree with it go nowhere).
+    const search = { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'search', arguments: {} } };
+    await callProxy({ config, path: `/mcp?t=${t}`, init: rpcPost(search, headers) });
     expect((await received(t))[0]?.headers).toMatchObject({
       'content-type': 'application/json',
       accept: 'application/json, text/event-stream',

@@ -1,7 +1,6 @@
 import { env } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { openToken, sealToken } from '../src/vault/crypto';
-import { TokenVault } from '../src/vault/store';
+import { openToken, sealToken, TokenVault } from '../src/vault';
 
 const KEY = 'token-key-0123456789abcdef0123456789abcdef';
 const NEW_KEY = 'token-key-NEW-0123456789abcdef0123456789ab';

@@ -16,6 +16,8 @@ export interface McpRequestFields {
   path: string;
   /** Each distinct JSON-RPC method of the body, comma-separated; undefined when it was not read. */
   rpcMethod: string | undefined;
+  /** The MCP protocol revision the request names (`_meta`, `MCP-Protocol-Version`, or initialize's), `?` when not a date. */
+  protocolVersion?: string | undefined;
   /** Each distinct tool its `tools/call`s name, refused ones too (see `outcome`), comma-separated. */
   tool?: string | undefined;
   /** In a batch, the calls it held (what a rate limit charged). */

@@ -6,7 +6,8 @@
 import type { GrantSummary, OAuthHelpers } from '@cloudflare/workers-oauth-provider';
 import type { Config, UpstreamConfig } from '../config';
 import { isAllowedEmail } from '../permissions';
-import type { TokenVault } from '../vault/store';
+import { takesOwnTokens } from '../upstreams';
+import type { TokenVault } from '../vault';
 
 export interface AppView {
   grantId: string;
@@ -71,7 +72,7 @@ export async function personView(helpers: OAuthHelpers, vault: TokenVault, confi
     email,
     upstreams: await Promise.all(
       upstreams.map(async (upstream): Promise<UpstreamView> => {
-        const stored = upstream.userSupplied ? await vault.read(email, upstream.name) : undefined;
+        const stored = takesOwnTokens(upstream) ? await vault.read(email, upstream.name) : undefined;
         const apps = await Promise.all(
           grants
             .filter((grant) => upstreamOfGrant(config, grant) === upstream)

@@ -8,12 +8,13 @@ import type { OAuthHelpers } from '@cloudflare/workers-oauth-provider';
 import { emit } from '../audit';
 import { type Config, serverName, type UpstreamConfig } from '../config';
 import type { BrowserLeg } from '../context';
-import { isCrossSitePost } from '../lib/origin';
-import { vetPastedToken } from '../own-token/vet';
+import { isCrossSitePost } from '../lib';
+import { vetPastedToken } from '../own-token';
 import { PageError } from '../pages';
 import { isAllowedEmail } from '../permissions';
 import { redirectToAccess } from '../sign-in';
-import { TokenVault } from '../vault/store';
+import { takesOwnTokens } from '../upstreams';
+import { TokenVault } from '../vault';
 import { everyone, grantsOf, personView, upstreamOfGrant } from './data';
 import { NOTICES, type Notice, renderConnectionsPage, renderSignedOut } from './page';
 import { CONNECTIONS_PATH, readSession, type Session, signOutCookie } from './session';
@@ -101,7 +102,7 @@ export async function handleConnections(request: Request, leg: BrowserLeg): Prom
 }
 
 function ownTokenUpstream(config: Config, name: string): UpstreamConfig {
-  const upstream = config.upstreams.find((u) => u.name === name && u.userSupplied);
+  const upstream = config.upstreams.find((u) => u.name === name && takesOwnTokens(u));
   if (!upstream) {
     throw new PageError('unknown_server', `connections: no userSupplied upstream ${JSON.stringify(name.slice(0, 40))}`, AGAIN);
   }

@@ -1,5 +1,6 @@
 import { upstreamLabel } from '../config';
-import { html, htmlPage, type SafeHtml } from '../lib/html';
+import { html, htmlPage, type SafeHtml } from '../lib';
+import { takesOwnTokens } from '../upstreams';
 import type { PersonView, UpstreamView } from './data';
 import { CONNECTIONS_PATH, type Session } from './session';
 
@@ -44,7 +45,7 @@ function upstreamSection(options: ConnectionsPageOptions, email: string, view: U
   const { upstream, token, apps } = view;
   const name = upstreamLabel(upstream) ?? 'MCP server';
   const problem = own && options.problem?.upstream === upstream.name ? html`<p class="warn">${options.problem.message}</p>` : undefined;
-  const tokenPart = upstream.userSupplied
+  const tokenPart = takesOwnTokens(upstream)
     ? html`<p>${
         token
           ? html`Your token${token.lastFour ? html`, ending in <code>${token.lastFour}</code>,` : ''} was saved ${when(token.savedAt)}.`
@@ -65,7 +66,7 @@ function personSection(options: ConnectionsPageOptions, person: PersonView): Saf
   return html`<h2>${person.email}</h2>${rows.map(
     (view) =>
       html`<p><strong>${upstreamLabel(view.upstream) ?? 'MCP server'}</strong>${
-        view.upstream.userSupplied ? (view.token ? html` · token saved ${when(view.token.savedAt)}` : html` · no token saved`) : ''
+        takesOwnTokens(view.upstream) ? (view.token ? html` · token saved ${when(view.token.savedAt)}` : html` · no token saved`) : ''
       }</p>${view.token && form(options.session, { action: 'delete-token', upstream: view.upstream.name, email: person.email }, 'Delete token')}${appsTable(options.session, person.email, view.apps)}`,
   )}${rows.length === 0 && html`<p class="muted">Nothing connected.</p>`}`;
 }

@@ -7,9 +7,7 @@
 import { emit } from '../audit';
 import type { Config } from '../config';
 import type { Identity } from '../identity';
-import { base64url, fromBase64url } from '../lib/base64url';
-import { hostCookie, readCookie } from '../lib/cookies';
-import { hmacKey, sign, verify } from '../lib/keys';
+import { base64url, fromBase64url, hmacKey, hostCookie, readCookie, sign, verify } from '../lib';
 import { PageError } from '../pages';
 import { isAdmin, mayUseGateway } from '../permissions';
 import { type FinishedLogin, verifyAccessLogin } from '../sign-in';

@@ -1,7 +1,8 @@
 import type { BrowserLeg } from '../context';
 import { PageError } from '../pages';
 import { type FinishedLogin, verifyAccessLogin } from '../sign-in';
-import { TokenVault } from '../vault/store';
+import { takesOwnTokens } from '../upstreams';
+import { TokenVault } from '../vault';
 import { allowedUpstream, issueCode } from './complete';
 import { offerTokenStep, ownTokenProblem } from './own-token-step';
 
@@ -27,7 +28,7 @@ export async function finishMcpLogin(
 
   const identity = await verifyAccessLogin(config.access, url, login.data, headers);
   const upstream = allowedUpstream(gateway, config, login.request, identity, headers);
-  if (upstream.userSupplied) {
+  if (takesOwnTokens(upstream)) {
     const vault = new TokenVault(env.OAUTH_KV, config.tokenKeys);
     const problem = await ownTokenProblem(upstream, identity.email, vault, ctx);
     if (problem !== undefined) {

@@ -1,5 +1,5 @@
 import type { ConsentDescription } from '@cloudflare/workers-oauth-provider';
-import { html, htmlPage } from '../lib/html';
+import { html, htmlPage } from '../lib';
 
 /**
  * The consent page. Everything in `details` may come from the client (its registration or

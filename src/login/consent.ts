@@ -2,7 +2,7 @@ import { AuthorizationError, type AuthRequest, CimdFetchError, type OAuthHelpers
 import { emit } from '../audit';
 import { upstreamLabel } from '../config';
 import type { BrowserLeg } from '../context';
-import { isCrossSitePost } from '../lib/origin';
+import { isCrossSitePost } from '../lib';
 import { PageError } from '../pages';
 import { GRANTED_SCOPES } from '../permissions';
 import { redirectToAccess } from '../sign-in';

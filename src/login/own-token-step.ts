@@ -8,13 +8,12 @@ import type { AuthRequest } from '@cloudflare/workers-oauth-provider';
 import { emit } from '../audit';
 import { serverName, type UpstreamConfig } from '../config';
 import type { BrowserLeg } from '../context';
-import { isCrossSitePost } from '../lib/origin';
-import { renderTokenPage } from '../own-token/page';
-import { vetPastedToken } from '../own-token/vet';
+import { isCrossSitePost } from '../lib';
+import { renderTokenPage, vetPastedToken } from '../own-token';
 import { PageError } from '../pages';
 import { beginLogin, finishLogin, type LoginData, type LoginStore } from '../sign-in';
-import { probeUpstream as checkUpstreamToken, upstreamTokenFor } from '../upstreams';
-import { TokenVault } from '../vault/store';
+import { probeUpstream as checkUpstreamToken, takesOwnTokens, upstreamTokenFor } from '../upstreams';
+import { TokenVault } from '../vault';
 import { allowedUpstream, issueCode } from './complete';
 
 export const TOKEN_STEP_PATH = '/callback/token';
@@ -71,7 +70,7 @@ export async function handleTokenStep(request: Request, leg: BrowserLeg): Promis
   const { identity } = step;
   const headers = resumed.headers;
   const upstream = allowedUpstream(gateway, config, resumed.request, identity, headers);
-  if (!upstream.userSupplied) {
+  if (!takesOwnTokens(upstream)) {
     throw new PageError('stale_link', `token step for ${upstream.name}, which takes no own tokens`, { headers });
   }
 

@@ -12,7 +12,7 @@
  * - The allowlists are not part of the entry: src/mcp.ts checks them on every request, hit or not.
  */
 import type { OAuthResourceTokenValidation } from '@cloudflare/workers-oauth-provider';
-import { sha256 } from '../lib/keys';
+import { sha256 } from '../lib';
 
 /** Far below KV's own propagation delay (up to about 60 s), so it does not widen revocation much. */
 export const TOKEN_CACHE_TTL_MS = 30_000;

@@ -1,4 +1,4 @@
-import { html, htmlPage } from '../lib/html';
+import { html, htmlPage } from '../lib';
 
 export interface TokenPageOptions {
   /** The upstream's title or name. */

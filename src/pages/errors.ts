@@ -5,7 +5,7 @@
  * app, or /connections) is a parameter, never a new wording.
  */
 import { emit } from '../audit';
-import { html, htmlPage } from '../lib/html';
+import { html, htmlPage } from '../lib';
 
 export type PageErrorKind =
   | 'stale_link'

@@ -1,5 +1,5 @@
 import { type Config, upstreamLabel } from '../config';
-import { html, htmlPage } from '../lib/html';
+import { html, htmlPage } from '../lib';
 
 /** Every connector URL, by title: never an upstream's own host. */
 export function landingPage(origin: string, config: Config): Response {

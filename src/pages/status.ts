@@ -1,7 +1,7 @@
 /** The pages the gateway answers before any leg runs: a wrong scheme, a broken configuration. */
 import { emit } from '../audit';
 import type { ConfigError } from '../config';
-import { html, htmlPage } from '../lib/html';
+import { html, htmlPage } from '../lib';
 
 const reported = new WeakSet<ConfigError>();
 

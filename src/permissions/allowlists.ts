@@ -5,7 +5,7 @@
  */
 import type { Config, EmailAllowlist, UpstreamConfig } from '../config';
 import type { Identity } from '../identity';
-import { upstreamTokenFor } from '../upstreams';
+import { takesOwnTokens, upstreamTokenFor } from '../upstreams';
 
 /** Who a decision is about: a signed-in identity, or someone an admin's list knows by email only. */
 export type Person = Pick<Identity, 'email'>;
@@ -41,6 +41,6 @@ export function isAllowedEmail(config: Config, upstream: UpstreamConfig, person:
  */
 export function refusalFor(config: Config, upstream: UpstreamConfig, person: Person): 'not_allowed' | 'no_upstream_token' | undefined {
   if (!isAllowedEmail(config, upstream, person)) return 'not_allowed';
-  if (!upstream.userSupplied && upstreamTokenFor(upstream, person.email) === undefined) return 'no_upstream_token';
+  if (!takesOwnTokens(upstream) && upstreamTokenFor(upstream, person.email) === undefined) return 'no_upstream_token';
   return undefined;
 }

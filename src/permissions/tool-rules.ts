@@ -1,5 +1,5 @@
 /** Which tool rules apply to one person on one upstream (the rules themselves: src/policy/tool-rules.ts). */
-import type { ToolPolicy, ToolRules } from '../config/policy';
+import type { ToolPolicy, ToolRules } from '../config';
 import type { Person } from './allowlists';
 
 /** The rules for this person's (lowercased) email: its own `toolsFor` entry, else its domain's, else `tools`. */

@@ -5,7 +5,7 @@
  * `ANNOTATIONS_TTL_MS`; the newest list always wins, so a tool that changes its annotations is
  * judged by what the upstream said last.
  */
-import type { ToolRules } from '../config/policy';
+import type { ToolRules } from '../config';
 import { isObject, readOnlyHintOf } from './tool-rules';
 
 /** How long a tool's annotations are trusted without a newer list. */

@@ -1,10 +1,8 @@
 /**
- * Who may call which tool, and how often: pure functions over JSON-RPC messages, one SSE transform,
- * and the rate limiter's Durable Object. What other folders and tests import of src/policy/ is
- * exported here.
+ * Who may call which tool, and how often: pure functions over JSON-RPC messages, and the rate
+ * limiter's Durable Object. What other folders and tests import of src/policy/ is exported here.
  */
 export { forgetTools, knownReadOnly, rememberTools } from './annotations';
 export { RateLimiter, type RateLimitVerdict, takeRequests } from './rate-limiter';
 export { callsNeedingAnnotations, type ListMatch, planToolRequest, rewriteListAnswers, type ToolRefusal } from './tool-messages';
 export { isObject } from './tool-rules';
-export { rewriteJsonRpcEvents, sseEvent } from './tools-sse';

@@ -6,7 +6,7 @@
  * 60 s only) per binding in wrangler.jsonc, and so cannot carry a per-upstream `rateLimit`.
  */
 import { DurableObject } from 'cloudflare:workers';
-import type { RateLimitConfig } from '../config/policy';
+import type { RateLimitConfig } from '../config';
 
 export type RateLimitVerdict = { ok: true } | { ok: false; retryAfterMs: number };
 

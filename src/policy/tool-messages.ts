@@ -3,8 +3,9 @@
  * upstream and which the gateway answers itself, and the rewriting of `tools/list` answers.
  * Pure: the caller supplies the annotations it knows.
  */
-import type { ToolRules } from '../config/policy';
-import { isRawJsonNumber } from '../lib/exact-json';
+import type { ToolRules } from '../config';
+import { idKey } from '../lib';
+import { ANNOTATIONS_TTL_MS } from './annotations';
 import { filterToolsResult, isObject, isToolNameAllowed } from './tool-rules';
 
 /** A refused call that has an id, which the gateway answers (src/proxy/jsonrpc-error.ts's `toolRefused`). */
@@ -32,18 +33,6 @@ export interface ToolRequestPlan {
 
 /** Undefined: not known to be read-only or not, so not available under `readOnly`. */
 export type ReadOnlyLookup = (name: string) => boolean | undefined;
-
-/**
- * A stable map key for a JSON-RPC id (1 and "1" are different ids). A number kept as its text
- * keys by its value, so 12345678901234567890 matches the answer of an upstream that read it as
- * the nearest double.
- */
-export function idKey(id: unknown): string | undefined {
-  if (typeof id === 'string') return `s:${id}`;
-  if (typeof id === 'number' && Number.isFinite(id)) return `n:${id}`;
-  if (isRawJsonNumber(id)) return `n:${Number(id.rawJSON)}`;
-  return undefined;
-}
 
 /** The tool names of `tools/call` requests that pass `allow`/`deny` and need annotations (under `readOnly`). */
 export function callsNeedingAnnotations(rules: ToolRules, message: unknown): string[] {
@@ -103,13 +92,23 @@ export function rewriteListAnswers(rules: ToolRules, answer: unknown, match: Lis
   const rewrite = (item: Record<string, unknown>) => {
     const result = isObject(item.result) ? item.result : {};
     if (Array.isArray(result.tools)) seen?.(result.tools);
-    return { ...item, result: filterToolsResult(rules, result) };
+    return { ...item, result: { ...filterToolsResult(rules, result), ...privateCacheHint(result.ttlMs) } };
   };
   if (Array.isArray(answer)) {
     if (!answer.some(isListAnswer)) return undefined;
     return answer.map((item) => (isListAnswer(item) ? rewrite(item) : item));
   }
   return isListAnswer(answer) ? rewrite(answer) : undefined;
+}
+
+/**
+ * MCP 2026-07-28's cache hint for a list the gateway filtered: judged per person (and per policy),
+ * so `private`, never for shared caches; and trusted no longer than the annotations it was judged
+ * by, so a shorter `ttlMs` of the upstream stays. Older clients ignore both fields.
+ */
+function privateCacheHint(ttlMs: unknown): { ttlMs: number; cacheScope: 'private' } {
+  const upstream = typeof ttlMs === 'number' && Number.isSafeInteger(ttlMs) && ttlMs >= 0 ? ttlMs : ANNOTATIONS_TTL_MS;
+  return { ttlMs: Math.min(upstream, ANNOTATIONS_TTL_MS), cacheScope: 'private' };
 }
 
 function messagesOf(message: unknown): unknown[] {

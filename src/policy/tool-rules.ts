@@ -2,7 +2,7 @@
  * Which tools one person may see and call: pure functions over the configured rules and the
  * tool objects of a `tools/list` result. Which rules apply to whom is decided in src/permissions/.
  */
-import type { ToolRules } from '../config/policy';
+import type { ToolRules } from '../config';
 
 /** Whether `allow` (when present) and `deny` let this name through; annotations aside. */
 export function isToolNameAllowed(rules: ToolRules, name: string): boolean {

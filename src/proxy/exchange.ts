@@ -4,9 +4,10 @@
  */
 import type { Config, UpstreamConfig } from '../config';
 import type { Identity } from '../identity';
-import type { TokenVault } from '../vault/store';
+import type { TokenVault } from '../vault';
 import { type JsonRpcId, jsonRpcErrorResponse, type ProxyErrorKind } from './jsonrpc-error';
 import { logProxyRequestAfterResponse, type ProxyLogEntry, type ProxyOutcome } from './log';
+import { protocolRevisionOf } from './mcp-headers';
 
 export interface ProxyCaller {
   config: Config;
@@ -44,6 +45,8 @@ export function openExchange(request: Request, caller: ProxyCaller, ctx: Executi
     method: request.method,
     path: url.pathname,
     rpcMethod: undefined,
+    // The header's, until the body is read (handler.ts): a request refused before still names it.
+    protocolVersion: protocolRevisionOf(request.headers),
     status: 0,
     upstreamStatus: undefined,
     latencyMs: undefined,

@@ -14,6 +14,7 @@ import { type Exchange, openExchange, type ProxyCaller } from './exchange';
 import { ALLOWED_METHODS, preflightResponse, upstreamRequestHeaders } from './headers';
 import type { JsonRpcId } from './jsonrpc-error';
 import { upstreamUrlForSignedEndpoint } from './legacy-sse';
+import { protocolRevisionOf } from './mcp-headers';
 import { bodyForUpstream, type RequestBody, readRequestBody, refusalOutcome } from './message';
 import { clientResponse } from './respond';
 import { routeToUpstream } from './route';
@@ -87,6 +88,7 @@ async function judgeBody(x: Exchange, inspect: boolean): Promise<Response | { re
   const read = await readRequestBody(x.request, { inspect });
   const summary = read.kind === 'message' || read.kind === 'refused' ? read.summary : undefined;
   Object.assign(x.entry, { rpcMethod: summary?.methods, tool: summary?.tools, requests: summary?.batch ? summary.calls : undefined });
+  x.entry.protocolVersion = protocolRevisionOf(x.request.headers, read.kind === 'message' || read.kind === 'refused' ? read.message : undefined);
   const id = read.kind === 'refused' ? read.id : (summary?.id ?? null);
   if (read.kind === 'refused') return x.fail(read.error, refusalOutcome(read.error), id);
   return { read, id, calls: Math.max(1, summary?.calls ?? 1) };

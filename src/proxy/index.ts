@@ -5,7 +5,6 @@
 export { proxyMcpRequest } from './handler';
 export { clientResponseHeaders, upstreamRequestHeaders } from './headers';
 export { jsonRpcErrorResponse, ProxyError, type ProxyErrorKind } from './jsonrpc-error';
-export { rewriteEndpointEvents } from './legacy-sse';
 export { logProxyRequest } from './log';
 export { readRequestBody } from './message';
 export { scrubSecrets } from './scrub';

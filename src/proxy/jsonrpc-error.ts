@@ -2,7 +2,7 @@
  * The proxy's own answers, as JSON-RPC error responses so MCP clients show the message instead of
  * a parse error. Messages are fixed strings: never an upstream host, an error's text or a token.
  */
-import type { RawJsonNumber } from '../lib/exact-json';
+import type { RawJsonNumber } from '../lib';
 import { withCors } from './headers';
 
 /** JSON-RPC 2.0 request id, echoed from the body the proxy parsed (a big number kept as its text). */
@@ -26,6 +26,13 @@ export const ProxyError = {
   emptyBatch: { status: 400, code: -32600, message: 'invalid request: a batch must hold at least one message' },
   batchTooLarge: { status: 400, code: -32600, message: 'invalid request: a batch holds at most 100 messages' },
   ambiguousKey: { status: 400, code: -32600, message: 'invalid request: a key differs from a JSON-RPC or MCP field only in case' },
+  // MCP 2026-07-28 (src/proxy/mcp-headers.ts): -32020 is its HeaderMismatch.
+  headerMismatch: {
+    status: 400,
+    code: -32020,
+    message: 'header mismatch: MCP-Protocol-Version, Mcp-Method and Mcp-Name must be sent as the body calls for and agree with it',
+  },
+  statelessBatch: { status: 400, code: -32600, message: 'invalid request: protocol revision 2026-07-28 has no batches: send each request on its own' },
   uninspectable: {
     status: 400,
     code: -32600,

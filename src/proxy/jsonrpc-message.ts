@@ -5,7 +5,7 @@
  * the upstream: an id the policy cannot match answers to, and keys only a case-insensitive decoder
  * (Go's encoding/json, for one) would read as the ones the gateway judged.
  */
-import { isRawJsonNumber } from '../lib/exact-json';
+import { isRawJsonNumber } from '../lib';
 import type { JsonRpcId, ProxyErrorKind } from './jsonrpc-error';
 
 /** The MCP TypeScript SDK's own cap (MAX_BATCH_SIZE); a batch beyond it is refused whole. */

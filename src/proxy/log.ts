@@ -24,6 +24,7 @@ export type ProxyOutcome =
   | 'tool_refused'
   | 'uninspectable'
   | 'invalid_message'
+  | 'header_mismatch'
   | 'rate_limited';
 
 /** The per-request line's fields (audit/events.ts documents each), with the proxy's own outcomes. */

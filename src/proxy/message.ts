@@ -6,11 +6,12 @@
  * one the tool policy, the rate limit and the log line saw. Anything else streams through unread,
  * unless a policy or a limit must know what it holds.
  */
-import { parseExactJson } from '../lib/exact-json';
+import { parseExactJson } from '../lib';
 import { jsonCharset } from './json-content-type';
 import type { JsonRpcId, ProxyErrorKind } from './jsonrpc-error';
 import { checkJsonRpcBody, type MessageSummary } from './jsonrpc-message';
 import type { ProxyOutcome } from './log';
+import { headerRefusal } from './mcp-headers';
 
 /** The largest body read; MCP requests stay far below it. A larger one streams through unread, or is refused. */
 export const MESSAGE_LIMIT_BYTES = 1024 * 1024;
@@ -22,8 +23,8 @@ export type RequestBody =
   | { kind: 'unread'; body: ReadableStream<Uint8Array> }
   /** `body` is the UTF-8 serialization of `message`, exactly what was checked. */
   | { kind: 'message'; message: unknown; body: ArrayBuffer; summary: MessageSummary }
-  /** Answered with this error; nothing goes upstream. `summary` names what it held, for the log. */
-  | { kind: 'refused'; error: ProxyErrorKind; id: JsonRpcId; summary?: MessageSummary };
+  /** Answered with this error; nothing goes upstream. `summary` (and `message`, once parsed) name what it held, for the log. */
+  | { kind: 'refused'; error: ProxyErrorKind; id: JsonRpcId; summary?: MessageSummary; message?: unknown };
 
 export interface ReadOptions {
   /**
@@ -81,7 +82,10 @@ export async function readRequestBody(request: Request, options: ReadOptions = {
     return { kind: 'refused', error: 'parseError', id: null };
   }
   const check = checkJsonRpcBody(message);
-  if (!check.ok) return { kind: 'refused', error: check.error, id: check.summary.id, summary: check.summary };
+  if (!check.ok) return { kind: 'refused', error: check.error, id: check.summary.id, summary: check.summary, message };
+  // Right after the parse, so the headers are checked against exactly the message judged.
+  const mismatch = headerRefusal(request.headers, message);
+  if (mismatch) return { kind: 'refused', error: mismatch, id: check.summary.id, summary: check.summary, message };
   return { kind: 'message', message, body: encoder.encode(JSON.stringify(message)).buffer as ArrayBuffer, summary: check.summary };
 }
 
@@ -98,6 +102,7 @@ export function bodyForUpstream(read: RequestBody, headers: Headers): ArrayBuffe
 
 /** The log's outcome for a refused body. */
 export function refusalOutcome(error: ProxyErrorKind): ProxyOutcome {
+  if (error === 'headerMismatch') return 'header_mismatch';
   return error === 'uninspectable' ? 'uninspectable' : 'invalid_message';
 }
 

@@ -3,11 +3,13 @@
  * upstream's answer rewritten for the client (headers, session handle, redirect, scrubbed error
  * body, legacy endpoint events, the tool policy's filter).
  */
+
+import { rewriteEndpointEvents } from '../lib';
 import type { UpstreamCredential } from '../upstreams';
 import type { Exchange } from './exchange';
 import { clientResponseHeaders } from './headers';
 import type { JsonRpcId } from './jsonrpc-error';
-import { gatewayEndpointFor, rewriteEndpointEvents } from './legacy-sse';
+import { gatewayEndpointFor } from './legacy-sse';
 import { gatewayPathFor } from './route';
 import { scrubbedErrorBody } from './scrub';
 import { bindSessionId } from './session-binding';
@@ -55,11 +57,13 @@ export async function clientResponse(x: Exchange, upstream: Response, forwarded:
   let responseBody = NULL_BODY_STATUSES.has(upstream.status) ? null : upstream.body;
   if (!upstream.ok) responseBody = await scrubbedErrorBody(responseBody, settings, credential);
   // Only a GET stream can be a legacy HTTP+SSE stream; POST answers pass untouched.
-  if (responseBody && x.request.method === 'GET' && upstream.ok && isEventStream(headers)) {
-    responseBody = rewriteEndpointEvents(responseBody, (data) => announcedEndpoint(x, target, data));
-  }
+  const endpoint =
+    responseBody && x.request.method === 'GET' && upstream.ok && isEventStream(headers) ? (data: string) => announcedEndpoint(x, target, data) : undefined;
+  // A stream is parsed once: under a tool policy the policy's event-by-event pass rewrites the
+  // endpoint events too; without one, the byte scanner does, and hands the rest to a native pipe.
+  if (endpoint && responseBody && !gate) responseBody = rewriteEndpointEvents(responseBody, endpoint);
   const response = new Response(responseBody, { status: upstream.status, statusText: upstream.statusText, headers });
-  return gate ? x.finish(await gate.respond(response), gate.outcome) : x.finish(response, 'ok');
+  return gate ? x.finish(await gate.respond(response, endpoint), gate.outcome) : x.finish(response, 'ok');
 }
 
 /** The gateway URL to announce for an upstream's legacy `endpoint` event; undefined (logged) refuses it. */

@@ -13,8 +13,7 @@
  */
 import type { Config, UpstreamConfig } from '../config';
 import type { Identity } from '../identity';
-import { base64url, fromBase64url } from '../lib/base64url';
-import { hmacKey, sign, verify } from '../lib/keys';
+import { base64url, fromBase64url, hmacKey, sign, verify } from '../lib';
 
 /** Who a session belongs to: the proxy's caller has all of it. */
 export interface SessionOwner {

@@ -7,9 +7,8 @@
  * passed on.
  */
 
-import type { UpstreamConfig } from '../config';
-import type { ToolRules } from '../config/policy';
-import { isRawJsonNumber, parseExactJson } from '../lib/exact-json';
+import type { ToolRules, UpstreamConfig } from '../config';
+import { type EndpointRewrite, isRawJsonNumber, parseExactJson, rewriteJsonRpcEvents, sseEvent } from '../lib';
 import {
   callsNeedingAnnotations,
   forgetTools,
@@ -18,9 +17,7 @@ import {
   type ListMatch,
   planToolRequest,
   rememberTools,
-  rewriteJsonRpcEvents,
   rewriteListAnswers,
-  sseEvent,
   type ToolRefusal,
   takeRequests,
 } from '../policy';
@@ -49,8 +46,11 @@ export interface ForwardedUnderPolicy {
   /** Replaces the request body when some calls of a batch were refused. */
   body: ArrayBuffer | undefined;
   outcome: ProxyOutcome;
-  /** The client's response, from the upstream's. */
-  respond: (upstream: Response) => Promise<Response>;
+  /**
+   * The client's response, from the upstream's. `endpoint` is given for a GET event stream, which
+   * may be a legacy one: its endpoint events are rewritten in the same pass as the lists.
+   */
+  respond: (upstream: Response, endpoint?: EndpointRewrite) => Promise<Response>;
 }
 
 export type ToolGate =
@@ -63,7 +63,7 @@ export async function gateToolRequest(input: ToolGateInput): Promise<ToolGate> {
   if (input.method === 'GET') {
     // A GET stream is tied to no request: a `tools/list` answer on it (a resumed stream replaying
     // one, or the legacy transport's answers) is recognised by its shape.
-    return { kind: 'forward', body: undefined, outcome: 'ok', respond: (r) => respondFiltered(r, rules, 'shape', [], false, origin) };
+    return { kind: 'forward', body: undefined, outcome: 'ok', respond: (r, endpoint) => respondFiltered(r, rules, 'shape', [], false, origin, endpoint) };
   }
   if (input.method !== 'POST' || !input.hasBody) {
     return { kind: 'forward', body: undefined, outcome: 'ok', respond: async (r) => r };
@@ -115,6 +115,7 @@ async function respondFiltered(
   answers: unknown[],
   batch: boolean,
   origin: string | null,
+  endpoint?: EndpointRewrite,
 ): Promise<Response> {
   const remember = (tools: unknown[]) => {
     if (rules.readOnly) rememberTools(rules, tools);
@@ -122,9 +123,14 @@ async function respondFiltered(
   const type = upstream.headers.get('Content-Type') ?? '';
   const init = { status: upstream.status, statusText: upstream.statusText, headers: upstream.headers };
 
-  if (!upstream.ok || upstream.body === null) {
+  // A 202 carries no JSON-RPC answer, whatever its body says ("Accepted"): the legacy transport
+  // answers on its GET stream, which is filtered there.
+  if (!upstream.ok || upstream.body === null || upstream.status === 202) {
     // A 202 for a batch whose forwarded part held only notifications: the refusals are the answer.
-    if (upstream.ok && answers.length > 0) return jsonRpcAnswerResponse(batch ? answers : answers[0], 200, origin);
+    if (upstream.ok && answers.length > 0) {
+      upstream.body?.cancel().catch(() => {});
+      return jsonRpcAnswerResponse(batch ? answers : answers[0], 200, origin);
+    }
     return upstream;
   }
   const onlyWatching = match !== 'shape' && match.ids.size === 0 && answers.length === 0;
@@ -135,7 +141,7 @@ async function respondFiltered(
         if (isObject(message) && message.method === 'notifications/tools/list_changed') forgetTools(rules);
         return rewriteListAnswers(rules, message, match, remember);
       },
-      { prefix: answers.map(sseEvent).join(''), ...(onlyWatching ? { worthParsing: (data: string) => data.includes('list_changed') } : {}) },
+      { prefix: answers.map(sseEvent).join(''), endpoint, ...(onlyWatching ? { worthParsing: (data: string) => data.includes('list_changed') } : {}) },
     );
     return new Response(body, init);
   }

@@ -4,12 +4,14 @@
  * cookie rather than in KV, so an anonymous visit costs no KV write: a script cannot spend the
  * plan's daily writes that everyone's logins and refreshes need. The cookie binds the sign-in to
  * the browser and lasts LOGIN_SECONDS, counted from the sealed time. Its states carry a tag, so
- * the store tells them from the library's without reading anything.
+ * the store tells them from the library's without reading anything: also when the cookie is
+ * missing (another browser, or one that dropped it after LOGIN_SECONDS), the commonest stale
+ * case, whose page must still send the person back to /connections rather than to an app, and
+ * clear what is left of the cookie. Telling them apart by the cookie alone could not do that.
  */
 import * as oauth from 'oauth4webapi';
 import type { Config } from '../config';
-import { hostCookie, readCookie } from '../lib/cookies';
-import { openSealed, sealText } from '../lib/seal';
+import { hostCookie, openSealed, readCookie, sealText } from '../lib';
 import { PageError } from '../pages';
 import type { AccessLoginData } from './access-url';
 

@@ -9,9 +9,7 @@
  * Plain TypeScript with no Workers-only import: the doctor (scripts/lib/doctor.mjs) loads it in Node.
  */
 import type { UpstreamConfig } from '../config';
-// The policy's files themselves, not its index: that carries the Durable Object (cloudflare:workers).
-import { idKey } from '../policy/tool-messages';
-import { rewriteJsonRpcEvents } from '../policy/tools-sse';
+import { idKey, rewriteJsonRpcEvents } from '../lib';
 import { forwardToUpstream, type UpstreamResult } from './fetch';
 import {
   CLIENT_INFO,

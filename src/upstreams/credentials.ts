@@ -3,7 +3,7 @@
  * request, so a rotated secret or a replaced token takes effect at once.
  */
 import type { UpstreamConfig } from '../config';
-import type { TokenVault } from '../vault/store';
+import type { TokenVault } from '../vault';
 
 /**
  * Where a person's credential comes from: the upstream's one `shared` token, their entry in the

@@ -4,7 +4,7 @@
  * authenticated data. A sealed token opens only for the same person and upstream: an entry copied
  * to another person's or upstream's key name fails to decrypt. Crypto only: no storage, no HTTP.
  */
-import { openSealed, sealText } from '../lib/seal';
+import { openSealed, sealText } from '../lib';
 
 /** Whose token it is: bound into every ciphertext. */
 export interface TokenBinding {

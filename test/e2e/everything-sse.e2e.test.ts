@@ -115,7 +115,8 @@ describe('gateway in front of server-everything (HTTP+SSE)', () => {
 
     const { stream, announced, endpoint } = announcedEndpoint(eventStreams);
     expect(endpoint.origin).toBe(gateway.origin);
-    expect(endpoint.pathname).toMatch(/^\/mcp\/\.endpoint\/[A-Za-z0-9_-]+$/);
+    // Sealed (src/lib/seal.ts): `v1.<12-byte iv>.<AES-GCM of the path and query, with its 16-byte tag>`.
+    expect(endpoint.pathname).toMatch(/^\/mcp\/\.endpoint\/v1\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{23,}$/);
     // The upstream's session id is sealed in the URL for this person (issue #16).
     expect(endpoint.search, 'the upstream session id is not shown').toBe('');
     // Neither the upstream's host and port nor its own message path show through.
@@ -137,10 +138,11 @@ describe('gateway in front of server-everything (HTTP+SSE)', () => {
   it('refuses a message endpoint the upstream did not announce', async () => {
     const { provider, recorder, eventStreams, leave } = await connect();
     const { endpoint } = announcedEndpoint(eventStreams);
-    const sealed = Buffer.from(endpoint.pathname.split('/').at(-1) ?? '', 'base64url');
+    const [version, iv, ciphertext] = (endpoint.pathname.split('/').at(-1) ?? '').split('.');
+    const sealed = Buffer.from(ciphertext ?? '', 'base64url');
     // The announced URL with its sealed path and query altered (AES-GCM: it no longer opens).
     sealed[sealed.length - 1] = (sealed.at(-1) ?? 0) ^ 1;
-    const forged = new URL(`/mcp/.endpoint/${sealed.toString('base64url')}`, endpoint);
+    const forged = new URL(`/mcp/.endpoint/${version}.${iv}.${sealed.toString('base64url')}`, endpoint);
     const response = await recorder.fetch(forged, {
       method: 'POST',
       headers: { Authorization: `Bearer ${provider.savedTokens?.access_token}`, 'Content-Type': 'application/json' },

@@ -3,9 +3,9 @@
  * names the URL to POST messages to. Through the gateway that URL must lead back to the gateway.
  *
  * Design: only an endpoint on the upstream's own origin is accepted, and it is announced sealed:
- * `<gateway path>/.endpoint/<base64url(iv | AES-256-GCM(path and query))>`, keyed by HKDF from
- * COOKIE_ENCRYPTION_KEY with a purpose of its own, the upstream and the person's email bound in as
- * additional data. So only paths the upstream itself announced are reachable (mapping arbitrary
+ * `<gateway path>/.endpoint/v1.<iv>.<AES-256-GCM(path and query)>` (src/lib/seal.ts), keyed by
+ * HKDF from COOKIE_ENCRYPTION_KEY with a purpose of its own, the upstream and the person's email
+ * bound in as additional data. So only paths the upstream itself announced are reachable (mapping arbitrary
  * upstream paths would let any token holder reach any upstream path with the gateway's credential),
  * and, since issue #16, only by the person it was announced to: the query carries the upstream's
  * session id (`/message?sessionId=…`), which another person must neither use nor learn. That holds
@@ -14,13 +14,12 @@
  * to another host.
  */
 import type { Config, UpstreamConfig } from '../../config';
-import { base64url, fromBase64url } from '../../lib/base64url';
-import { derivedKey } from '../../lib/keys';
+import { openSealed, sealText } from '../../lib';
 import { SIGNED_ENDPOINT_SEGMENT } from '../route';
 
 const encoder = new TextEncoder();
-const HKDF_INFO = 'mcp-oauth-gateway legacy-sse endpoint v2';
-const IV_BYTES = 12;
+// v3: sealed in src/lib/seal.ts's format since issue #17.
+const HKDF_INFO = 'mcp-oauth-gateway legacy-sse endpoint v3';
 
 /** The gateway URL to announce to `email` for an upstream's `endpoint` event data, or undefined to refuse it. */
 export async function gatewayEndpointFor(
@@ -32,15 +31,8 @@ export async function gatewayEndpointFor(
 ): Promise<string | undefined> {
   const announced = URL.canParse(data, upstreamStream.href) ? new URL(data, upstreamStream) : undefined;
   if (!announced || announced.origin !== upstream.url.origin) return undefined;
-  const iv = crypto.getRandomValues(new Uint8Array(IV_BYTES));
-  const plain = encoder.encode(`${announced.pathname}${announced.search}`);
-  const sealed = new Uint8Array(
-    await crypto.subtle.encrypt({ name: 'AES-GCM', iv, additionalData: binding(upstream, email) }, await endpointKey(config), plain),
-  );
-  const token = new Uint8Array(IV_BYTES + sealed.byteLength);
-  token.set(iv);
-  token.set(sealed, IV_BYTES);
-  return `${upstream.path}/${SIGNED_ENDPOINT_SEGMENT}/${base64url(token)}`;
+  const token = await sealText(config.cookieSecret, HKDF_INFO, binding(upstream, email), `${announced.pathname}${announced.search}`);
+  return `${upstream.path}/${SIGNED_ENDPOINT_SEGMENT}/${token}`;
 }
 
 /**
@@ -55,17 +47,10 @@ export async function upstreamUrlForSignedEndpoint(
   config: Config,
   email: string,
 ): Promise<URL | undefined> {
-  const bytes = fromBase64url(token);
-  if (search !== '' || !bytes || bytes.byteLength <= IV_BYTES) return undefined;
-  let plain: ArrayBuffer;
-  try {
-    const iv = bytes.subarray(0, IV_BYTES);
-    plain = await crypto.subtle.decrypt({ name: 'AES-GCM', iv, additionalData: binding(upstream, email) }, await endpointKey(config), bytes.subarray(IV_BYTES));
-  } catch {
-    // Altered, sealed for someone else or another upstream, or under another key.
-    return undefined;
-  }
-  const pathAndQuery = new TextDecoder().decode(plain);
+  if (search !== '') return undefined;
+  // Undefined when altered, sealed for someone else or another upstream, or under another key.
+  const pathAndQuery = await openSealed(config.cookieSecret, HKDF_INFO, binding(upstream, email), token);
+  if (pathAndQuery === undefined) return undefined;
   const base = upstream.url;
   const target = URL.canParse(`${base.origin}${pathAndQuery}`) ? new URL(`${base.origin}${pathAndQuery}`) : undefined;
   return target && target.origin === base.origin && `${target.pathname}${target.search}` === pathAndQuery ? target : undefined;
@@ -78,9 +63,4 @@ export async function upstreamUrlForSignedEndpoint(
  */
 function binding(upstream: UpstreamConfig, email: string): Uint8Array {
   return encoder.encode(JSON.stringify(['mcp-oauth-gateway legacy-sse endpoint', upstream.name, upstream.path, upstream.url.origin, email.toLowerCase()]));
-}
-
-/** HKDF from COOKIE_ENCRYPTION_KEY with a purpose of its own, so the cookie key and this one stay independent. */
-function endpointKey(config: Config): Promise<CryptoKey> {
-  return derivedKey(config.cookieSecret, HKDF_INFO, { name: 'AES-GCM', length: 256 }, ['encrypt', 'decrypt']);
 }

@@ -1,6 +1,7 @@
 /**
- * The scanner of the legacy HTTP+SSE stream: finds `endpoint` events on bytes and has their data
- * rewritten (pipe.ts runs it over the stream; endpoint-seal.ts makes the URL).
+ * The byte scanner of a legacy HTTP+SSE stream that nothing else rewrites: finds `endpoint` events
+ * on bytes and has their data rewritten (pipe.ts runs it over the stream). A stream the gateway
+ * also reads event by event gets the same rules from events.ts instead, in the same one pass.
  */
 
 const encoder = new TextEncoder();
@@ -10,11 +11,14 @@ export class EndpointRefusedError extends Error {
   override readonly name = 'EndpointRefusedError';
 }
 
+/** The data to announce for an upstream's `endpoint` event data, or undefined to refuse it (the stream ends). */
+export type EndpointRewrite = (data: string) => Promise<string | undefined>;
+
 /**
  * An endpoint event is a short URI; an event this long is passed through rather than held, and if
  * it then turns out to be an endpoint event the stream ends instead of leaking it.
  */
-const MAX_HELD_EVENT_BYTES = 64 * 1024;
+export const MAX_ENDPOINT_EVENT_BYTES = 64 * 1024;
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -43,7 +47,7 @@ const BOM = '\xef\xbb\xbf';
  * `scan` passes the rest of its chunk on unscanned and must not be called again. A byte order mark
  * at the start of the stream is skipped, as a client skips it, so it cannot hide the first event.
  */
-export function endpointEventScanner(rewrite: (data: string) => Promise<string | undefined>) {
+export function endpointEventScanner(rewrite: EndpointRewrite) {
   let kind: 'undecided' | 'legacy' | 'plain' = 'undecided';
   let firstLine = true; // the stream's first line, which may start with a byte order mark
   let hasData = false; // the current event has a data line: a client dispatches it
@@ -68,7 +72,7 @@ export function endpointEventScanner(rewrite: (data: string) => Promise<string |
 
   /** The rewritten bytes for a complete endpoint event; throws if it must not be passed on. */
   async function rewriteEvent(parts: Uint8Array[], size: number, terminator: string): Promise<Uint8Array> {
-    if (size > MAX_HELD_EVENT_BYTES) throw new EndpointRefusedError('oversized endpoint event');
+    if (size > MAX_ENDPOINT_EVENT_BYTES) throw new EndpointRefusedError('oversized endpoint event');
     const bytes = new Uint8Array(size);
     let at = 0;
     for (const part of parts) {
@@ -203,7 +207,7 @@ export function endpointEventScanner(rewrite: (data: string) => Promise<string |
     if (start > runStart) out.push(chunk.subarray(runStart, start));
     if (start === n) return;
     const rest = chunk.subarray(start);
-    if (heldBytes + rest.byteLength <= MAX_HELD_EVENT_BYTES) {
+    if (heldBytes + rest.byteLength <= MAX_ENDPOINT_EVENT_BYTES) {
       // A copy: the chunk's buffer is read into again.
       held.push(rest.slice());
       heldBytes += rest.byteLength;

@@ -3,7 +3,7 @@
  * chunk through the scanner (scanner.ts), and a native pipe for the rest once the stream is known
  * not to be a legacy one.
  */
-import { endpointEventScanner } from './scanner';
+import { type EndpointRewrite, endpointEventScanner } from './scanner';
 
 /** Bytes asked of the upstream per read: few reads per MiB, and one buffer, reused, for the whole stream. */
 const READ_BUFFER_BYTES = 256 * 1024;
@@ -54,7 +54,7 @@ const OUTPUT_QUEUE_BYTES = 1024 * 1024;
  * an IdentityTransformStream's writing side at its next write, so at the upstream's next chunk, as
  * before issue #12. Errors end both sides and are never left unhandled.
  */
-export function rewriteEndpointEvents(body: ReadableStream<Uint8Array>, rewrite: (data: string) => Promise<string | undefined>): ReadableStream<Uint8Array> {
+export function rewriteEndpointEvents(body: ReadableStream<Uint8Array>, rewrite: EndpointRewrite): ReadableStream<Uint8Array> {
   const { readable, writable } = new IdentityTransformStream({ highWaterMark: OUTPUT_QUEUE_BYTES });
   const writer = writable.getWriter();
   const scanner = endpointEventScanner(rewrite);
