@@ -1,5 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config';
+import { rewriteListAnswers } from '../src/policy';
 import { CLIENT_HEADERS, callProxy, captureLogs, proxyConfig, proxyEnv, received, rpcPost, tag } from './fixtures/proxy';
 
 /**
@@ -206,6 +207,15 @@ describe('resource and prompt policy: reads, gets and completion', () => {
     expect(messages).toHaveLength(3);
     expect((messages[1]?.result as { tools?: unknown[] } | undefined)?.tools).toHaveLength(6);
   });
+
+  it('filters a resource or prompt list recognised by its shape, as on a GET stream not tied to a request', () => {
+    const rules = config('sse').upstreams[0]?.tools?.fallback;
+    if (!rules) throw new Error('no policy');
+    const replayed = { jsonrpc: '2.0', id: 'earlier', result: { resources: [{ uri: 'repo://docs/readme' }, { uri: 'repo://secret/keys' }] } };
+    expect(uris(rewriteListAnswers(rules, replayed, 'shape') as Message)).toEqual(['repo://docs/readme']);
+    const prompts = { jsonrpc: '2.0', id: 'p', result: { prompts: [{ name: 'admin_reset' }, { name: 'summarize' }] } };
+    expect(promptNames(rewriteListAnswers(rules, prompts, 'shape') as Message)).toEqual(['summarize']);
+  });
 });
 
 describe('resource and prompt policy: per person', () => {
@@ -266,9 +276,13 @@ describe('resource and prompt policy: configuration', () => {
         github: {
           url: 'https://api.githubcopilot.com/mcp/',
           token: 'GITHUB_TOKEN',
+          tools: { readOnly: true },
           resources: { allow: ['repo://*'], deny: ['*secret*'] },
           prompts: { deny: ['admin_*'] },
-          toolsFor: { '@maintainers.example': { tools: { deny: ['delete_*'] }, prompts: {} } },
+          toolsFor: {
+            '@maintainers.example': { tools: { deny: ['delete_*'] }, prompts: {} },
+            'lead@maintainers.example': { resources: {} },
+          },
         },
       }),
       GITHUB_TOKEN: 'ghp_x',
@@ -279,5 +293,8 @@ describe('resource and prompt policy: configuration', () => {
     expect(maintainers?.deny).toHaveLength(1);
     expect(maintainers?.resources?.allow).toHaveLength(1);
     expect(maintainers?.prompts?.deny).toEqual([]);
+    // A nested entry keeps the upstream's rules for the kinds it leaves out, tools included.
+    const lead = github?.tools?.emails.get('lead@maintainers.example');
+    expect(lead).toMatchObject({ readOnly: true, resources: { allow: undefined, deny: [] }, prompts: { deny: [expect.any(RegExp)] } });
   });
 });
