@@ -5,6 +5,7 @@
 import { type ConfigProblem, type EmailAllowlist, Reader } from './reader';
 import { readUpstreams, type UpstreamConfig } from './upstreams';
 
+export type { NameRules } from './name-rules';
 export type { RateLimitConfig, ToolPolicy, ToolRules } from './policy';
 export { type ConfigProblem, type EmailAllowlist, isLoopbackHost } from './reader';
 export { DEFAULT_UPSTREAM_TIMEOUT, SINGLE_UPSTREAM_NAME, serverName, type UpstreamConfig, upstreamLabel } from './upstreams';
