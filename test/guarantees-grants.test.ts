@@ -1,6 +1,6 @@
 import { env as bindings, reset } from 'cloudflare:test';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Gateway, gatewayEnv, PAT, signIn } from './fixtures/gateway';
+import { Gateway, gatewayEnv, mcpRequest, PAT, signIn, type TokenResponse, tokenRequest } from './fixtures/gateway';
 import { oauthHelpers } from './fixtures/helpers-api';
 
 let gateway: Gateway;
@@ -59,5 +59,49 @@ describe('what a grant holds', () => {
     expect(keys.map((key) => key.name.split(':')[0])).toEqual(expect.arrayContaining(['client', 'grant', 'token']));
     const stored = (await Promise.all(keys.map((key) => bindings.OAUTH_KV.get(key.name)))).join('\n');
     for (const secret of [PAT, ALICE_OWN, 'pat_SECRET']) expect(stored).not.toContain(secret);
+  });
+
+  // issue #19: Access's refresh token rides in the grant's encrypted props, and only there.
+  it('keeps Access’s refresh token in the grant only: never in what the MCP handler sees, a response, a log or KV plain text', async () => {
+    const logged: unknown[] = [];
+    for (const level of ['log', 'info', 'warn', 'error', 'debug'] as const) {
+      vi.spyOn(console, level).mockImplementation((...args: unknown[]) => void logged.push(...args));
+    }
+    const upstreamSaw: string[] = [];
+    const upstream = gateway.routes.get('https://upstream.example/mcp');
+    gateway.routes.set('https://upstream.example/mcp', async (request) => {
+      upstreamSaw.push(JSON.stringify([...request.headers]), await request.clone().text());
+      return upstream ? upstream(request) : new Response(null, { status: 500 });
+    });
+    const signedInAt = signInSecond();
+    const { tokens, client } = await signIn(gateway, { login: { email: 'alice@example.com', refreshToken: true } });
+    const answers = [JSON.stringify(tokens)];
+    expect((await oauthHelpers().unwrapToken(tokens.access_token))?.grant.props).toStrictEqual({
+      email: 'alice@example.com',
+      sub: 'sub-alice@example.com',
+      signedInAt,
+    });
+
+    const refreshed = await tokenRequest(gateway, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token, client_id: client.clientId });
+    expect(refreshed.status).toBe(200);
+    const next = await refreshed.json<TokenResponse>();
+    answers.push(JSON.stringify(next));
+    // The refresh went to Access with the token it issued at the sign-in, so the grant held it.
+    expect(gateway.access.issuedRefreshTokens).toHaveLength(2);
+    expect((await oauthHelpers().unwrapToken(next.access_token))?.grant.props).toStrictEqual({
+      email: 'alice@example.com',
+      sub: 'sub-alice@example.com',
+      signedInAt,
+    });
+    const mcp = await mcpRequest(gateway, next.access_token);
+    expect(mcp.status).toBe(200);
+    answers.push(JSON.stringify([...mcp.headers]), await mcp.text());
+
+    const { keys } = await bindings.OAUTH_KV.list();
+    const stored = (await Promise.all(keys.map((key) => bindings.OAUTH_KV.get(key.name)))).join('\n');
+    const everywhere = [stored, ...answers, ...upstreamSaw, JSON.stringify(logged)].join('\n');
+    expect(upstreamSaw.length).toBeGreaterThan(0);
+    for (const secret of gateway.access.issuedRefreshTokens) expect(everywhere).not.toContain(secret);
+    expect(everywhere).not.toContain('access-refresh-SECRET');
   });
 });

@@ -8,8 +8,10 @@
  *   discovery  <issuer>/.well-known/openid-configuration
  *
  * and what Access does for our app: code flow with PKCE S256 required, the client secret sent in the
- * body (client_secret_post), RS256 ID tokens carrying `email` and `name`. Signing in asks only for
- * an email; the consent step is granted automatically, as Access does for its own SaaS apps.
+ * body (client_secret_post), RS256 ID tokens carrying `email` and `name`, and refresh tokens (an
+ * Access app setting there, whatever the scopes; rotated at every use here, the strictest case) so
+ * the local stack re-validates at every refresh (issue #19). Signing in asks only for an email; the
+ * consent step is granted automatically, as Access does for its own SaaS apps.
  */
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -51,6 +53,11 @@ export async function startAccessStandIn(/** @type {AccessStandInOptions} */ opt
   // oidc-provider ships no types; its context objects are typed `*` (any) where they appear.
   provider.on('server_error', (/** @type {*} */ _ctx, /** @type {Error} */ error) => log(`error: ${error.message}`));
   provider.on('authorization.error', (/** @type {*} */ _ctx, /** @type {Error} */ error) => log(`authorization refused: ${error.message}`));
+  provider.on('grant.success', (/** @type {*} */ ctx) => {
+    // The gateway re-validating a grant (issue #19); the token itself is never logged.
+    if (ctx.oidc.params?.grant_type === 'refresh_token')
+      log(`refreshed: ${emailFromAccountId(String(ctx.oidc.entities.Account?.accountId ?? '')) ?? 'unknown account'}`);
+  });
   provider.on('grant.error', (/** @type {*} */ _ctx, /** @type {Error} */ error) => log(`token request refused: ${error.message}`));
 
   const oidc = provider.callback();
@@ -108,7 +115,7 @@ function createProvider(issuer, options) {
         client_secret: options.clientSecret,
         client_name: 'MCP OAuth gateway (local)',
         redirect_uris: options.redirectUris,
-        grant_types: ['authorization_code'],
+        grant_types: ['authorization_code', 'refresh_token'],
         response_types: ['code'],
         token_endpoint_auth_method: 'client_secret_post',
         id_token_signed_response_alg: 'RS256',
@@ -151,7 +158,13 @@ function createProvider(issuer, options) {
       const name = options.users.find((u) => u.email === email)?.name ?? nameFromEmail(email);
       return { accountId, claims: () => ({ sub: accountId, email, email_verified: true, name }) };
     },
-    ttl: { Interaction: 600, Session: 600, Grant: 600, AuthorizationCode: 60, AccessToken: 600, IdToken: 600 },
+    // Access issues refresh tokens when the app allows them, not on `offline_access`; they outlive
+    // the sign-in session (and need the grant they belong to), rotate at every use, and are refused
+    // (invalid_grant) once the person's account is gone.
+    issueRefreshToken: async (/** @type {*} */ _ctx, /** @type {*} */ client) => client.grantTypeAllowed('refresh_token'),
+    expiresWithSession: async () => false,
+    rotateRefreshToken: () => true,
+    ttl: { Interaction: 600, Session: 600, Grant: 1_209_600, AuthorizationCode: 60, AccessToken: 600, IdToken: 600, RefreshToken: 1_209_600 },
   });
 }
 

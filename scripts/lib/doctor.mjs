@@ -5,6 +5,7 @@
  * and how to fix it. No line carries a secret: tokens and the client secret are only sent, to the
  * servers they belong to, and URLs are printed without their query.
  */
+import { reportRevalidation } from './doctor-revalidation.mjs';
 import { loadWorkerConfig, workerUpstreams } from './worker-config.mjs';
 
 /** @typedef {import('./worker-config.mjs').Config} Config */
@@ -57,7 +58,8 @@ export async function checkSettings(env, report) {
 }
 
 /** @param {Config} config @param {Report} report */
-async function checkAccess({ access }, report) {
+async function checkAccess(config, report) {
+  const { access } = config;
   const fixUrls = `copy the app's endpoints from ${ACCESS_APP}, or set ACCESS_TEAM_DOMAIN and ACCESS_CLIENT_ID and unset the URLs`;
   // Access publishes discovery beside its endpoints, at the base the authorization URL shares.
   const discoveryUrl = new URL('.well-known/openid-configuration', new URL('.', access.authorizationUrl)).href;
@@ -104,6 +106,7 @@ async function checkAccess({ access }, report) {
   }
 
   await checkClientCredentials(access, report);
+  if (document) reportRevalidation(document, config, report, ACCESS_APP);
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { BrowserLeg } from '../context';
 import { PageError } from '../pages';
-import { type FinishedLogin, verifyAccessLogin } from '../sign-in';
+import { type FinishedLogin, verifyAccessSignIn } from '../sign-in';
 import { takesOwnTokens } from '../upstreams';
 import { TokenVault } from '../vault';
 import { allowedUpstream, issueCode } from './complete';
@@ -26,15 +26,17 @@ export async function finishMcpLogin(
     throw new PageError(accessError === 'access_denied' ? 'sign_in_declined' : 'sign_in_failed', `access returned error=${accessError}`, { headers });
   }
 
-  const identity = await verifyAccessLogin(config.access, url, login.data, headers);
+  const { identity, refreshToken } = await verifyAccessSignIn(config.access, url, login.data, headers);
   const upstream = allowedUpstream(gateway, config, login.request, identity, headers);
   if (takesOwnTokens(upstream)) {
     const vault = new TokenVault(env.OAUTH_KV, config.tokenKeys);
     const problem = await ownTokenProblem(upstream, identity.email, vault, ctx);
     if (problem !== undefined) {
+      // The token step's state is sealed with a key its page holds: Access's refresh token does not
+      // go there, so this grant is not re-validated at refresh (MAX_GRANT_AGE bounds it).
       const step = { helpers, config };
       return offerTokenStep(step, login.request, { identity, replacing: problem !== '' }, upstream, headers, problem);
     }
   }
-  return issueCode(helpers, login.request, identity, upstream, headers);
+  return issueCode(helpers, login.request, identity, upstream, headers, refreshToken);
 }

@@ -5,6 +5,7 @@ import type { OriginGateway } from '../context';
 import type { Identity } from '../identity';
 import { PageError } from '../pages';
 import { refusalFor, stampSignIn } from '../permissions';
+import type { GrantProps } from '../sign-in';
 
 /**
  * The upstream this login is for, once this person may use it; a readable 403 otherwise. The
@@ -23,21 +24,23 @@ export function allowedUpstream(gateway: OriginGateway, config: Config, request:
   return upstream;
 }
 
-/** The end of a login: the grant, and the MCP client's authorization code. */
+/** The end of a login: the grant (with Access's refresh token, for re-validation at refresh), and the MCP client's authorization code. */
 export async function issueCode(
   helpers: OAuthHelpers,
   request: AuthRequest,
   identity: Identity,
   upstream: UpstreamConfig,
   headers: Headers,
+  accessRefreshToken?: string,
 ): Promise<Response> {
+  const props: GrantProps = { ...stampSignIn(identity), ...(accessRefreshToken ? { accessRefreshToken } : {}) };
   const { redirectTo } = await helpers.completeAuthorization({
     request,
     userId: identity.email,
     metadata: {},
     scope: request.scope,
     // Right after Access let them in (or the ten-minute token step that follows): MAX_GRANT_AGE counts from here.
-    props: stampSignIn(identity),
+    props,
   });
   emit({ event: 'sign_in', actor: identity.email, purpose: 'mcp-login', upstream: upstream.name, clientId: request.clientId });
   headers.set('Location', redirectTo);

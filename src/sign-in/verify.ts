@@ -11,18 +11,29 @@ import { accessOidc } from './oidc';
 
 const ACCESS_TIMEOUT_MS = 10_000;
 
+/** Who signed in, and Access's refresh token when its app issues one (for the grant's props only). */
+export interface AccessSignIn {
+  identity: Identity;
+  refreshToken?: string;
+}
+
+/** Who signed in: {@link verifyAccessSignIn} without Access's refresh token, for sign-ins that make no grant. */
+export async function verifyAccessLogin(...args: Parameters<typeof verifyAccessSignIn>): Promise<Identity> {
+  return (await verifyAccessSignIn(...args)).identity;
+}
+
 /**
  * Exchanges Access's code (client secret + PKCE) and verifies the ID token: `iss`, `aud`, `exp`,
  * `iat`, `nonce` and the expected algorithm by oauth4webapi's processing, then the signature
  * against Access's JWKS (cached; an unknown `kid` refetches), then a non-empty `email`.
  */
-export async function verifyAccessLogin(
+export async function verifyAccessSignIn(
   access: AccessConfig,
   callbackUrl: URL,
   data: AccessLoginData,
   headers: Headers,
   startAgain: StartAgain = 'app',
-): Promise<Identity> {
+): Promise<AccessSignIn> {
   const { as, client } = accessOidc(access);
   const fail = (reason: string, cause: unknown) => new PageError('sign_in_failed', reason, { cause, headers, startAgain });
   const requestOptions = () => ({
@@ -75,7 +86,8 @@ export async function verifyAccessLogin(
   if (!claims || email === '') {
     throw new PageError('no_email', 'id token has no "email" claim', { headers });
   }
-  return { email, sub: claims.sub, ...(typeof claims.name === 'string' ? { name: claims.name } : {}) };
+  const identity: Identity = { email, sub: claims.sub, ...(typeof claims.name === 'string' ? { name: claims.name } : {}) };
+  return { identity, ...(result.refresh_token ? { refreshToken: result.refresh_token } : {}) };
 }
 
 /** Whether Access's token endpoint failed, or answered with an ID token we reject. */

@@ -181,6 +181,12 @@ describe('npm run doctor -- --env-file', () => {
     }
     // The demo kanban speaks 2026-07-28 (issue #18), picked with server/discover as the gateway does.
     expect(run.lines.find((line) => line.startsWith('✓ /mcp →'))).toMatch(/MCP 2026-07-28 works \(demo-kanban\), tools\/list returns \d+ tools/);
+    // Issue #19: what Access's discovery says about re-validation, and what only a sign-in shows.
+    expect(run.lines.find((line) => line.startsWith('· Access can issue refresh tokens'))).toMatch(
+      /within one access-token lifetime \(ACCESS_TOKEN_TTL, .+\).*MAX_GRANT_AGE/,
+    );
+    expect(run.lines.some((line) => line.startsWith('· ') && /groups/.test(line) && /discovery/.test(line))).toBe(true);
+    expect(run.lines.some((line) => line.startsWith('· what the doctor cannot know without a sign-in'))).toBe(true);
     expect(run.lines.find((line) => line.startsWith('✓ /notes/mcp →'))).toMatch(/tools\/list returns \d+ tools/);
     expectNoSecrets(run);
   });

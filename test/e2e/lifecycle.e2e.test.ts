@@ -98,6 +98,9 @@ describe('tokens after the first sign-in', () => {
     expect(stale.status).toBe(401);
     await stale.body?.cancel();
 
+    // Issue #19: the stand-in Access issues refresh tokens, so each refresh asked Access again.
+    expect(stack.logs.filter((line) => /^access: refreshed: /.test(line))).toHaveLength(2);
+
     await client.close();
     await recorder.expectNever(stack.upstreamToken);
     expectNotInGatewayLogs(stack, stack.upstreamToken);
