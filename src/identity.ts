@@ -14,4 +14,9 @@ export interface Identity {
    * Grants made before issue #16 get it at their first refresh since (src/permissions/grant-age.ts).
    */
   signedInAt?: number;
+  /**
+   * The IdP groups Access sent (the `groups` claim, src/sign-in/groups.ts), as sent: what
+   * `group:<name>` entries match. Absent: none known, e.g. a grant made before issue #19.
+   */
+  groups?: string[];
 }

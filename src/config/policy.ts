@@ -3,6 +3,7 @@
  * UPSTREAMS entry, `UPSTREAM_TOOLS`, `UPSTREAM_TOOLS_FOR` and `UPSTREAM_RATE_LIMIT` for the single
  * upstream. Problems name the field: `UPSTREAMS.github.tools.deny`, `UPSTREAM_TOOLS`.
  */
+import { PEOPLE_HINT, parsePeopleEntry } from './people';
 import type { Reader } from './reader';
 
 /** Which tools one person may see and call on one upstream. */
@@ -17,8 +18,13 @@ export interface ToolRules {
 export interface ToolPolicy {
   /** For everyone without a `toolsFor` entry; undefined: every tool. */
   fallback: ToolRules | undefined;
-  /** Lowercased email -> rules; beats `domains`. */
+  /** Lowercased email -> rules; beats `groups`. */
   emails: ReadonlyMap<string, ToolRules>;
+  /**
+   * `group:<name>` entries in the order the configuration lists them (the first of a person's
+   * groups in this order wins); beat `domains`.
+   */
+  groups: ReadonlyArray<readonly [string, ToolRules]>;
   /** Lowercased domain, without "@" -> rules. */
   domains: ReadonlyMap<string, ToolRules>;
 }
@@ -44,27 +50,30 @@ const PATTERN = /^[^\s*]*(\*[^\s*]*)*$/;
  */
 export function readToolPolicy(reader: Reader, toolsKey: string, toolsForKey: string): ToolPolicy | undefined {
   const fallback = reader.has(toolsKey) ? readToolRules(reader, toolsKey, reader.jsonObject(toolsKey, TOOLS_HINT)) : undefined;
-  const toolsFor = reader.jsonObject(toolsForKey, `a JSON object of email or @domain to ${TOOLS_HINT}`);
+  const toolsFor = reader.jsonObject(toolsForKey, `a JSON object of email, @domain or group:<name> to ${TOOLS_HINT}`);
   const emails = new Map<string, ToolRules>();
+  const groups: Array<readonly [string, ToolRules]> = [];
   const domains = new Map<string, ToolRules>();
+  // Object.entries keeps the configuration's order for these keys: none looks like an array index.
   for (const [who, value] of Object.entries(toolsFor ?? {})) {
-    const key = who.trim().toLowerCase();
-    const label = `${toolsForKey}.${key}`;
-    const isDomain = /^@[^@\s]+\.[^@\s]+$/.test(key);
-    if (!isDomain && !/^[^@\s]+@[^@\s]+$/.test(key)) {
-      reader.problem(toolsForKey, 'every key must be an email or an @domain, e.g. {"@example.com":{"deny":["delete_*"]}}');
+    const entry = parsePeopleEntry(who);
+    if (!entry) {
+      reader.problem(toolsForKey, `every key must be ${PEOPLE_HINT}; e.g. {"group:maintainers":{"deny":["delete_*"]}}`);
       continue;
     }
+    const label = `${toolsForKey}.${entry.kind === 'group' ? `group:${entry.name}` : entry.kind === 'domain' ? `@${entry.name}` : entry.name}`;
     const object = typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
     if (!object) {
       reader.problem(label, `must be ${TOOLS_HINT}`);
       continue;
     }
     const rules = readToolRules(reader, label, object);
-    if (rules) (isDomain ? domains : emails).set(isDomain ? key.slice(1) : key, rules);
+    if (!rules) continue;
+    if (entry.kind === 'group') groups.push([entry.name, rules]);
+    else (entry.kind === 'domain' ? domains : emails).set(entry.name, rules);
   }
-  if (!fallback && emails.size === 0 && domains.size === 0) return undefined;
-  return { fallback, emails, domains };
+  if (!fallback && emails.size === 0 && groups.length === 0 && domains.size === 0) return undefined;
+  return { fallback, emails, groups, domains };
 }
 
 function readToolRules(reader: Reader, key: string, object: Record<string, unknown> | undefined): ToolRules | undefined {

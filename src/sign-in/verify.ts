@@ -7,6 +7,7 @@ import type { AccessConfig } from '../config';
 import type { Identity } from '../identity';
 import { PageError, type StartAgain } from '../pages';
 import { type AccessLoginData, CALLBACK_PATH } from './access-url';
+import { groupsFromClaims } from './groups';
 import { accessOidc } from './oidc';
 
 const ACCESS_TIMEOUT_MS = 10_000;
@@ -14,7 +15,8 @@ const ACCESS_TIMEOUT_MS = 10_000;
 /**
  * Exchanges Access's code (client secret + PKCE) and verifies the ID token: `iss`, `aud`, `exp`,
  * `iat`, `nonce` and the expected algorithm by oauth4webapi's processing, then the signature
- * against Access's JWKS (cached; an unknown `kid` refetches), then a non-empty `email`.
+ * against Access's JWKS (cached; an unknown `kid` refetches), then a non-empty `email` and a
+ * well-formed `groups` claim, if any.
  */
 export async function verifyAccessLogin(
   access: AccessConfig,
@@ -75,7 +77,9 @@ export async function verifyAccessLogin(
   if (!claims || email === '') {
     throw new PageError('no_email', 'id token has no "email" claim', { headers });
   }
-  return { email, sub: claims.sub, ...(typeof claims.name === 'string' ? { name: claims.name } : {}) };
+  const groups = groupsFromClaims(claims);
+  if ('refusal' in groups) throw new PageError('malformed_groups', `id token ${groups.reason}`, { headers, startAgain });
+  return { email, sub: claims.sub, ...(typeof claims.name === 'string' ? { name: claims.name } : {}), groups: groups.groups };
 }
 
 /** Whether Access's token endpoint failed, or answered with an ID token we reject. */
