@@ -79,7 +79,13 @@ export async function verifyAccessLogin(
   }
   const groups = groupsFromClaims(claims);
   if ('refusal' in groups) throw new PageError('malformed_groups', `id token ${groups.reason}`, { headers, startAgain });
-  return { email, sub: claims.sub, ...(typeof claims.name === 'string' ? { name: claims.name } : {}), groups: groups.groups };
+  return {
+    email,
+    sub: claims.sub,
+    ...(typeof claims.name === 'string' ? { name: claims.name } : {}),
+    // Without the claim (ACCESS_SCOPES without `groups`, or an IdP that sends none) none are known.
+    ...(claims.groups === undefined ? {} : { groups: groups.groups }),
+  };
 }
 
 /** Whether Access's token endpoint failed, or answered with an ID token we reject. */
