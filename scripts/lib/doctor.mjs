@@ -11,8 +11,6 @@ import { loadWorkerConfig, workerUpstreams } from './worker-config.mjs';
 /** @typedef {import('./worker-config.mjs').UpstreamConfig} UpstreamConfig */
 
 const TIMEOUT_MS = 10_000;
-const CLIENT_INFO = { name: 'mcp-oauth-gateway doctor', version: '1' };
-const PROTOCOL_VERSION = '2025-06-18';
 const MAX_BODY_BYTES = 1_000_000;
 const ACCESS_APP = 'Zero Trust → Access → Applications → your SaaS app';
 
@@ -177,8 +175,9 @@ async function checkUpstream(upstream, report) {
 }
 
 /**
- * An MCP `initialize` with the credential the gateway would send, then `tools/list`: through the
- * Worker's own upstream client (src/upstreams/client.ts), so the doctor sends what the gateway sends.
+ * Opens a conversation with the credential the gateway would send, in the revision the gateway
+ * would pick (`server/discover`, else `initialize`), then `tools/list`: through the Worker's own
+ * upstream client (src/upstreams/client.ts), so the doctor sends what the gateway sends.
  * @param {UpstreamConfig} upstream @param {string} where
  * @param {readonly [string, string] | undefined} credential
  * @param {string} tokenName  the setting to fix when the token is refused
@@ -187,57 +186,46 @@ async function checkUpstream(upstream, report) {
 async function probeUpstream(upstream, where, credential, tokenName, names, report) {
   const timeoutMs = upstream.timeoutMs;
   const notMcp = `${names.url} must be the server's MCP endpoint (Streamable HTTP), often ending in /mcp`;
-  // Each request is bounded as a whole, answer included (an SSE answer may never come).
-  /** @param {[string, string][]} [extra] */
-  const link = (extra = []) => {
-    const base = workerUpstreams.linkFor(upstream, credential);
-    for (const [name, value] of extra) base.headers.set(name, value);
-    return { ...base, signal: AbortSignal.timeout(timeoutMs) };
-  };
-
-  const init = await workerUpstreams.callUpstream(
-    link(),
-    { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: PROTOCOL_VERSION, capabilities: {}, clientInfo: CLIENT_INFO } },
-    MAX_BODY_BYTES,
-  );
-  if (init.outcome !== 'response') {
-    report.fail(`${where} is unreachable: ${describeFailure(init, timeoutMs)}`, `check ${names.url} and that the server is up`);
-    return;
-  }
-  const { status } = init.response;
-  if (status === 401 || status === 403) {
+  const refused = (/** @type {number} */ status) =>
     report.fail(`${where} refused the token (HTTP ${status})`, `renew ${tokenName} or give it the scopes the server needs; check ${names.header}`);
+  // Each step is bounded as a whole, answers included (an SSE answer may never come).
+  const opened = await workerUpstreams.openConversation({ ...workerUpstreams.linkFor(upstream, credential), signal: AbortSignal.timeout(timeoutMs) });
+  if (opened.outcome === 'refused') return refused(opened.status);
+  if (opened.outcome === 'failed') {
+    const { called, method } = opened;
+    if (called.outcome !== 'response') {
+      report.fail(`${where} is unreachable: ${describeFailure(called, timeoutMs)}`, `check ${names.url} and that the server is up`);
+      return;
+    }
+    const answered = rpcResult(called, timeoutMs);
+    report.fail(`${where} did not answer ${method} as an MCP server (${'error' in answered ? answered.error : 'no result'})`, notMcp);
     return;
   }
-  const initialized = rpcResult(init, timeoutMs);
-  if ('error' in initialized) {
-    report.fail(`${where} did not answer initialize as an MCP server (${initialized.error})`, notMcp);
-    return;
-  }
-  const serverInfo = /** @type {{ serverInfo?: { name?: unknown } }} */ (initialized.result).serverInfo;
+  const server = /** @type {{ serverInfo?: { name?: unknown }, _meta?: Record<string, { name?: unknown } | undefined> }} */ (opened.server);
+  const serverInfo = server.serverInfo ?? server._meta?.['io.modelcontextprotocol/serverInfo'];
   const serverName = typeof serverInfo?.name === 'string' ? serverInfo.name.slice(0, 60) : 'unnamed server';
 
-  const sessionId = init.response.headers.get('Mcp-Session-Id');
-  const version = String(/** @type {{ protocolVersion?: unknown }} */ (initialized.result).protocolVersion ?? PROTOCOL_VERSION);
-  /** @type {[string, string][]} */
-  const later = [['MCP-Protocol-Version', version]];
-  if (sessionId) later.push(['Mcp-Session-Id', sessionId]);
-  const notified = await workerUpstreams.sendRequest(link(later), { jsonrpc: '2.0', method: 'notifications/initialized' });
-  if (notified.outcome === 'response') await notified.response.body?.cancel();
-  const listed = await workerUpstreams.callUpstream(link(later), { jsonrpc: '2.0', id: 2, method: 'tools/list', params: {} }, MAX_BODY_BYTES);
+  const listed = await workerUpstreams.callUpstream(
+    { ...opened.link, signal: AbortSignal.timeout(timeoutMs) },
+    { jsonrpc: '2.0', id: 2, method: 'tools/list', params: {} },
+    MAX_BODY_BYTES,
+  );
   const tools = rpcResult(listed, timeoutMs);
-  // Ends the session the check opened; servers may answer 405, which is fine.
-  if (sessionId) await workerUpstreams.endSession(link(later), sessionId, version);
+  // Ends the session a 2025-era server opened; servers may answer 405, which is fine.
+  await opened.end();
+  const status = listed.outcome === 'response' ? listed.response.status : 0;
+  // server/discover may be answered without a token: tools/list is where a 2026-07-28 server refuses it.
+  if (status === 401 || status === 403) return refused(status);
   if ('error' in tools) {
     report.fail(
-      `${where}: initialize works (${serverName}) but tools/list failed (${tools.error})`,
+      `${where}: MCP ${opened.revision} works (${serverName}) but tools/list failed (${tools.error})`,
       `check the token's scopes (${tokenName}) and any fixed headers the server needs`,
     );
     return;
   }
   const list = /** @type {{ tools?: unknown }} */ (tools.result).tools;
   const count = Array.isArray(list) ? list.length : 0;
-  report.pass(`${where}: initialize works (${serverName}), tools/list returns ${count} tool${count === 1 ? '' : 's'}`);
+  report.pass(`${where}: MCP ${opened.revision} works (${serverName}), tools/list returns ${count} tool${count === 1 ? '' : 's'}`);
 }
 
 /**
@@ -351,7 +339,7 @@ async function checkChallenge(origin, connector, report) {
   const answer = await request(connector, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream' },
-    body: rpc(1, 'initialize', { protocolVersion: PROTOCOL_VERSION, capabilities: {}, clientInfo: CLIENT_INFO }),
+    body: rpc(1, 'initialize', { protocolVersion: workerUpstreams.LEGACY_PROTOCOL_VERSION, capabilities: {}, clientInfo: workerUpstreams.CLIENT_INFO }),
   });
   if ('error' in answer) {
     report.fail(`${connector}: ${answer.error}`, 'check the host, and that the gateway is deployed');

@@ -6,6 +6,7 @@ import type { PeopleList } from './people';
 import { type ConfigProblem, Reader } from './reader';
 import { readUpstreams, type UpstreamConfig } from './upstreams';
 
+export type { NameRules } from './name-rules';
 export { MAX_GROUP_NAME, PEOPLE_HINT, type PeopleList } from './people';
 export type { RateLimitConfig, ToolPolicy, ToolRules } from './policy';
 export { type ConfigProblem, isLoopbackHost } from './reader';

@@ -1,13 +1,18 @@
 /**
- * Tool policy and rate limit settings of one upstream: `tools`, `toolsFor` and `rateLimit` in an
- * UPSTREAMS entry, `UPSTREAM_TOOLS`, `UPSTREAM_TOOLS_FOR` and `UPSTREAM_RATE_LIMIT` for the single
- * upstream. Problems name the field: `UPSTREAMS.github.tools.deny`, `UPSTREAM_TOOLS`.
+ * Policy and rate limit settings of one upstream: `tools`, `resources`, `prompts`, `toolsFor` and
+ * `rateLimit` in an UPSTREAMS entry, `UPSTREAM_TOOLS`, `UPSTREAM_RESOURCES`, `UPSTREAM_PROMPTS`,
+ * `UPSTREAM_TOOLS_FOR` and `UPSTREAM_RATE_LIMIT` for the single upstream. Problems name the field:
+ * `UPSTREAMS.github.tools.deny`, `UPSTREAM_TOOLS`.
  */
+import { type ContentKeys, type ContentRules, isPatternList, readContentRules, readNameRules, wildcardPattern } from './name-rules';
 import { PEOPLE_HINT, parsePeopleEntry } from './people';
 import type { Reader } from './reader';
 
-/** Which tools one person may see and call on one upstream. */
-export interface ToolRules {
+/**
+ * Which tools one person may see and call on one upstream, and (issue #19) which resources and
+ * prompts: `resources`/`prompts` undefined means every one.
+ */
+export interface ToolRules extends ContentRules {
   /** Tool name patterns (`*` matches any run of characters); undefined: every tool not denied. */
   allow: readonly RegExp[] | undefined;
   deny: readonly RegExp[];
@@ -42,14 +47,16 @@ export interface RateLimitConfig {
 
 const TOOL_KEYS = ['allow', 'deny', 'readOnly'];
 const TOOLS_HINT = 'a JSON object such as {"allow":["get_*"],"deny":["delete_*"],"readOnly":true}';
-const PATTERN = /^[^\s*]*(\*[^\s*]*)*$/;
 
 /**
- * The policy in `toolsKey` and `toolsForKey`, or undefined when neither is set. A malformed entry
- * is a problem, never silently "every tool": the policy fails closed at configuration time too.
+ * The policy in `toolsKey`, `toolsForKey` and the `content` keys, or undefined when none is set. A
+ * malformed entry is a problem, never silently "every tool": the policy fails closed at
+ * configuration time too.
  */
-export function readToolPolicy(reader: Reader, toolsKey: string, toolsForKey: string): ToolPolicy | undefined {
-  const fallback = reader.has(toolsKey) ? readToolRules(reader, toolsKey, reader.jsonObject(toolsKey, TOOLS_HINT)) : undefined;
+export function readToolPolicy(reader: Reader, toolsKey: string, toolsForKey: string, content: ContentKeys): ToolPolicy | undefined {
+  const tools = reader.has(toolsKey) ? readToolRules(reader, toolsKey, reader.jsonObject(toolsKey, TOOLS_HINT)) : undefined;
+  const upstream = readContentRules(reader, content);
+  const fallback = tools || upstream.resources || upstream.prompts ? { ...(tools ?? EVERY_TOOL), ...upstream } : undefined;
   const toolsFor = reader.jsonObject(toolsForKey, `a JSON object of email, @domain or group:<name> to ${TOOLS_HINT}`);
   const emails = new Map<string, ToolRules>();
   const groups: Array<readonly [string, ToolRules]> = [];
@@ -67,13 +74,52 @@ export function readToolPolicy(reader: Reader, toolsKey: string, toolsForKey: st
       reader.problem(label, `must be ${TOOLS_HINT}`);
       continue;
     }
-    const rules = readToolRules(reader, label, object);
+    const rules = readPersonRules(reader, label, object, { ...(tools ?? EVERY_TOOL), ...upstream });
     if (!rules) continue;
     if (entry.kind === 'group') groups.push([entry.name, rules]);
     else (entry.kind === 'domain' ? domains : emails).set(entry.name, rules);
   }
   if (!fallback && emails.size === 0 && groups.length === 0 && domains.size === 0) return undefined;
   return { fallback, emails, groups, domains };
+}
+
+const EVERY_TOOL: ToolRules = { allow: undefined, deny: [], readOnly: false };
+const PERSON_KINDS = ['tools', 'resources', 'prompts'];
+
+/**
+ * A `toolsFor` entry: flat tool rules (`{"deny":["delete_*"]}`, which replace `tools` and keep the
+ * upstream's resources and prompts), or `{"tools":…,"resources":…,"prompts":…}`, each given kind
+ * replacing the upstream's and each missing one kept from `inherited`.
+ */
+function readPersonRules(reader: Reader, key: string, object: Record<string, unknown>, inherited: ToolRules): ToolRules | undefined {
+  const { resources, prompts } = inherited;
+  if (!Object.keys(object).some((k) => PERSON_KINDS.includes(k))) {
+    const tools = readToolRules(reader, key, object);
+    return tools && { ...tools, resources, prompts };
+  }
+  const mixed = Object.keys(object).filter((k) => !PERSON_KINDS.includes(k));
+  if (mixed.length > 0) {
+    reader.problem(key, `mixes ${PERSON_KINDS.join(', ')} with tool settings (${mixed.join(', ')}): put those under "tools"`);
+    return undefined;
+  }
+  const before = reader.problems.length;
+  const given = <T>(field: string, read: (value: unknown) => T | undefined, otherwise: T) => (object[field] === undefined ? otherwise : read(object[field]));
+  const tools = given('tools', (v) => readToolRules(reader, `${key}.tools`, isObject(v) ? v : notObject(reader, `${key}.tools`)), inherited);
+  const rules = {
+    ...(tools ?? EVERY_TOOL),
+    resources: given('resources', (v) => readNameRules(reader, `${key}.resources`, v, 'resources'), resources),
+    prompts: given('prompts', (v) => readNameRules(reader, `${key}.prompts`, v, 'prompts'), prompts),
+  };
+  return reader.problems.length > before ? undefined : rules;
+}
+
+function notObject(reader: Reader, key: string): undefined {
+  reader.problem(key, `must be ${TOOLS_HINT}`);
+  return undefined;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function readToolRules(reader: Reader, key: string, object: Record<string, unknown> | undefined): ToolRules | undefined {
@@ -91,18 +137,11 @@ function readToolRules(reader: Reader, key: string, object: Record<string, unkno
 }
 
 function patterns(reader: Reader, key: string, value: unknown): RegExp[] | undefined {
-  const valid = Array.isArray(value) && value.every((v) => typeof v === 'string' && v.trim() !== '' && v.length <= 128 && PATTERN.test(v.trim()));
-  if (!valid) {
+  if (!isPatternList(value, 128)) {
     reader.problem(key, 'must be an array of tool names, each with optional * wildcards, e.g. ["get_*","search_code"]');
     return undefined;
   }
-  return (value as string[]).map((pattern) => toolPattern(pattern.trim()));
-}
-
-/** `delete_*` -> /^delete_.*$/; every other character matches itself. */
-export function toolPattern(pattern: string): RegExp {
-  const escaped = pattern.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\/-]/g, '\\$&'));
-  return new RegExp(`^${escaped.join('.*')}$`, 's');
+  return value.map((pattern) => wildcardPattern(pattern.trim()));
 }
 
 const RATE_HINT = 'a JSON object such as {"requests":120,"period":60}: requests per person per period in seconds';

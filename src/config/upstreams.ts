@@ -30,7 +30,7 @@ export interface UpstreamConfig {
   userSupplied: boolean;
   /** Where a person makes a token for this upstream, linked from the token page. */
   tokenHelp: URL | undefined;
-  /** Which tools people may see and call (`tools`, `toolsFor`); undefined: every tool. */
+  /** Which tools, resources and prompts people may use (`tools`, `resources`, `prompts`, `toolsFor`); undefined: all. */
   tools: ToolPolicy | undefined;
   /** Requests per person per period (`rateLimit`); undefined: no limit. */
   rateLimit: RateLimitConfig | undefined;
@@ -58,6 +58,8 @@ const SETTINGS = [
   'timeout',
   'allowedEmails',
   'tools',
+  'resources',
+  'prompts',
   'toolsFor',
   'rateLimit',
 ] as const;
@@ -71,6 +73,8 @@ const SINGLE_UPSTREAM_VARIABLES = [
   'UPSTREAM_HEADERS',
   'UPSTREAM_TIMEOUT',
   'UPSTREAM_TOOLS',
+  'UPSTREAM_RESOURCES',
+  'UPSTREAM_PROMPTS',
   'UPSTREAM_TOOLS_FOR',
   'UPSTREAM_RATE_LIMIT',
 ];
@@ -181,7 +185,10 @@ function readNamedUpstream(
 }
 
 /** The settings both forms share, under each form's own names. */
-type ForwardingKeys = Record<'authHeader' | 'authScheme' | 'headers' | 'timeout' | 'tokenHelp' | 'tools' | 'toolsFor' | 'rateLimit', string>;
+type ForwardingKeys = Record<
+  'authHeader' | 'authScheme' | 'headers' | 'timeout' | 'tokenHelp' | 'tools' | 'resources' | 'prompts' | 'toolsFor' | 'rateLimit',
+  string
+>;
 const SINGLE_KEYS: ForwardingKeys = {
   authHeader: 'UPSTREAM_AUTH_HEADER',
   authScheme: 'UPSTREAM_AUTH_SCHEME',
@@ -189,6 +196,8 @@ const SINGLE_KEYS: ForwardingKeys = {
   timeout: 'UPSTREAM_TIMEOUT',
   tokenHelp: 'UPSTREAM_TOKEN_HELP',
   tools: 'UPSTREAM_TOOLS',
+  resources: 'UPSTREAM_RESOURCES',
+  prompts: 'UPSTREAM_PROMPTS',
   toolsFor: 'UPSTREAM_TOOLS_FOR',
   rateLimit: 'UPSTREAM_RATE_LIMIT',
 };
@@ -199,6 +208,8 @@ const NAMED_KEYS: ForwardingKeys = {
   timeout: 'timeout',
   tokenHelp: 'tokenHelp',
   tools: 'tools',
+  resources: 'resources',
+  prompts: 'prompts',
   toolsFor: 'toolsFor',
   rateLimit: 'rateLimit',
 };
@@ -211,7 +222,7 @@ function readForwarding(reader: Reader, keys: ForwardingKeys, env: Readonly<Reco
     headers: reader.headers(keys.headers),
     timeoutMs: reader.seconds(keys.timeout, DEFAULT_UPSTREAM_TIMEOUT, 1, 600) * 1000,
     tokenHelp: reader.url(keys.tokenHelp, 'a page where people make a token', { optional: true }),
-    tools: readToolPolicy(reader, keys.tools, keys.toolsFor),
+    tools: readToolPolicy(reader, keys.tools, keys.toolsFor, keys),
     rateLimit: readRateLimit(reader, keys.rateLimit, env),
   };
 }

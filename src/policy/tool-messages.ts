@@ -1,18 +1,22 @@
 /**
- * The tool policy over JSON-RPC messages, both ways: which requests of a body (single or batch) go
- * upstream and which the gateway answers itself, and the rewriting of `tools/list` answers.
+ * The policy over JSON-RPC messages, both ways: which requests of a body (single or batch) go
+ * upstream and which the gateway answers itself, and the rewriting of `tools/list` answers (and,
+ * issue #19, of resource, template and prompt lists).
  * Pure: the caller supplies the annotations it knows.
  */
 import type { ToolRules } from '../config';
 import { idKey } from '../lib';
 import { ANNOTATIONS_TTL_MS } from './annotations';
+import { type ContentKind, type ContentList, contentListByShape, contentListOf, contentRequestOf, filterContentResult } from './content-rules';
 import { filterToolsResult, isObject, isToolNameAllowed } from './tool-rules';
 
 /** A refused call that has an id, which the gateway answers (src/proxy/jsonrpc-error.ts's `toolRefused`). */
 export interface ToolRefusal {
   id: unknown;
-  /** The tool's name when it is short and printable (a client chose it); undefined otherwise. */
+  /** The tool's (resource's, prompt's) name when it is short and printable (a client chose it); undefined otherwise. */
   name: string | undefined;
+  /** What was refused: a tool call, or a resource or prompt request (issue #19). */
+  kind: 'tool' | ContentKind;
 }
 
 export interface ToolRequestPlan {
@@ -25,10 +29,12 @@ export interface ToolRequestPlan {
   refusals: ToolRefusal[];
   /** Keys (`idKey`) of the `tools/list` requests going upstream, whose answers must be filtered. */
   listIds: ReadonlySet<string>;
+  /** Keys of the resource, template and prompt list requests whose answers must be filtered. */
+  contentListIds: ReadonlyMap<string, ContentList>;
   /** Whether the body was a batch (answers are then an array). */
   batch: boolean;
-  /** Whether at least one call was refused. */
-  refused: boolean;
+  /** What at least one refused request was (a tool call first); false: nothing was refused. */
+  refused: false | 'tool' | ContentKind;
 }
 
 /** Undefined: not known to be read-only or not, so not available under `readOnly`. */
@@ -50,19 +56,31 @@ export function planToolRequest(rules: ToolRules, message: unknown, readOnly: Re
   const kept: unknown[] = [];
   const refusals: ToolRefusal[] = [];
   const listIds = new Set<string>();
-  let refused = false;
+  const contentListIds = new Map<string, ContentList>();
+  let refused: ToolRequestPlan['refused'] = false;
+  const refuse = (item: unknown, kind: ToolRefusal['kind'], name: string | undefined) => {
+    if (refused !== 'tool') refused = kind === 'tool' ? 'tool' : refused || kind;
+    const id = (item as Record<string, unknown>).id;
+    if (id !== undefined) refusals.push({ id, name, kind });
+  };
 
   for (const item of messages) {
     const name = toolCallName(item);
+    const content = name === undefined ? contentRequestOf(rules, item) : undefined;
+    const list = name === undefined && !content ? contentListOf(rules, item) : undefined;
     if (name !== undefined) {
       const printable = typeof name === 'string' ? printableName(name) : undefined;
       const available = typeof name === 'string' && isToolNameAllowed(rules, name) && (!rules.readOnly || readOnly(name) === true);
       if (!available) {
-        refused = true;
-        const id = (item as Record<string, unknown>).id;
-        if (id !== undefined) refusals.push({ id, name: printable });
+        refuse(item, 'tool', printable);
         continue;
       }
+    } else if (content && !content.allowed) {
+      refuse(item, content.kind, content.name);
+      continue;
+    } else if (list) {
+      const key = idKey((item as Record<string, unknown>).id);
+      if (key) contentListIds.set(key, list);
     } else if (isObject(item) && item.method === 'tools/list') {
       const key = idKey(item.id);
       if (key) listIds.add(key);
@@ -71,11 +89,14 @@ export function planToolRequest(rules: ToolRules, message: unknown, readOnly: Re
   }
 
   const forward = !refused ? 'unchanged' : kept.length === 0 ? 'nothing' : batch ? kept : 'unchanged';
-  return { forward, refusals, listIds, batch, refused };
+  return { forward, refusals, listIds, contentListIds, batch, refused };
 }
 
-/** How an answer to rewrite is recognised: by the ids of the `tools/list` requests, or by its shape (a stream not tied to a request). */
-export type ListMatch = { ids: ReadonlySet<string> } | 'shape';
+/**
+ * How an answer to rewrite is recognised: by the ids of the `tools/list` requests (and of the
+ * resource, template and prompt lists, in `content`), or by its shape (a stream not tied to a request).
+ */
+export type ListMatch = { ids: ReadonlySet<string>; content?: ReadonlyMap<string, ContentList> } | 'shape';
 
 /**
  * The answer (single or batch) with every `tools/list` result filtered, or undefined when nothing
@@ -83,14 +104,19 @@ export type ListMatch = { ids: ReadonlySet<string> } | 'shape';
  * unfiltered tools array, so annotations can be cached from the newest list.
  */
 export function rewriteListAnswers(rules: ToolRules, answer: unknown, match: ListMatch, seen?: (tools: unknown[]) => void): unknown {
-  const isListAnswer = (item: unknown): item is Record<string, unknown> => {
-    if (!isObject(item) || !('result' in item)) return false;
-    if (match === 'shape') return isObject(item.result) && Array.isArray(item.result.tools);
+  /** 'tools', the content list it answers, or undefined when the item is not a list to filter. */
+  const listOf = (item: unknown): 'tools' | ContentList | undefined => {
+    if (!isObject(item) || !('result' in item)) return undefined;
+    if (match === 'shape') return isObject(item.result) && Array.isArray(item.result.tools) ? 'tools' : contentListByShape(rules, item.result);
     const key = idKey(item.id);
-    return key !== undefined && match.ids.has(key);
+    if (key === undefined) return undefined;
+    return match.ids.has(key) ? 'tools' : match.content?.get(key);
   };
+  const isListAnswer = (item: unknown): item is Record<string, unknown> => listOf(item) !== undefined;
   const rewrite = (item: Record<string, unknown>) => {
     const result = isObject(item.result) ? item.result : {};
+    const list = listOf(item);
+    if (list !== 'tools' && list) return { ...item, result: { ...filterContentResult(rules, list, result), ...privateCacheHint(result.ttlMs) } };
     if (Array.isArray(result.tools)) seen?.(result.tools);
     return { ...item, result: { ...filterToolsResult(rules, result), ...privateCacheHint(result.ttlMs) } };
   };

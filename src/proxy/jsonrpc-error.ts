@@ -77,6 +77,8 @@ export const ProxyError = {
   // JSON-RPC 2.0 §5.1 "Invalid params": the code MCP servers use for an unknown tool. An answer
   // among the upstream's (status 200), one per refused call.
   toolRefused: { status: 200, code: -32602, message: 'tool {name} is not available through this gateway' },
+  resourceRefused: { status: 200, code: -32602, message: 'resource {name} is not available through this gateway' },
+  promptRefused: { status: 200, code: -32602, message: 'prompt {name} is not available through this gateway' },
 } as const satisfies Record<string, { status: number; code: number; message: string }>;
 
 export type ProxyErrorKind = keyof typeof ProxyError;

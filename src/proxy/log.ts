@@ -22,6 +22,8 @@ export type ProxyOutcome =
   | 'unreachable'
   | 'client_closed'
   | 'tool_refused'
+  | 'resource_refused'
+  | 'prompt_refused'
   | 'uninspectable'
   | 'invalid_message'
   | 'header_mismatch'

@@ -76,26 +76,28 @@ export async function gateToolRequest(input: ToolGateInput): Promise<ToolGate> {
   const unknown = callsNeedingAnnotations(rules, input.message).filter((name) => knownReadOnly(rules, name) === undefined);
   if (unknown.length > 0) await fetchToolList(input);
   const plan = planToolRequest(rules, input.message, (name) => knownReadOnly(rules, name)?.readOnly);
-  const outcome: ProxyOutcome = plan.refused ? 'tool_refused' : 'ok';
+  const outcome: ProxyOutcome = plan.refused ? `${plan.refused}_refused` : 'ok';
   const answers = plan.refusals.map(toolRefusal);
 
   if (plan.forward === 'nothing') return { kind: 'answer', response: answerAlone(answers, plan.batch, origin), outcome };
   const body = Array.isArray(plan.forward) ? (new TextEncoder().encode(JSON.stringify(plan.forward)).buffer as ArrayBuffer) : undefined;
   // Under readOnly an answer stream is still watched for notifications/tools/list_changed.
-  const untouched = plan.listIds.size === 0 && answers.length === 0;
+  const untouched = plan.listIds.size === 0 && plan.contentListIds.size === 0 && answers.length === 0;
   if (untouched && !rules.readOnly) return { kind: 'forward', body, outcome, respond: async (r) => r };
   return {
     kind: 'forward',
     body,
     outcome,
-    respond: (r) => respondFiltered(r, rules, { ids: plan.listIds }, answers, plan.batch, origin),
+    respond: (r) => respondFiltered(r, rules, { ids: plan.listIds, content: plan.contentListIds }, answers, plan.batch, origin),
   };
 }
 
-/** The answer to a refused call: the request's id, code -32602. */
-function toolRefusal({ id, name }: ToolRefusal): unknown {
+const REFUSED = { tool: 'toolRefused', resource: 'resourceRefused', prompt: 'promptRefused' } as const;
+
+/** The answer to a refused request: the request's id, code -32602. */
+function toolRefusal({ id, name, kind }: ToolRefusal): unknown {
   const safeId = typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)) || isRawJsonNumber(id) ? id : null;
-  return jsonRpcErrorAnswer('toolRefused', safeId, { name: name ?? '(unnamed)' });
+  return jsonRpcErrorAnswer(REFUSED[kind], safeId, { name: name ?? '(unnamed)' });
 }
 
 /** The gateway's answers, when every request of the body was refused. */
@@ -133,7 +135,7 @@ async function respondFiltered(
     }
     return upstream;
   }
-  const onlyWatching = match !== 'shape' && match.ids.size === 0 && answers.length === 0;
+  const onlyWatching = match !== 'shape' && match.ids.size === 0 && (match.content?.size ?? 0) === 0 && answers.length === 0;
   if (/^text\/event-stream\s*(;|$)/i.test(type)) {
     const body = rewriteJsonRpcEvents(
       upstream.body,

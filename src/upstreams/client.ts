@@ -1,16 +1,28 @@
 /**
  * The gateway's own MCP client for its upstreams: every request the gateway itself sends (the tool
  * policy's list fetch, the token check, the doctor) goes through `sendRequest`, under the rules of
- * the proxy's own fetch (fetch.ts): a bounded wait, never a followed redirect. What a newer MCP
- * revision asks of each request (headers naming the method, a `_meta` envelope) belongs in
- * `sendRequest`; how to open a conversation, in `probeUpstream`.
+ * the proxy's own fetch (fetch.ts): a bounded wait, never a followed redirect. A request speaks
+ * the revision its link's `MCP-Protocol-Version` names (revision.ts): 2026-07-28 gets the `_meta`
+ * envelope and the `Mcp-Method` / `Mcp-Name` headers. `openConversation` picks the revision for a
+ * link that has none: `server/discover` first, `initialize` for servers that do not know it.
  *
  * Plain TypeScript with no Workers-only import: the doctor (scripts/lib/doctor.mjs) loads it in Node.
  */
 import type { UpstreamConfig } from '../config';
 import { idKey, rewriteJsonRpcEvents } from '../lib';
-import { authHeaderFor } from './credentials';
 import { forwardToUpstream, type UpstreamResult } from './fetch';
+import {
+  CLIENT_INFO,
+  discoverVerdict,
+  forgetRevision,
+  isModernRevision,
+  knownRevision,
+  LEGACY_PROTOCOL_VERSION,
+  MODERN_PROTOCOL_VERSION,
+  mcpNameHeader,
+  rememberRevision,
+  requestEnvelope,
+} from './revision';
 
 /** Where and how the gateway sends its own requests to one upstream. */
 export interface UpstreamLink {
@@ -32,17 +44,25 @@ export interface JsonRpcRequest {
 
 export type CallResult =
   | Exclude<UpstreamResult, { outcome: 'response' }>
-  /** `answer`: the JSON-RPC answer with the request's id, from a JSON or SSE body; undefined when there is none. */
+  /** `answer`: the JSON-RPC answer with the request's id, from a JSON (any status) or SSE body; undefined when there is none. */
   | { outcome: 'response'; response: Response; answer: Record<string, unknown> | undefined };
 
-/** What the token check makes of an upstream's answer to `initialize` with a token. */
-export type TokenCheck = 'accepted' | 'refused' | 'unavailable';
+/**
+ * A conversation the gateway opened: `link` carries the revision (and a 2025 session) for the
+ * requests that follow; `end` leaves no session behind. Or why none could be opened: the
+ * credential was refused (401/403), or `method` got no usable answer (`called` says how).
+ */
+export type Conversation =
+  | { outcome: 'open'; revision: string; link: UpstreamLink; server: Record<string, unknown>; end: () => Promise<void> }
+  | { outcome: 'refused'; status: number }
+  | { outcome: 'failed'; method: 'server/discover' | 'initialize'; called: CallResult };
 
-export const PROTOCOL_VERSION = '2025-06-18';
-const CHECK_TIMEOUT_MS = 10_000;
+/** Bounds the token check's requests, and a DELETE ending a session. */
+export const CHECK_TIMEOUT_MS = 10_000;
 /** Bounds `listUpstream`: pages followed, and bytes read per JSON page (an SSE event is bounded by the SSE reader). */
 const MAX_LIST_PAGES = 50;
 const MAX_LIST_BYTES = 8 * 1024 * 1024;
+export const MAX_OPENING_BYTES = 1024 * 1024;
 
 /** A link with the upstream's fixed headers (UPSTREAM_HEADERS) and this credential header. */
 export function linkFor(upstream: UpstreamConfig, credential: readonly [string, string] | undefined, timeoutMs = upstream.timeoutMs): UpstreamLink {
@@ -51,16 +71,33 @@ export function linkFor(upstream: UpstreamConfig, credential: readonly [string, 
   return { url: upstream.url, headers, timeoutMs };
 }
 
-/** One JSON-RPC message POSTed to the upstream, as JSON, asking for a JSON or SSE answer. */
-export function sendRequest(link: UpstreamLink, message: JsonRpcRequest | { jsonrpc: '2.0'; method: string }): Promise<UpstreamResult> {
+/**
+ * One JSON-RPC message POSTed to the upstream, as JSON, asking for a JSON or SSE answer, in the
+ * revision the link's `MCP-Protocol-Version` names (none: a 2025-era request, as before it).
+ */
+export function sendRequest(
+  link: UpstreamLink,
+  message: JsonRpcRequest | { jsonrpc: '2.0'; method: string; params?: Record<string, unknown> },
+): Promise<UpstreamResult> {
   const headers = new Headers(link.headers);
   headers.set('Content-Type', 'application/json');
   headers.set('Accept', 'application/json, text/event-stream');
   headers.delete('Last-Event-ID');
-  // Newer revisions name the method (and tool) in headers, which servers may check against the body.
-  headers.delete('Mcp-Name');
-  if (headers.has('Mcp-Method')) headers.set('Mcp-Method', message.method);
-  return forwardToUpstream(link.url, { method: 'POST', headers, body: JSON.stringify(message), signal: link.signal, timeoutMs: link.timeoutMs });
+  // A client's request may lend its headers: those naming its method, tool or arguments are not ours.
+  const mirrored = [...headers.keys()].filter((name) => /^mcp-(method|name|param-.*)$/i.test(name));
+  for (const name of mirrored) headers.delete(name);
+  let body: object = message;
+  const version = headers.get('MCP-Protocol-Version');
+  if (isModernRevision(version)) {
+    // 2026-07-28: no sessions; the envelope and the headers mirroring the body on every request.
+    headers.delete('Mcp-Session-Id');
+    headers.set('Mcp-Method', message.method);
+    const name = mcpNameHeader(message.method, message.params);
+    if (name !== undefined) headers.set('Mcp-Name', name);
+    const meta = isObject(message.params?._meta) ? message.params._meta : {};
+    body = { ...message, params: { ...message.params, _meta: { ...meta, ...requestEnvelope(version) } } };
+  }
+  return forwardToUpstream(link.url, { method: 'POST', headers, body: JSON.stringify(body), signal: link.signal, timeoutMs: link.timeoutMs });
 }
 
 /** A request and its answer; `maxBytes` bounds a JSON body (longer: no answer). */
@@ -84,8 +121,7 @@ export async function listUpstream(link: UpstreamLink, method: string, field: st
   const items: unknown[] = [];
   let cursor: string | undefined;
   for (let page = 0; page < MAX_LIST_PAGES; page++) {
-    const id = `mcp-oauth-gateway-${field}-${crypto.randomUUID()}`;
-    const called = await callUpstream(link, { jsonrpc: '2.0', id, method, params: cursor === undefined ? {} : { cursor } });
+    const called = await callUpstream(link, { jsonrpc: '2.0', id: gatewayId(field), method, params: cursor === undefined ? {} : { cursor } });
     const result = called.outcome === 'response' && isObject(called.answer?.result) ? called.answer.result : undefined;
     const list = result?.[field];
     if (!result || !Array.isArray(list)) return undefined;
@@ -97,30 +133,53 @@ export async function listUpstream(link: UpstreamLink, method: string, field: st
 }
 
 /**
- * Whether an upstream accepts a token, asked the way an MCP client would: an `initialize` with it.
- * Used before a person's own token is stored, so a mistyped or under-scoped token is caught on the
- * page where it was pasted rather than on the first tool call.
+ * Opens a conversation as an MCP client would, in the newest revision both sides speak: asks
+ * `server/discover` (remembered a few minutes per upstream), and falls back to `initialize` (and
+ * `notifications/initialized`) for a 2025-era server.
  */
-export async function probeUpstream(upstream: UpstreamConfig, token: string, ctx?: ExecutionContext): Promise<TokenCheck> {
-  const link = linkFor(upstream, authHeaderFor(upstream, token), Math.min(upstream.timeoutMs, CHECK_TIMEOUT_MS));
-  const result = await sendRequest(link, {
-    jsonrpc: '2.0',
-    id: 1,
-    method: 'initialize',
-    params: { protocolVersion: PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'mcp-oauth-gateway token check', version: '1' } },
-  });
-  if (result.outcome !== 'response') return 'unavailable';
-  const { response } = result;
-  await response.body?.cancel().catch(() => {});
-  if (response.status === 401 || response.status === 403) return 'refused';
-  if (!response.ok) return 'unavailable';
-  // Leave no session behind on a stateful server (DELETE may be refused with 405: that is fine).
-  const session = response.headers.get('Mcp-Session-Id');
-  if (session) {
-    const end = endSession({ ...link, timeoutMs: CHECK_TIMEOUT_MS }, session, PROTOCOL_VERSION);
-    ctx?.waitUntil(end);
+export async function openConversation(link: UpstreamLink): Promise<Conversation> {
+  const remembered = knownRevision(link.url);
+  const opened = await openAs(link, remembered);
+  // The upstream may have changed since: ask it again rather than fail on an old verdict.
+  if (remembered !== undefined && opened.outcome === 'failed') {
+    forgetRevision(link.url);
+    return openAs(link, undefined);
   }
-  return 'accepted';
+  return opened;
+}
+
+async function openAs(link: UpstreamLink, remembered: 'modern' | 'legacy' | undefined): Promise<Conversation> {
+  const modern = withHeaders(link, [['MCP-Protocol-Version', MODERN_PROTOCOL_VERSION]]);
+  if (remembered === 'modern') return { outcome: 'open', revision: MODERN_PROTOCOL_VERSION, link: modern, server: {}, end: async () => {} };
+  if (remembered === undefined) {
+    const called = await callUpstream(modern, { jsonrpc: '2.0', id: gatewayId('discover'), method: 'server/discover', params: {} }, MAX_OPENING_BYTES);
+    if (called.outcome !== 'response') return { outcome: 'failed', method: 'server/discover', called };
+    const verdict = discoverVerdict(called.response.status, called.answer);
+    if (verdict === 'refused') return { outcome: 'refused', status: called.response.status };
+    if (verdict === 'unavailable') return { outcome: 'failed', method: 'server/discover', called };
+    rememberRevision(link.url, verdict);
+    const result = called.answer?.result;
+    if (verdict === 'modern')
+      return { outcome: 'open', revision: MODERN_PROTOCOL_VERSION, link: modern, server: isObject(result) ? result : {}, end: async () => {} };
+  }
+
+  const initialize = { protocolVersion: LEGACY_PROTOCOL_VERSION, capabilities: {}, clientInfo: { ...CLIENT_INFO } };
+  const bare = withHeaders(link, [], ['MCP-Protocol-Version', 'Mcp-Session-Id']);
+  const called = await callUpstream(bare, { jsonrpc: '2.0', id: gatewayId('initialize'), method: 'initialize', params: initialize }, MAX_OPENING_BYTES);
+  if (called.outcome === 'response' && (called.response.status === 401 || called.response.status === 403)) {
+    return { outcome: 'refused', status: called.response.status };
+  }
+  const result = called.outcome === 'response' && isObject(called.answer?.result) ? called.answer.result : undefined;
+  if (called.outcome !== 'response' || !result) return { outcome: 'failed', method: 'initialize', called };
+  // The server answers with the revision it speaks; a 2025-era one, or the conversation is not what it seems.
+  const revision = typeof result.protocolVersion === 'string' && !isModernRevision(result.protocolVersion) ? result.protocolVersion : LEGACY_PROTOCOL_VERSION;
+  const session = called.response.headers.get('Mcp-Session-Id');
+  const next = withHeaders(bare, [['MCP-Protocol-Version', revision], ...(session ? ([['Mcp-Session-Id', session]] as const) : [])]);
+  const notified = await sendRequest(next, { jsonrpc: '2.0', method: 'notifications/initialized' });
+  if (notified.outcome === 'response') await notified.response.body?.cancel().catch(() => {});
+  // Ends the session the conversation opened (DELETE may be refused with 405: that is fine).
+  const end = session ? () => endSession({ ...next, timeoutMs: Math.min(next.timeoutMs, CHECK_TIMEOUT_MS) }, session, revision) : async () => {};
+  return { outcome: 'open', revision, link: next, server: result, end };
 }
 
 /** Ends a session the gateway opened (a DELETE; a 405 is fine), never failing. */
@@ -137,13 +196,15 @@ export async function endSession(link: UpstreamLink, session: string, protocolVe
 /** The answer with this id, from a JSON (single or batch) or SSE response; undefined otherwise. */
 async function answerIn(response: Response, id: string | number, maxBytes: number): Promise<Record<string, unknown> | undefined> {
   const type = response.headers.get('Content-Type') ?? '';
-  if (!response.ok || !response.body) {
+  const json = /^application\/json\s*(;|$)/i.test(type);
+  // An error status's JSON body may still be the JSON-RPC answer (2026-07-28 servers send one).
+  if (!response.body || (!response.ok && !json)) {
     response.body?.cancel().catch(() => {});
     return undefined;
   }
   const key = idKey(id);
   const answerOf = (message: unknown) => (isObject(message) && idKey(message.id) === key ? message : undefined);
-  if (/^application\/json\s*(;|$)/i.test(type)) {
+  if (json) {
     const text = await response.text();
     if (text.length > maxBytes) return undefined;
     const json: unknown = JSON.parse(text);
@@ -168,6 +229,19 @@ async function answerIn(response: Response, id: string | number, maxBytes: numbe
     reader.cancel().catch(() => {});
   }
   return found;
+}
+
+/** The link with these headers set and those removed. */
+function withHeaders(link: UpstreamLink, set: ReadonlyArray<readonly [string, string]>, remove: readonly string[] = []): UpstreamLink {
+  const headers = new Headers(link.headers);
+  for (const name of remove) headers.delete(name);
+  for (const [name, value] of set) headers.set(name, value);
+  return { ...link, headers };
+}
+
+/** A request id the gateway's own requests use: never one a client's conversation could hold. */
+export function gatewayId(purpose: string): string {
+  return `mcp-oauth-gateway-${purpose}-${crypto.randomUUID()}`;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

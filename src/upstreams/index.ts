@@ -5,15 +5,14 @@
  */
 export {
   type CallResult,
+  type Conversation,
   callUpstream,
   endSession,
   type JsonRpcRequest,
   linkFor,
   listUpstream,
-  PROTOCOL_VERSION,
-  probeUpstream,
+  openConversation,
   sendRequest,
-  type TokenCheck,
   type UpstreamLink,
 } from './client';
 export {
@@ -27,3 +26,5 @@ export {
 } from './credentials';
 export { type ForwardOptions, forwardToUpstream, type UpstreamResult } from './fetch';
 export { PROTECTED_RESOURCE_ROOT, upstreamNamed, upstreamNameFor } from './paths';
+export { CLIENT_INFO, LEGACY_PROTOCOL_VERSION, MODERN_PROTOCOL_VERSION } from './revision';
+export { probeUpstream, type TokenCheck } from './token-check';

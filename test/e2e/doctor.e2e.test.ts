@@ -8,6 +8,7 @@ import { parseEnv } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findFreePort } from '../../dev/lib/ports.mjs';
 import { DEMO_NOTES_TOKENS, DEMO_UPSTREAM_TOKEN } from '../../dev/stack.mjs';
+import { startUpstream } from '../fixtures/upstream-server.mjs';
 
 /** The notes upstream takes people's own tokens; here one of them serves as its shared token. */
 const DEMO_NOTES_TOKEN = DEMO_NOTES_TOKENS[0] ?? '';
@@ -47,6 +48,8 @@ let prodVars: Record<string, string> = {};
 let accessSecret = '';
 let notHtmlServer: Server | undefined;
 let websiteUrl = '';
+/** The test upstream's real MCP servers of each kind (test/fixtures/upstream-kinds.mjs). */
+let kinds: Awaited<ReturnType<typeof startUpstream>> | undefined;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'mcp-gateway-doctor-'));
@@ -84,11 +87,13 @@ beforeAll(async () => {
   await new Promise<void>((done) => need(notHtmlServer).listen(0, '127.0.0.1', done));
   const address = notHtmlServer.address();
   websiteUrl = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/mcp`;
+  kinds = await startUpstream();
 });
 
 afterAll(async () => {
   await stack?.stop();
   notHtmlServer?.close();
+  await kinds?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
@@ -174,7 +179,8 @@ describe('npm run doctor -- --env-file', () => {
         check,
       ).toBe(true);
     }
-    expect(run.lines.find((line) => line.startsWith('✓ /mcp →'))).toMatch(/initialize works .*tools\/list returns \d+ tools/);
+    // The demo kanban speaks 2026-07-28 (issue #18), picked with server/discover as the gateway does.
+    expect(run.lines.find((line) => line.startsWith('✓ /mcp →'))).toMatch(/MCP 2026-07-28 works \(demo-kanban\), tools\/list returns \d+ tools/);
     expect(run.lines.find((line) => line.startsWith('✓ /notes/mcp →'))).toMatch(/tools\/list returns \d+ tools/);
     expectNoSecrets(run);
   });
@@ -218,6 +224,27 @@ describe('npm run doctor -- --env-file', () => {
       run.output,
     ).toBe(true);
     expectNoSecrets(run);
+  });
+
+  it.each([
+    ['sessions', '2025-11-25 works (kinds-v1-sessions)'],
+    ['both', '2026-07-28 works (kinds-v2)'],
+    ['modern', '2026-07-28 works (kinds-v2)'],
+  ])('checks a %s upstream in the revision it speaks (issue #18)', async (kind, works) => {
+    const url = `${need(kinds).origin}/kinds/${kind}/mcp?accept=kinds-token`;
+    const run = await doctorWith({ UPSTREAM_URL: url, UPSTREAM_TOKEN: 'kinds-token' });
+    expect(
+      run.lines.find((line) => line.startsWith('✓ /mcp →')),
+      run.output,
+    ).toContain(`MCP ${works}, tools/list returns 3 tools`);
+    const refused = await doctorWith({ UPSTREAM_URL: url, UPSTREAM_TOKEN: 'refused-token' });
+    expect(failed(refused)).toContainEqual(expect.stringMatching(/^✗ \/mcp → .* refused the token \(HTTP 401\) — renew UPSTREAM_TOKEN/));
+  });
+
+  it('fails a refused token on a 2026-07-28 upstream that answers server/discover without one', async () => {
+    const url = `${need(kinds).origin}/kinds/modern/mcp?accept=kinds-token&discover=public`;
+    const run = await doctorWith({ UPSTREAM_URL: url, UPSTREAM_TOKEN: 'refused-token' });
+    expect(failed(run)).toContainEqual(expect.stringMatching(/^✗ \/mcp → .* refused the token \(HTTP 401\) — renew UPSTREAM_TOKEN/));
   });
 
   it('fails a refused token on one named upstream only, naming that upstream', async () => {

@@ -2,12 +2,13 @@
  * Issue #9: the tool policy in front of the MCP reference server "everything", as the SDK client
  * sees it. Everyone is read-only (`UPSTREAM_TOOLS`); bob has a deny pattern instead
  * (`UPSTREAM_TOOLS_FOR`). The unfiltered list comes from the server itself, so the expectations
- * follow whatever annotations the installed version carries.
+ * follow whatever annotations the installed version carries. Issue #19: blob resources and the
+ * completable prompt are denied to everyone (`UPSTREAM_RESOURCES`, `UPSTREAM_PROMPTS`).
  */
 import { randomBytes } from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { ErrorCode, McpError, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import { ErrorCode, McpError, type Prompt, type Resource, type ResourceTemplate, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type Everything, startEverything } from './support/everything';
 import { type Connected, connectWithOAuth } from './support/mcp-client';
@@ -21,12 +22,19 @@ let alice: Connected | undefined;
 let bob: Connected | undefined;
 /** Every tool the server lists, asked directly (it checks no credentials). */
 let all: Tool[] = [];
+/** And every resource, template and prompt it lists. */
+let resources: Resource[] = [];
+let templates: ResourceTemplate[] = [];
+let prompts: Prompt[] = [];
 
 beforeAll(async () => {
   everything = await startEverything('streamableHttp');
   const direct = new Client({ name: 'e2e-direct', version: '1.0.0' });
   await direct.connect(new StreamableHTTPClientTransport(new URL(everything.url)));
   all = (await direct.listTools()).tools;
+  resources = (await direct.listResources()).resources;
+  templates = (await direct.listResourceTemplates()).resourceTemplates;
+  prompts = (await direct.listPrompts()).prompts;
   await direct.close();
 
   stack = await startE2EStack({
@@ -35,6 +43,8 @@ beforeAll(async () => {
     gatewayVars: {
       UPSTREAM_TOOLS: JSON.stringify({ readOnly: true }),
       UPSTREAM_TOOLS_FOR: JSON.stringify({ 'bob@example.com': { deny: ['get-*', 'trigger-*'] } }),
+      UPSTREAM_RESOURCES: JSON.stringify({ deny: ['*/blob/*'] }),
+      UPSTREAM_PROMPTS: JSON.stringify({ deny: ['completable-*'] }),
       // The same server again, at /limited/mcp, with a small rate limit and no tool policy.
       UPSTREAMS: JSON.stringify({ limited: { url: everything.url, token: 'LIMITED_TOKEN', rateLimit: { requests: 6, period: 60 } } }),
       LIMITED_TOKEN: upstreamToken,
@@ -98,6 +108,65 @@ describe('tool policy in front of server-everything', () => {
     await expect(client.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } })).rejects.toThrow(/not available through this gateway/);
     // Not read-only for bob: echo is his whatever its annotations.
     expect(JSON.stringify((await client.callTool({ name: 'echo', arguments: { message: 'hi' } })).content)).toContain('hi');
+  });
+});
+
+describe('issue #19: resource and prompt policy in front of server-everything', () => {
+  const refusalOf = (promise: Promise<unknown>) =>
+    promise.then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+
+  it('hides blob resources and templates and refuses to read one; text ones pass', async () => {
+    const { client } = need(alice);
+    const textTemplate = templates.find((t) => t.uriTemplate.includes('/text/'));
+    const blobTemplate = templates.find((t) => t.uriTemplate.includes('/blob/'));
+    expect(textTemplate && blobTemplate, 'the server offers text and blob templates').toBeTruthy();
+
+    const listed = (await client.listResources()).resources.map((r) => r.uri);
+    expect(listed.sort()).toEqual(
+      resources
+        .map((r) => r.uri)
+        .filter((uri) => !uri.includes('/blob/'))
+        .sort(),
+    );
+    const listedTemplates = (await client.listResourceTemplates()).resourceTemplates.map((t) => t.uriTemplate);
+    expect(listedTemplates).toContain(textTemplate?.uriTemplate);
+    expect(listedTemplates).not.toContain(blobTemplate?.uriTemplate);
+
+    const blob = (blobTemplate as ResourceTemplate).uriTemplate.replace('{resourceId}', '1');
+    const refusal = await refusalOf(client.readResource({ uri: blob }));
+    expect(refusal).toBeInstanceOf(McpError);
+    expect((refusal as McpError).code).toBe(ErrorCode.InvalidParams);
+    expect((refusal as McpError).message).toContain('not available through this gateway');
+    const text = await client.readResource({ uri: (textTemplate as ResourceTemplate).uriTemplate.replace('{resourceId}', '1') });
+    expect(text.contents.length).toBeGreaterThan(0);
+    await vi.waitFor(() => expect(gatewayLogs(need(stack)).some((l) => l.includes('"outcome":"resource_refused"'))).toBe(true));
+  });
+
+  it('hides the denied prompt, refuses to get or complete it, and completes an allowed one', async () => {
+    const { client } = need(bob);
+    expect(
+      prompts.some((p) => p.name === 'completable-prompt'),
+      'the server offers completable-prompt',
+    ).toBe(true);
+    const listed = (await client.listPrompts()).prompts.map((p) => p.name);
+    expect(listed.sort()).toEqual(
+      prompts
+        .map((p) => p.name)
+        .filter((name) => name !== 'completable-prompt')
+        .sort(),
+    );
+    const get = await refusalOf(client.getPrompt({ name: 'completable-prompt', arguments: { department: 'Sales', name: 'Eve' } }));
+    expect((get as McpError).code).toBe(ErrorCode.InvalidParams);
+    const ref = { type: 'ref/prompt' as const, name: 'completable-prompt' };
+    const complete = await refusalOf(client.complete({ ref, argument: { name: 'department', value: 'S' } }));
+    expect((complete as McpError).code).toBe(ErrorCode.InvalidParams);
+
+    const textTemplate = templates.find((t) => t.uriTemplate.includes('/text/')) as ResourceTemplate;
+    const allowed = await client.complete({ ref: { type: 'ref/resource', uri: textTemplate.uriTemplate }, argument: { name: 'resourceId', value: '1' } });
+    expect(allowed.completion.values).toBeDefined();
   });
 });
 

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_NOTES_TOKENS } from '../../dev/stack.mjs';
 import { connectWithOAuth } from './support/mcp-client';
+import { connectV2WithOAuth } from './support/mcp-client-v2';
 import { Recorder } from './support/recorder';
 import { type E2EStack, gatewayLogs, need, startE2EStack } from './support/stack';
 
@@ -80,5 +81,27 @@ describe('several upstreams behind one gateway', () => {
     // Alice's call reaches the board (which knows no such card); bob's is refused by the gateway.
     expect(alice.move).not.toBeInstanceOf(Error);
     expect(String(bob.move)).toMatch(/-32602.*not available through this gateway/);
+  });
+
+  it('speaks both revisions to the demo upstreams: 2026-07-28 with the v2 client, 2025 with the v1 client (issue #18)', async () => {
+    const [, bobsNotes = ''] = DEMO_NOTES_TOKENS;
+    for (const [name, tool, ownTokens] of [
+      ['kanban', 'list_boards', []],
+      ['notes', 'whoami', [bobsNotes]],
+    ] as const) {
+      const modern = await connectV2WithOAuth(connectorUrl(name), { email: 'bob@example.com', ownTokens: [...ownTokens] });
+      const legacy = await connectWithOAuth(connectorUrl(name), { email: 'bob@example.com' });
+      try {
+        expect(modern.client.getNegotiatedProtocolVersion(), name).toBe('2026-07-28');
+        expect(modern.exchanges.some((e) => e.rpc === 'initialize')).toBe(false);
+        expect(legacy.transport.protocolVersion, name).toMatch(/^2025-/);
+        for (const client of [modern.client, legacy.client]) {
+          expect((await client.listTools()).tools.map((t) => t.name)).toContain(tool);
+          expect((await client.callTool({ name: tool, arguments: {} })).isError ?? false).toBe(false);
+        }
+      } finally {
+        await Promise.allSettled([modern.client.close(), legacy.client.close()]);
+      }
+    }
   });
 });
