@@ -8,8 +8,9 @@
  *   discovery  <issuer>/.well-known/openid-configuration
  *
  * and what Access does for our app: code flow with PKCE S256 required, the client secret sent in the
- * body (client_secret_post), RS256 ID tokens carrying `email` and `name`, and `groups` when asked. Signing in asks only for
- * an email; the consent step is granted automatically, as Access does for its own SaaS apps.
+ * body (client_secret_post), RS256 ID tokens carrying `email` and `name`, and `groups` when the
+ * sign-in asks for that scope. Signing in asks only for an email; the consent step is granted
+ * automatically, as Access does for its own SaaS apps.
  */
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
