@@ -24,9 +24,12 @@ export const DEFAULT_STATE_DIR = join(REPO, '.wrangler', 'dev-state');
 
 export const DEFAULT_PORTS = Object.freeze({ gateway: 8787, access: 8788, upstream: 8789 });
 
-/** Sign-in works for anyone; the gateway's ALLOWED_EMAILS lets in only the `allowed` ones. */
+/**
+ * Sign-in works for anyone; the gateway's ALLOWED_EMAILS lets in only the `allowed` ones. Alice is
+ * in the IdP group `writers`, which may use every kanban tool at /kanban/mcp; everyone else reads.
+ */
 export const DEMO_USERS = Object.freeze([
-  { email: 'alice@example.com', name: 'Alice Example', allowed: true },
+  { email: 'alice@example.com', name: 'Alice Example', allowed: true, groups: ['writers'] },
   { email: 'bob@example.com', name: 'Bob Example', allowed: true },
   { email: 'mallory@example.net', name: 'Mallory Outsider', allowed: false },
 ]);
@@ -209,6 +212,8 @@ export async function startStack(options = {}) {
       ACCESS_JWKS_URL: access.urls.jwks,
       COOKIE_ENCRYPTION_KEY: randomBytes(32).toString('hex'),
       ALLOWED_EMAILS: allowedEmails.join(','),
+      // The stand-in Access sends the demo people's groups only when asked, as Access does.
+      ACCESS_SCOPES: 'openid email profile groups',
       UPSTREAM_URL: upstreamMcp,
       UPSTREAM_TOKEN: upstreamToken,
       ...(demoUpstream ? demoUpstreams(connectors, upstreamToken) : {}),
@@ -265,7 +270,8 @@ export async function startStack(options = {}) {
 function demoUpstreams(connectors, kanbanToken) {
   const url = (/** @type {string} */ name) => connectors.find((c) => c.name === name)?.upstreamUrl;
   const upstreams = {
-    kanban: { url: url('kanban'), title: 'Kanban board', token: 'KANBAN_TOKEN' },
+    // A group rule: everyone may only read the board; the IdP group `writers` may use every tool.
+    kanban: { url: url('kanban'), title: 'Kanban board', token: 'KANBAN_TOKEN', tools: { readOnly: true }, toolsFor: { 'group:writers': {} } },
     notes: { url: url('notes'), title: 'Notes', userSupplied: true },
   };
   return {

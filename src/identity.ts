@@ -9,11 +9,14 @@ export interface Identity {
   /** Access's subject identifier for the user. */
   sub: string;
   name?: string;
-  /** The person's IdP groups, from the ID token's `groups` claim (issue #19); none when Access sends none. */
-  groups?: string[];
   /**
    * When Access let them in, in seconds since the epoch: a grant ends MAX_GRANT_AGE after it.
    * Grants made before issue #16 get it at their first refresh since (src/permissions/grant-age.ts).
    */
   signedInAt?: number;
+  /**
+   * The IdP groups Access sent (the `groups` claim, src/sign-in/groups.ts), as sent: what
+   * `group:<name>` entries match. Absent: none known, e.g. a grant made before issue #19.
+   */
+  groups?: string[];
 }

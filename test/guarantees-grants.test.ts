@@ -41,6 +41,20 @@ describe('what a grant holds', () => {
     expect(grants.items[0]).toMatchObject({ clientId: client.clientId, userId: 'alice@example.com', scope: ['mcp'], metadata: {} });
   });
 
+  // issue #19: the groups Access sent, in the props and, for the admin view, the grant's metadata.
+  it('holds the groups when Access sends them, as sent', async () => {
+    gateway.env = gatewayEnv({ ACCESS_SCOPES: 'openid email profile groups' });
+    const signedInAt = signInSecond();
+    const { tokens } = await signIn(gateway, { login: { email: 'carol@example.com', groups: ['Writers', 'ops'] } });
+    expect((await oauthHelpers().unwrapToken(tokens.access_token))?.grant.props).toStrictEqual({
+      email: 'carol@example.com',
+      sub: 'sub-carol@example.com',
+      signedInAt,
+      groups: ['Writers', 'ops'],
+    });
+    expect((await oauthHelpers().listUserGrants('carol@example.com')).items[0]?.metadata).toStrictEqual({ groups: ['Writers', 'ops'] });
+  });
+
   it('leaves out the name when Access sends none', async () => {
     const signedInAt = signInSecond();
     const { tokens } = await signIn(gateway, { login: { email: 'bob@example.com' } });

@@ -1,7 +1,7 @@
 // @ts-check
 /** The stand-in's sign-in page: HTML only, every value escaped. */
 
-/** @typedef {{ email: string, name: string, allowed: boolean }} DemoUser */
+/** @typedef {{ email: string, name: string, allowed: boolean, groups?: readonly string[] }} DemoUser */
 
 /** @param {unknown} value */
 export function escapeHtml(value) {

@@ -8,10 +8,11 @@
  *   discovery  <issuer>/.well-known/openid-configuration
  *
  * and what Access does for our app: code flow with PKCE S256 required, the client secret sent in the
- * body (client_secret_post), RS256 ID tokens carrying `email` and `name`, and refresh tokens (an
- * Access app setting there, whatever the scopes; rotated at every use here, the strictest case) so
- * the local stack re-validates at every refresh (issue #19). Signing in asks only for an email; the
- * consent step is granted automatically, as Access does for its own SaaS apps.
+ * body (client_secret_post), RS256 ID tokens carrying `email` and `name`, and `groups` when the
+ * sign-in asks for that scope, and refresh tokens (an Access app setting there, whatever the
+ * scopes; rotated at every use here, the strictest case) so the local stack re-validates at every
+ * refresh (issue #19). Signing in asks only for an email; the consent step is granted
+ * automatically, as Access does for its own SaaS apps.
  */
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -124,8 +125,9 @@ function createProvider(issuer, options) {
     jwks: { keys: [/** @type {any} */ (jwk)] },
     cookies: { keys: [randomBytes(32).toString('hex')] },
     routes: { authorization: '/authorization', token: '/token', jwks: '/jwks', userinfo: '/userinfo' },
-    scopes: ['openid', 'email', 'profile'],
-    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
+    // `groups`, as Access for SaaS offers it: the person's IdP groups, only when the sign-in asks.
+    scopes: ['openid', 'email', 'profile', 'groups'],
+    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'], groups: ['groups'] },
     // Access puts the email in the ID token itself; oidc-provider would keep it for /userinfo.
     conformIdTokenClaims: false,
     pkce: { required: () => true },
@@ -148,15 +150,16 @@ function createProvider(issuer, options) {
         if (existing) return existing;
       }
       const grant = new oidc.provider.Grant({ clientId: oidc.client.clientId, accountId: oidc.session.accountId });
-      grant.addOIDCScope('openid email profile');
+      grant.addOIDCScope([...oidc.requestParamOIDCScopes].join(' ') || 'openid email profile');
       await grant.save();
       return grant;
     },
     async findAccount(/** @type {*} */ _ctx, /** @type {string} */ accountId) {
       const email = emailFromAccountId(accountId);
       if (!email) return undefined;
-      const name = options.users.find((u) => u.email === email)?.name ?? nameFromEmail(email);
-      return { accountId, claims: () => ({ sub: accountId, email, email_verified: true, name }) };
+      const user = options.users.find((u) => u.email === email);
+      const name = user?.name ?? nameFromEmail(email);
+      return { accountId, claims: () => ({ sub: accountId, email, email_verified: true, name, groups: user?.groups ?? [] }) };
     },
     // Access issues refresh tokens when the app allows them, not on `offline_access`; they outlive
     // the sign-in session (and need the grant they belong to), rotate at every use, and are refused

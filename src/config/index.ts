@@ -2,12 +2,14 @@
  * Configuration: every variable and secret is read and validated here, once per environment,
  * and the rest of the gateway only ever sees the typed `Config`.
  */
-import { type ConfigProblem, type EmailAllowlist, Reader } from './reader';
+import type { PeopleList } from './people';
+import { type ConfigProblem, Reader } from './reader';
 import { readUpstreams, type UpstreamConfig } from './upstreams';
 
 export type { NameRules } from './name-rules';
+export { MAX_GROUP_NAME, PEOPLE_HINT, type PeopleList } from './people';
 export type { RateLimitConfig, ToolPolicy, ToolRules } from './policy';
-export { type ConfigProblem, type EmailAllowlist, isLoopbackHost } from './reader';
+export { type ConfigProblem, isLoopbackHost } from './reader';
 export { DEFAULT_UPSTREAM_TIMEOUT, SINGLE_UPSTREAM_NAME, serverName, type UpstreamConfig, upstreamLabel } from './upstreams';
 
 export interface AccessConfig {
@@ -18,6 +20,8 @@ export interface AccessConfig {
   jwksUrl: string;
   /** Expected `iss` of Access's ID tokens. */
   issuer: string;
+  /** ACCESS_SCOPES: what every Access sign-in asks for, space-separated; always includes `openid`. */
+  scopes: string;
   /** True only when the Access URLs are plain http on a loopback host (the local stand-in). */
   allowInsecureRequests: boolean;
 }
@@ -29,9 +33,9 @@ export interface Config {
   /** Encrypts people's own tokens: the current secret first, then TOKEN_ENCRYPTION_KEY_PREVIOUS. Empty without userSupplied upstreams. */
   tokenKeys: readonly string[];
   /** Undefined: anyone Cloudflare Access lets in. */
-  allowedEmails: EmailAllowlist | undefined;
+  allowedEmails: PeopleList | undefined;
   /** Who may see and manage everyone's connections on /connections. */
-  adminEmails: EmailAllowlist | undefined;
+  adminEmails: PeopleList | undefined;
   /** Every upstream, the single-upstream `/mcp` first when configured; never empty. */
   upstreams: readonly UpstreamConfig[];
   accessTokenTtl: number;
@@ -85,6 +89,7 @@ export function loadConfig(env: Readonly<Record<string, unknown>>): Config {
     tokenUrl: tokenUrl?.href ?? '',
     jwksUrl: jwksUrl?.href ?? '',
     issuer: issuer ?? '',
+    scopes: readScopes(reader),
     allowInsecureRequests: accessUrls.some((u) => u.protocol === 'http:'),
   };
 
@@ -113,6 +118,22 @@ export function loadConfig(env: Readonly<Record<string, unknown>>): Config {
 
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
+}
+
+export const DEFAULT_ACCESS_SCOPES = 'openid email profile';
+// RFC 6749 §3.3 scope-token: visible ASCII other than `"` and `\`.
+const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
+
+/** ACCESS_SCOPES, normalized to single spaces; the default is what every Access app always got. */
+function readScopes(reader: Reader): string {
+  const value = reader.string('ACCESS_SCOPES', '', { optional: true });
+  if (value === undefined) return DEFAULT_ACCESS_SCOPES;
+  const scopes = value.split(/\s+/).filter(Boolean);
+  if (!scopes.includes('openid') || !scopes.every((scope) => SCOPE_TOKEN.test(scope))) {
+    reader.problem('ACCESS_SCOPES', `must be space-separated scopes of visible characters that include openid, e.g. "${DEFAULT_ACCESS_SCOPES} groups"`);
+    return DEFAULT_ACCESS_SCOPES;
+  }
+  return [...new Set(scopes)].join(' ');
 }
 
 const cache = new WeakMap<object, Config | ConfigError>();

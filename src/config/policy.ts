@@ -5,6 +5,7 @@
  * `UPSTREAMS.github.tools.deny`, `UPSTREAM_TOOLS`.
  */
 import { type ContentKeys, type ContentRules, isPatternList, readContentRules, readNameRules, wildcardPattern } from './name-rules';
+import { PEOPLE_HINT, parsePeopleEntry } from './people';
 import type { Reader } from './reader';
 
 /**
@@ -22,8 +23,13 @@ export interface ToolRules extends ContentRules {
 export interface ToolPolicy {
   /** For everyone without a `toolsFor` entry; undefined: every tool. */
   fallback: ToolRules | undefined;
-  /** Lowercased email -> rules; beats `domains`. */
+  /** Lowercased email -> rules; beats `groups`. */
   emails: ReadonlyMap<string, ToolRules>;
+  /**
+   * `group:<name>` entries in the order the configuration lists them (the first of a person's
+   * groups in this order wins); beat `domains`.
+   */
+  groups: ReadonlyArray<readonly [string, ToolRules]>;
   /** Lowercased domain, without "@" -> rules. */
   domains: ReadonlyMap<string, ToolRules>;
 }
@@ -51,27 +57,30 @@ export function readToolPolicy(reader: Reader, toolsKey: string, toolsForKey: st
   const tools = reader.has(toolsKey) ? readToolRules(reader, toolsKey, reader.jsonObject(toolsKey, TOOLS_HINT)) : undefined;
   const upstream = readContentRules(reader, content);
   const fallback = tools || upstream.resources || upstream.prompts ? { ...(tools ?? EVERY_TOOL), ...upstream } : undefined;
-  const toolsFor = reader.jsonObject(toolsForKey, `a JSON object of email or @domain to ${TOOLS_HINT}`);
+  const toolsFor = reader.jsonObject(toolsForKey, `a JSON object of email, @domain or group:<name> to ${TOOLS_HINT}`);
   const emails = new Map<string, ToolRules>();
+  const groups: Array<readonly [string, ToolRules]> = [];
   const domains = new Map<string, ToolRules>();
+  // Object.entries keeps the configuration's order for these keys: none looks like an array index.
   for (const [who, value] of Object.entries(toolsFor ?? {})) {
-    const key = who.trim().toLowerCase();
-    const label = `${toolsForKey}.${key}`;
-    const isDomain = /^@[^@\s]+\.[^@\s]+$/.test(key);
-    if (!isDomain && !/^[^@\s]+@[^@\s]+$/.test(key)) {
-      reader.problem(toolsForKey, 'every key must be an email or an @domain, e.g. {"@example.com":{"deny":["delete_*"]}}');
+    const entry = parsePeopleEntry(who);
+    if (!entry) {
+      reader.problem(toolsForKey, `every key must be ${PEOPLE_HINT}; e.g. {"group:maintainers":{"deny":["delete_*"]}}`);
       continue;
     }
+    const label = `${toolsForKey}.${entry.kind === 'group' ? `group:${entry.name}` : entry.kind === 'domain' ? `@${entry.name}` : entry.name}`;
     const object = typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
     if (!object) {
       reader.problem(label, `must be ${TOOLS_HINT}`);
       continue;
     }
     const rules = readPersonRules(reader, label, object, { ...(tools ?? EVERY_TOOL), ...upstream });
-    if (rules) (isDomain ? domains : emails).set(isDomain ? key.slice(1) : key, rules);
+    if (!rules) continue;
+    if (entry.kind === 'group') groups.push([entry.name, rules]);
+    else (entry.kind === 'domain' ? domains : emails).set(entry.name, rules);
   }
-  if (!fallback && emails.size === 0 && domains.size === 0) return undefined;
-  return { fallback, emails, domains };
+  if (!fallback && emails.size === 0 && groups.length === 0 && domains.size === 0) return undefined;
+  return { fallback, emails, groups, domains };
 }
 
 const EVERY_TOOL: ToolRules = { allow: undefined, deny: [], readOnly: false };

@@ -3,18 +3,13 @@
  * entry), recording a problem instead of throwing so that every mistake is reported at once.
  * A problem names the setting (`UPSTREAM_URL`, `UPSTREAMS.github.url`) and never its value.
  */
+import { PEOPLE_HINT, type PeopleList, parsePeopleList } from './people';
 
 export interface ConfigProblem {
   /** The setting to fix; the only part that leaves the Worker (on /health). */
   variable: string;
   /** How to fix it. Never contains the setting's value. */
   message: string;
-}
-
-export interface EmailAllowlist {
-  emails: ReadonlySet<string>;
-  /** Domains, lowercased, without the leading "@". */
-  domains: ReadonlySet<string>;
 }
 
 export interface ReadOptions {
@@ -142,24 +137,22 @@ export class Reader {
     return headers;
   }
 
-  /** Comma-separated emails and `@domain` entries (or, in JSON, an array of them). */
-  allowlist(key: string): EmailAllowlist | undefined {
+  /** Comma-separated people entries (src/config/people.ts), or in JSON an array of them. */
+  allowlist(key: string): PeopleList | undefined {
     const value = this.source[key];
     if (value === undefined || value === null || value === '') return undefined;
     const raw = typeof value === 'string' ? value.split(',') : Array.isArray(value) && value.every((v) => typeof v === 'string') ? value : undefined;
-    const entries = (raw ?? []).map((entry: string) => entry.trim().toLowerCase()).filter(Boolean);
-    const emails = new Set<string>();
-    const domains = new Set<string>();
-    const invalid = raw === undefined || entries.some((entry) => !addAllowlistEntry(entry, emails, domains));
-    if (invalid) {
-      this.problem(key, 'must be comma-separated emails and @domain entries, e.g. alice@example.com,@example.org');
+    const entries = (raw ?? []).map((entry: string) => entry.trim()).filter(Boolean);
+    const list = raw === undefined ? undefined : parsePeopleList(entries);
+    if (!list) {
+      this.problem(key, `must be comma-separated entries, each ${PEOPLE_HINT}`);
       return undefined;
     }
     if (entries.length === 0) {
-      this.problem(key, 'lists nobody: name at least one email or @domain, or unset it to allow everyone Access lets in');
+      this.problem(key, 'lists nobody: name at least one email, @domain or group:<name>, or unset it to allow everyone Access lets in');
       return undefined;
     }
-    return { emails, domains };
+    return list;
   }
 
   /** A JSON object of email to that person's own upstream token. */
@@ -195,11 +188,4 @@ export class Reader {
     }
     return parsed as Record<string, unknown>;
   }
-}
-
-function addAllowlistEntry(entry: string, emails: Set<string>, domains: Set<string>): boolean {
-  if (/^@[^@\s]+\.[^@\s]+$/.test(entry)) domains.add(entry.slice(1));
-  else if (/^[^@\s]+@[^@\s]+$/.test(entry)) emails.add(entry);
-  else return false;
-  return true;
 }

@@ -2,8 +2,10 @@
  * The upstream MCP servers: the single-upstream variables (`UPSTREAM_URL`, ..., served at `/mcp`)
  * and `UPSTREAMS` (each served at `/<name>/mcp`). Both may be set together.
  */
+
+import type { PeopleList } from './people';
 import { type RateLimitConfig, readRateLimit, readToolPolicy, type ToolPolicy } from './policy';
-import { type ConfigProblem, type EmailAllowlist, Reader } from './reader';
+import { type ConfigProblem, Reader } from './reader';
 
 export interface UpstreamConfig {
   /** The `UPSTREAMS` key; `mcp` for the single-upstream variables (a name UPSTREAMS cannot use). */
@@ -23,7 +25,7 @@ export interface UpstreamConfig {
   headers: ReadonlyArray<readonly [string, string]>;
   timeoutMs: number;
   /** Narrows ALLOWED_EMAILS for this upstream only; undefined: no narrowing. */
-  allowedEmails: EmailAllowlist | undefined;
+  allowedEmails: PeopleList | undefined;
   /** People bring their own token (asked for at login, kept in the vault); `token`/`userTokens` are the fallback. */
   userSupplied: boolean;
   /** Where a person makes a token for this upstream, linked from the token page. */
@@ -79,7 +81,7 @@ const SINGLE_UPSTREAM_VARIABLES = [
 const UPSTREAM_URL_HINT = "the upstream MCP server's endpoint, e.g. https://mcp.example.com/mcp";
 
 /** Every configured upstream, the single one first; problems are added to `problems`. */
-export function readUpstreams(env: Readonly<Record<string, unknown>>, problems: ConfigProblem[], allowlist: EmailAllowlist | undefined): UpstreamConfig[] {
+export function readUpstreams(env: Readonly<Record<string, unknown>>, problems: ConfigProblem[], allowlist: PeopleList | undefined): UpstreamConfig[] {
   const reader = new Reader(env, problems);
   const several = reader.jsonObject(
     'UPSTREAMS',
@@ -108,7 +110,7 @@ export function readUpstreams(env: Readonly<Record<string, unknown>>, problems: 
 
 function readSingleUpstream(
   reader: Reader,
-  allowlist: EmailAllowlist | undefined,
+  allowlist: PeopleList | undefined,
   hasSeveral: boolean,
   env: Readonly<Record<string, unknown>>,
 ): UpstreamConfig | undefined {
@@ -135,7 +137,7 @@ function readNamedUpstream(
   settings: unknown,
   env: Readonly<Record<string, unknown>>,
   problems: ConfigProblem[],
-  globalAllowlist: EmailAllowlist | undefined,
+  globalAllowlist: PeopleList | undefined,
 ): UpstreamConfig | undefined {
   const label = `UPSTREAMS.${name}`;
   const before = problems.length;
@@ -264,7 +266,7 @@ function requireOwnTokens(
   reader: Reader,
   tokenKey: string,
   userTokensKey: string,
-  allowlist: EmailAllowlist | undefined,
+  allowlist: PeopleList | undefined,
   userTokens: ReadonlyMap<string, string>,
 ): void {
   const token = reader.label(tokenKey);

@@ -5,7 +5,7 @@
  */
 import type { GrantSummary, OAuthHelpers } from '@cloudflare/workers-oauth-provider';
 import type { Config, UpstreamConfig } from '../config';
-import { isAllowedEmail } from '../permissions';
+import { isAllowedEmail, type Person } from '../permissions';
 import { takesOwnTokens } from '../upstreams';
 import type { TokenVault } from '../vault';
 
@@ -26,6 +26,8 @@ export interface UpstreamView {
 
 export interface PersonView {
   email: string;
+  /** Their IdP groups: their own session's, or for an admin's view their newest grant's; undefined: none known. */
+  groups: string[] | undefined;
   upstreams: UpstreamView[];
 }
 
@@ -51,9 +53,15 @@ export function upstreamOfGrant(config: Config, grant: GrantSummary): UpstreamCo
   return config.upstreams.find((u) => u.path === path);
 }
 
-/** One person's view. `own`: they are looking at it themselves, so the token's last four are shown. */
-export async function personView(helpers: OAuthHelpers, vault: TokenVault, config: Config, email: string, own: boolean): Promise<PersonView> {
+/**
+ * One person's view. `own`: they are looking at it themselves, so the token's last four are shown
+ * and their groups are their session's; for someone else, the groups their newest grant was made with.
+ */
+export async function personView(helpers: OAuthHelpers, vault: TokenVault, config: Config, who: Person, own: boolean): Promise<PersonView> {
+  const { email } = who;
   const grants = await grantsOf(helpers, email);
+  const groups = own ? who.groups : groupsOfNewest(grants);
+  const person = { email, ...(groups ? { groups } : {}) };
   const names = new Map<string, Promise<string>>();
   const clientName = (clientId: string) => {
     let name = names.get(clientId);
@@ -67,9 +75,10 @@ export async function personView(helpers: OAuthHelpers, vault: TokenVault, confi
     }
     return name;
   };
-  const upstreams = config.upstreams.filter((u) => isAllowedEmail(config, u, { email }) || grants.some((g) => upstreamOfGrant(config, g) === u));
+  const upstreams = config.upstreams.filter((u) => isAllowedEmail(config, u, person) || grants.some((g) => upstreamOfGrant(config, g) === u));
   return {
     email,
+    groups,
     upstreams: await Promise.all(
       upstreams.map(async (upstream): Promise<UpstreamView> => {
         const stored = takesOwnTokens(upstream) ? await vault.read(email, upstream.name) : undefined;
@@ -91,6 +100,14 @@ export async function personView(helpers: OAuthHelpers, vault: TokenVault, confi
       }),
     ),
   };
+}
+
+/** The groups of the newest grant that recorded any (src/login/complete.ts), or undefined. */
+function groupsOfNewest(grants: readonly GrantSummary[]): string[] | undefined {
+  const recorded = grants
+    .filter((g) => Array.isArray(g.metadata?.groups) && g.metadata.groups.every((group: unknown) => typeof group === 'string'))
+    .sort((a, b) => b.createdAt - a.createdAt);
+  return recorded[0]?.metadata.groups;
 }
 
 /** Everyone with a grant or a stored token: the admin's list. */

@@ -11,7 +11,7 @@ import type { BrowserLeg } from '../context';
 import { isCrossSitePost } from '../lib';
 import { vetPastedToken } from '../own-token';
 import { PageError } from '../pages';
-import { isAllowedEmail } from '../permissions';
+import { isAllowedEmail, type Person } from '../permissions';
 import { redirectToAccess } from '../sign-in';
 import { takesOwnTokens } from '../upstreams';
 import { TokenVault } from '../vault';
@@ -82,7 +82,7 @@ export async function handleConnections(request: Request, leg: BrowserLeg): Prom
         throw new PageError('not_yours', 'connections: token for someone else');
       }
       const upstream = ownTokenUpstream(config, field('upstream'));
-      if (!isAllowedEmail(config, upstream, { email })) {
+      if (!isAllowedEmail(config, upstream, sessionPerson(session))) {
         throw new PageError('not_allowed', 'connections: token for a refused upstream', { email, server: serverName(upstream) });
       }
       const vetted = await vetPastedToken(upstream, serverName(upstream), form.get('token'), ctx);
@@ -99,6 +99,11 @@ export async function handleConnections(request: Request, leg: BrowserLeg): Prom
     }
   }
   throw new PageError('unknown_action', `connections action ${JSON.stringify(action.slice(0, 40))}`, AGAIN);
+}
+
+/** The signed-in person, as the permissions see them. */
+function sessionPerson(session: Session): Person {
+  return { email: session.email, ...(session.groups ? { groups: session.groups } : {}) };
 }
 
 function ownTokenUpstream(config: Config, name: string): UpstreamConfig {
@@ -118,9 +123,11 @@ async function showPage(
   origin: string,
   extra: { notice?: Notice; problem?: { upstream: string; message: string }; status?: number },
 ): Promise<Response> {
-  const own = await personView(helpers, vault, config, session.email, true);
+  const own = await personView(helpers, vault, config, sessionPerson(session), true);
   const others = session.admin
-    ? await Promise.all((await everyone(env.OAUTH_KV, vault)).filter((e) => e !== session.email).map((e) => personView(helpers, vault, config, e, false)))
+    ? await Promise.all(
+        (await everyone(env.OAUTH_KV, vault)).filter((e) => e !== session.email).map((email) => personView(helpers, vault, config, { email }, false)),
+      )
     : undefined;
   return renderConnectionsPage({ session, origin, own, ...(others ? { others } : {}), ...extra });
 }

@@ -31,6 +31,7 @@ export function renderConnectionsPage(options: ConnectionsPageOptions): Response
     'Your connections',
     html`<h1>Your connections</h1>
 <p>Signed in as <strong>${session.email}</strong>.</p>
+<p>${own.groups && own.groups.length > 0 ? html`Your groups, as Cloudflare Access sent them: ${groupList(own.groups)}.` : html`Cloudflare Access sent no groups for you.`}</p>
 ${form(session, { action: 'sign-out' }, 'Sign out')}
 ${notice}
 ${own.upstreams.map((view) => upstreamSection(options, own.email, view, true))}
@@ -63,12 +64,17 @@ ${appsTable(session, email, apps)}`;
 
 function personSection(options: ConnectionsPageOptions, person: PersonView): SafeHtml {
   const rows = person.upstreams.filter((view) => view.token || view.apps.length > 0);
-  return html`<h2>${person.email}</h2>${rows.map(
+  const groups = person.groups === undefined ? html`none known` : person.groups.length === 0 ? html`none` : groupList(person.groups);
+  return html`<h2>${person.email}</h2><p class="muted">Groups at their last sign-in: ${groups}</p>${rows.map(
     (view) =>
       html`<p><strong>${upstreamLabel(view.upstream) ?? 'MCP server'}</strong>${
         takesOwnTokens(view.upstream) ? (view.token ? html` · token saved ${when(view.token.savedAt)}` : html` · no token saved`) : ''
       }</p>${view.token && form(options.session, { action: 'delete-token', upstream: view.upstream.name, email: person.email }, 'Delete token')}${appsTable(options.session, person.email, view.apps)}`,
   )}${rows.length === 0 && html`<p class="muted">Nothing connected.</p>`}`;
+}
+
+function groupList(groups: readonly string[]): SafeHtml {
+  return html`${groups.map((group, i) => html`${i > 0 ? ', ' : ''}<code>${group}</code>`)}`;
 }
 
 function appsTable(session: Session, email: string, apps: UpstreamView['apps']): SafeHtml {

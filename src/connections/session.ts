@@ -20,6 +20,8 @@ const CSRF_INFO = 'mcp-oauth-gateway connections csrf v1';
 
 export interface Session {
   email: string;
+  /** The IdP groups Access sent at this sign-in; undefined for a session from before issue #19. */
+  groups: string[] | undefined;
   admin: boolean;
   /** The form field every POST must carry: tied to this session, unreadable by other sites. */
   csrf: string;
@@ -37,7 +39,8 @@ export async function finishConnectionsLogin(request: Request, config: Config, l
   if (!mayUseGateway(config, identity)) {
     throw new PageError('not_allowed', 'connections login refused: not_allowed', { headers, email: identity.email, server: 'this gateway' });
   }
-  const payload = base64url(new TextEncoder().encode(JSON.stringify({ email: identity.email, exp: Math.floor(Date.now() / 1000) + SESSION_SECONDS })));
+  const claims = { email: identity.email, groups: sessionGroups(config, identity.groups ?? []), exp: Math.floor(Date.now() / 1000) + SESSION_SECONDS };
+  const payload = base64url(new TextEncoder().encode(JSON.stringify(claims)));
   const value = `${payload}.${await sign(await hmacKey(config.cookieSecret, SESSION_INFO), payload)}`;
   headers.append('Set-Cookie', hostCookie(SESSION_COOKIE, value, SESSION_SECONDS));
   headers.set('Location', CONNECTIONS_PATH);
@@ -58,12 +61,29 @@ export async function readSession(request: Request, config: Config): Promise<Ses
     return undefined;
   }
   if (typeof claims !== 'object' || claims === null) return undefined;
-  const { email, exp } = claims as { email?: unknown; exp?: unknown };
+  const { email, groups, exp } = claims as { email?: unknown; groups?: unknown; exp?: unknown };
   if (typeof email !== 'string' || typeof exp !== 'number' || exp <= Date.now() / 1000) return undefined;
+  // Signed by this gateway, so an array is one it wrote: of strings.
+  const person = { email, ...(Array.isArray(groups) ? { groups: groups as string[] } : {}) };
   // Removal from ALLOWED_EMAILS ends a session at its next request, not when it expires.
-  if (!mayUseGateway(config, { email })) return undefined;
+  if (!mayUseGateway(config, person)) return undefined;
   const csrf = await sign(await hmacKey(config.cookieSecret, CSRF_INFO), value);
-  return { email, admin: isAdmin(config, { email }), csrf };
+  return { email, groups: person.groups, admin: isAdmin(config, person), csrf };
+}
+
+/** About half of a browser's 4 KB cookie: the rest is the email, signature and attributes. */
+const GROUPS_BUDGET = 1800;
+
+/**
+ * The groups the session cookie keeps: all of them when they fit, else those the configuration's
+ * lists name (all its decisions need), so a person in hundreds of groups still gets a session.
+ */
+function sessionGroups(config: Config, groups: string[]): string[] {
+  if (JSON.stringify(groups).length <= GROUPS_BUDGET) return groups;
+  const named = new Set(
+    [config.allowedEmails, config.adminEmails, ...config.upstreams.map((u) => u.allowedEmails)].flatMap((list) => [...(list?.groups ?? [])]),
+  );
+  return groups.filter((group) => named.has(group));
 }
 
 /** The Set-Cookie that ends the session. */

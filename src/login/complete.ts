@@ -37,7 +37,8 @@ export async function issueCode(
   const { redirectTo } = await helpers.completeAuthorization({
     request,
     userId: identity.email,
-    metadata: {},
+    // Unencrypted, unlike props: what an admin's /connections shows as the person's groups at sign-in.
+    metadata: identity.groups ? { groups: identity.groups } : {},
     scope: request.scope,
     // Right after Access let them in (or the ten-minute token step that follows): MAX_GRANT_AGE counts from here.
     props,

@@ -17,6 +17,7 @@ export type PageErrorKind =
   | 'sign_in_failed'
   | 'sign_in_malformed'
   | 'no_email'
+  | 'malformed_groups'
   | 'not_allowed'
   | 'no_credential'
   | 'session_ended'
@@ -82,6 +83,12 @@ const KINDS: Record<PageErrorKind, Wording> = {
     status: 403,
     title: 'Sign-in failed',
     message: () => 'Cloudflare Access did not share an email address for this account, and the gateway needs one.',
+  },
+  malformed_groups: {
+    status: 502,
+    title: 'Sign-in failed',
+    message: (again) =>
+      `Cloudflare Access sent a list of groups for this account that the gateway cannot read, so it cannot tell what you may use. ${again} If it keeps happening, tell whoever runs this server.`,
   },
   not_allowed: {
     status: 403,

@@ -1,30 +1,38 @@
 /**
  * Who may use what: ALLOWED_EMAILS and each upstream's `allowedEmails`, the admins of
  * /connections, and whether a person has an upstream credential at all. Every decision takes the
- * person whole (`Person`), so a new criterion (groups) is added here and nowhere else.
+ * person whole (`Person`: email and IdP groups), so a new criterion is added here and nowhere else.
  */
-import type { Config, EmailAllowlist, UpstreamConfig } from '../config';
+import type { Config, PeopleList, UpstreamConfig } from '../config';
 import type { Identity } from '../identity';
 import { takesOwnTokens, upstreamTokenFor } from '../upstreams';
 
-/** Who a decision is about: a signed-in identity, or someone an admin's list knows by email only. */
-export type Person = Pick<Identity, 'email'>;
+/**
+ * Who a decision is about: a signed-in identity, or someone an admin's list knows by email only.
+ * Without `groups` (none known) no `group:` entry matches them.
+ */
+export type Person = Pick<Identity, 'email' | 'groups'>;
 
-/** Whether a list admits this (lowercased) email; no list admits everyone. */
-export function admits(list: EmailAllowlist | undefined, email: string): boolean {
+/** Whether a list names this person: their (lowercased) email, its domain, or one of their groups; no list admits everyone. */
+export function admits(list: PeopleList | undefined, person: Person): boolean {
   if (!list) return true;
-  const domain = email.slice(email.lastIndexOf('@') + 1);
-  return list.emails.has(email) || list.domains.has(domain);
+  const { email } = person;
+  return list.emails.has(email) || list.domains.has(domainOf(email)) || (person.groups ?? []).some((group) => list.groups.has(group));
+}
+
+/** The part of an email after its last "@". */
+export function domainOf(email: string): string {
+  return email.slice(email.lastIndexOf('@') + 1);
 }
 
 /** Whether ALLOWED_EMAILS lets this person use the gateway at all (no list: everyone Access lets in). */
 export function mayUseGateway(config: Config, person: Person): boolean {
-  return admits(config.allowedEmails, person.email);
+  return admits(config.allowedEmails, person);
 }
 
 /** Whether this person may see and manage everyone's connections on /connections (ADMIN_EMAILS). */
 export function isAdmin(config: Config, person: Person): boolean {
-  return config.adminEmails !== undefined && admits(config.adminEmails, person.email);
+  return config.adminEmails !== undefined && admits(config.adminEmails, person);
 }
 
 /**
@@ -32,7 +40,7 @@ export function isAdmin(config: Config, person: Person): boolean {
  * everyone Access lets in), and so does the upstream's own `allowedEmails`, which only narrows.
  */
 export function isAllowedEmail(config: Config, upstream: UpstreamConfig, person: Person): boolean {
-  return mayUseGateway(config, person) && admits(upstream.allowedEmails, person.email);
+  return mayUseGateway(config, person) && admits(upstream.allowedEmails, person);
 }
 
 /**

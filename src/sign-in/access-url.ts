@@ -30,7 +30,7 @@ function buildAccessAuthorizeUrl(access: AccessConfig, params: { redirectUri: st
   url.searchParams.set('client_id', access.clientId);
   url.searchParams.set('redirect_uri', params.redirectUri);
   url.searchParams.set('response_type', 'code');
-  url.searchParams.set('scope', 'openid email profile');
+  url.searchParams.set('scope', access.scopes);
   url.searchParams.set('state', params.state);
   url.searchParams.set('nonce', params.nonce);
   url.searchParams.set('code_challenge', params.codeChallenge);

@@ -7,6 +7,7 @@
 import * as oauth from 'oauth4webapi';
 import type { AccessConfig } from '../config';
 import type { Identity } from '../identity';
+import { groupsFromClaims } from './groups';
 import { accessOidc } from './oidc';
 
 const ACCESS_TIMEOUT_MS = 10_000;
@@ -97,20 +98,19 @@ async function askAccess(access: AccessConfig, props: GrantProps & { accessRefre
 /**
  * Who a refreshed ID token says the person is now, or why it cannot be them. A missing `email`
  * or `name` keeps the old one; a missing `groups` claim is no groups, a malformed one is refused
- * as it is at a login.
- * TODO(#19): point at sign-in's `groupsFromClaims` once i19-groups lands, so both read one way.
+ * as it is at a login (one reader for both: `groupsFromClaims`).
  */
 export function identityFromClaims(claims: oauth.IDToken, previous: Identity): Identity | string {
   if (claims.sub !== previous.sub) return 'id_token_other_subject';
-  const { groups } = claims;
-  if (groups !== undefined && !(Array.isArray(groups) && groups.every((group) => typeof group === 'string'))) return 'id_token_malformed_groups';
+  const groups = groupsFromClaims(claims);
+  if ('refusal' in groups) return 'id_token_malformed_groups';
   const email = typeof claims.email === 'string' ? claims.email.trim().toLowerCase() : '';
   const { groups: _old, ...rest } = previous;
   return {
     ...rest,
     ...(email !== '' ? { email } : {}),
     ...(typeof claims.name === 'string' ? { name: claims.name } : {}),
-    ...(groups !== undefined && groups.length > 0 ? { groups: groups as string[] } : {}),
+    ...(claims.groups === undefined ? {} : { groups: groups.groups }),
   };
 }
 

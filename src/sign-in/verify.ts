@@ -7,6 +7,7 @@ import type { AccessConfig } from '../config';
 import type { Identity } from '../identity';
 import { PageError, type StartAgain } from '../pages';
 import { type AccessLoginData, CALLBACK_PATH } from './access-url';
+import { groupsFromClaims } from './groups';
 import { accessOidc } from './oidc';
 
 const ACCESS_TIMEOUT_MS = 10_000;
@@ -25,7 +26,8 @@ export async function verifyAccessLogin(...args: Parameters<typeof verifyAccessS
 /**
  * Exchanges Access's code (client secret + PKCE) and verifies the ID token: `iss`, `aud`, `exp`,
  * `iat`, `nonce` and the expected algorithm by oauth4webapi's processing, then the signature
- * against Access's JWKS (cached; an unknown `kid` refetches), then a non-empty `email`.
+ * against Access's JWKS (cached; an unknown `kid` refetches), then a non-empty `email` and a
+ * well-formed `groups` claim, if any.
  */
 export async function verifyAccessSignIn(
   access: AccessConfig,
@@ -86,7 +88,15 @@ export async function verifyAccessSignIn(
   if (!claims || email === '') {
     throw new PageError('no_email', 'id token has no "email" claim', { headers });
   }
-  const identity: Identity = { email, sub: claims.sub, ...(typeof claims.name === 'string' ? { name: claims.name } : {}) };
+  const groups = groupsFromClaims(claims);
+  if ('refusal' in groups) throw new PageError('malformed_groups', `id token ${groups.reason}`, { headers, startAgain });
+  const identity: Identity = {
+    email,
+    sub: claims.sub,
+    ...(typeof claims.name === 'string' ? { name: claims.name } : {}),
+    // Without the claim (ACCESS_SCOPES without `groups`, or an IdP that sends none) none are known.
+    ...(claims.groups === undefined ? {} : { groups: groups.groups }),
+  };
   return { identity, ...(result.refresh_token ? { refreshToken: result.refresh_token } : {}) };
 }
 

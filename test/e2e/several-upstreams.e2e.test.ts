@@ -64,6 +64,25 @@ describe('several upstreams behind one gateway', () => {
     expect(logs.some((line) => line.includes('"upstream":"notes"'))).toBe(true);
   });
 
+  it('issue #19: gives alice (IdP group writers) every kanban tool and bob only the read-only ones', async () => {
+    const tools = async (email: string) => {
+      const connected = await connectWithOAuth(connectorUrl('kanban'), { email });
+      const names = (await connected.client.listTools()).tools.map((t) => t.name);
+      const move = await connected.client.callTool({ name: 'move_card', arguments: { card: 999_999, column: 'done' } }).catch((error: unknown) => error);
+      await connected.client.close();
+      return { names, move };
+    };
+    const alice = await tools('alice@example.com');
+    const bob = await tools('bob@example.com');
+    expect(alice.names).toEqual(expect.arrayContaining(['list_boards', 'move_card', 'close_card']));
+    expect(bob.names).toContain('list_boards');
+    expect(bob.names).not.toContain('move_card');
+    expect(bob.names.length).toBeLessThan(alice.names.length);
+    // Alice's call reaches the board (which knows no such card); bob's is refused by the gateway.
+    expect(alice.move).not.toBeInstanceOf(Error);
+    expect(String(bob.move)).toMatch(/-32602.*not available through this gateway/);
+  });
+
   it('speaks both revisions to the demo upstreams: 2026-07-28 with the v2 client, 2025 with the v1 client (issue #18)', async () => {
     const [, bobsNotes = ''] = DEMO_NOTES_TOKENS;
     for (const [name, tool, ownTokens] of [
