@@ -51,6 +51,31 @@ describe('issue #19: re-validation with Access at each refresh', () => {
     expect((await mcpRequest(gateway, secondTokens.access_token)).status).toBe(200);
   });
 
+  it('takes the write tools from someone moved out of the writers group at the next refresh, not before', async () => {
+    gateway.env = gatewayEnv({
+      ACCESS_SCOPES: 'openid email profile groups',
+      UPSTREAM_TOOLS: JSON.stringify({ deny: ['write_*'] }),
+      UPSTREAM_TOOLS_FOR: JSON.stringify({ 'group:writers': {} }),
+    });
+    const call = { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'write_file', arguments: {} } };
+    const refused = async (token: string) => {
+      const response = await mcpRequest(gateway, token, call);
+      const body = await response.json<{ error?: { code: number } }>();
+      return body.error?.code === -32602;
+    };
+    const alice = await signIn(gateway, { login: { email: 'alice@example.com', refreshToken: true, groups: ['writers'] } });
+    expect(await refused(alice.tokens.access_token)).toBe(false);
+
+    // Moved out in the IdP: the access token she holds still says writers until the client refreshes.
+    gateway.access.changePerson({ email: 'alice@example.com', groups: [] });
+    expect(await refused(alice.tokens.access_token)).toBe(false);
+
+    const response = await refresh(gateway, alice, alice.tokens.refresh_token);
+    expect(response.status).toBe(200);
+    const { access_token } = await response.json<TokenResponse>();
+    expect(await refused(access_token)).toBe(true);
+  });
+
   it('checks the allowlist against the identity Access gives at the refresh', async () => {
     gateway.env = gatewayEnv({ ALLOWED_EMAILS: 'alice@example.com' });
     const alice = await signIn(gateway, { login: { email: 'alice@example.com', refreshToken: true } });
