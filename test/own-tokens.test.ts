@@ -1,7 +1,7 @@
 import { env, reset } from 'cloudflare:test';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Browser } from './fixtures/browser';
-import { Gateway, mcpRequest, ORIGIN } from './fixtures/gateway';
+import { Gateway, mcpRequest, ORIGIN, tokenRequest } from './fixtures/gateway';
 import { ALICE_TOKEN, BOB_TOKEN, NotesUpstream, ownTokensEnv, pasteToken, signInWithOwnToken, stepState, TOKEN_KEY, toTokenStep } from './fixtures/own-tokens';
 
 let gateway: Gateway;
@@ -137,6 +137,14 @@ describe('bring your own token: the login step', () => {
     const answer = await pasteToken(gateway, browser, accessState, ALICE_TOKEN);
     expect(answer.status).toBe(400);
     expect(answer.headers.get('Location')).toBeNull();
+  });
+
+  it('issue #19: re-validates a grant that went through the token step, as any other, at refresh', async () => {
+    const { client, tokens } = await signInWithOwnToken(gateway, ALICE_TOKEN, { email: 'alice@example.com', refreshToken: true });
+    gateway.access.revokeRefreshTokens();
+    const refused = await tokenRequest(gateway, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token, client_id: client.clientId });
+    expect(refused.status).toBe(400);
+    expect(await refused.json()).toMatchObject({ error: 'invalid_grant' });
   });
 
   it('uses a configured token for people who have not stored one', async () => {

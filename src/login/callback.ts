@@ -32,10 +32,8 @@ export async function finishMcpLogin(
     const vault = new TokenVault(env.OAUTH_KV, config.tokenKeys);
     const problem = await ownTokenProblem(upstream, identity.email, vault, ctx);
     if (problem !== undefined) {
-      // The token step's state is sealed with a key its page holds: Access's refresh token does not
-      // go there, so this grant is not re-validated at refresh (MAX_GRANT_AGE bounds it).
-      const step = { helpers, config };
-      return offerTokenStep(step, login.request, { identity, replacing: problem !== '' }, upstream, headers, problem);
+      const step = { identity, replacing: problem !== '', ...(refreshToken ? { accessRefreshToken: refreshToken } : {}) };
+      return offerTokenStep({ helpers, config }, login.request, step, upstream, headers, problem);
     }
   }
   return issueCode(helpers, login.request, identity, upstream, headers, refreshToken);

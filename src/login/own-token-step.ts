@@ -81,5 +81,5 @@ export async function handleTokenStep(request: Request, leg: BrowserLeg): Promis
   await new TokenVault(env.OAUTH_KV, config.tokenKeys).save(identity.email, upstream.name, token);
   const event = step.replacing ? 'own_token_replaced' : 'own_token_saved';
   emit({ event, actor: identity.email, subject: identity.email, upstream: upstream.name, via: 'login' });
-  return issueCode(helpers, resumed.request, identity, upstream, headers);
+  return issueCode(helpers, resumed.request, identity, upstream, headers, step.accessRefreshToken);
 }

@@ -24,7 +24,11 @@ export interface LoginData {
   /** An MCP client's login, on its way through Access. */
   'mcp-login': AccessLoginData;
   /** After Access, the step where a person pastes their own upstream token. */
-  'own-token': { identity: Identity; replacing: boolean };
+  /**
+   * `accessRefreshToken` rides along, sealed in the library's transaction like the rest, so the
+   * grant the step ends in is re-validated at refresh as any other (issue #19).
+   */
+  'own-token': { identity: Identity; replacing: boolean; accessRefreshToken?: string };
   /** A sign-in to /connections. */
   connections: AccessLoginData;
   /** Room for an upstream's own OAuth leg; nothing begins it yet. */
