@@ -1,7 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config';
 import { rewriteListAnswers } from '../src/policy';
-import { CLIENT_HEADERS, callProxy, captureLogs, proxyConfig, proxyEnv, received, rpcPost, tag } from './fixtures/proxy';
+import { CLIENT_HEADERS, callProxy, captureLogs, proxyConfig, proxyEnv, received, rpcPost, sseMessages, tag } from './fixtures/proxy';
 
 /**
  * Issue #19: the policy beyond tools. `resources` (by URI pattern) and `prompts` (by name) over
@@ -39,20 +39,6 @@ function config(format: 'json' | 'sse', more: Record<string, unknown> = {}) {
   });
 }
 
-function sseMessages(text: string): Message[] {
-  return text
-    .split(/\r\n\r\n|\n\n/)
-    .map((event) =>
-      event
-        .split(/\r\n|\n/)
-        .filter((l) => l.startsWith('data:'))
-        .map((l) => l.slice(5).trim())
-        .join('\n'),
-    )
-    .filter(Boolean)
-    .map((data) => JSON.parse(data) as Message);
-}
-
 const uris = (m: Message | undefined) => m?.result?.resources?.map((r) => r.uri);
 const promptNames = (m: Message | undefined) => m?.result?.prompts?.map((p) => p.name);
 
@@ -83,13 +69,13 @@ describe('resource and prompt policy: lists', () => {
   });
 
   it('filters lists answered as SSE, and inside batches as JSON and SSE', async () => {
-    const single = sseMessages(await (await callProxy({ config: config('sse'), path: '/mcp', init: rpcPost(rpc(7, 'prompts/list')) })).text());
+    const single = sseMessages<Message>(await (await callProxy({ config: config('sse'), path: '/mcp', init: rpcPost(rpc(7, 'prompts/list')) })).text());
     expect(promptNames(single[0])).toEqual(['summarize', 'review_pr']);
 
     const batch = [rpc('r', 'resources/list'), rpc('p', 'prompts/list'), rpc('t', 'resources/templates/list'), rpc('x', 'ping')];
     for (const format of ['json', 'sse'] as const) {
       const response = await callProxy({ config: config(format), path: '/mcp', init: rpcPost(batch) });
-      const answers = format === 'json' ? await response.json<Message[]>() : sseMessages(await response.text());
+      const answers = format === 'json' ? await response.json<Message[]>() : sseMessages<Message>(await response.text());
       expect(answers.map((a) => a.id)).toEqual(['r', 'p', 't', 'x']);
       expect(uris(answers[0])).toEqual(['repo://docs/readme']);
       expect(promptNames(answers[1])).toEqual(['summarize', 'review_pr']);
@@ -155,7 +141,7 @@ describe('resource and prompt policy: reads, gets and completion', () => {
     for (const format of ['json', 'sse'] as const) {
       const u = tag();
       const response = await callProxy({ config: config(format), path: `/mcp?t=${u}`, init: rpcPost(batch) });
-      const answers = format === 'json' ? await response.json<Message[]>() : sseMessages(await response.text());
+      const answers = format === 'json' ? await response.json<Message[]>() : sseMessages<Message>(await response.text());
       expect(answers.find((a) => a.id === 1)?.error?.code).toBe(-32602);
       expect(answers.find((a) => a.id === 3)?.error?.code).toBe(-32602);
       expect(answers.find((a) => a.id === 2)?.result?.contents).toHaveLength(1);
@@ -203,7 +189,7 @@ describe('resource and prompt policy: reads, gets and completion', () => {
   it('leaves the tools list replayed on a GET stream alone under a resources-only policy', async () => {
     const init = { method: 'GET', headers: { ...CLIENT_HEADERS, Accept: 'text/event-stream', 'Last-Event-ID': 'r0' } };
     const only = proxyConfig('/tools/sse/mcp', { UPSTREAM_RESOURCES: JSON.stringify(RESOURCES) });
-    const messages = sseMessages(await (await callProxy({ config: only, path: '/mcp', init })).text());
+    const messages = sseMessages<Message>(await (await callProxy({ config: only, path: '/mcp', init })).text());
     expect(messages).toHaveLength(3);
     expect((messages[1]?.result as { tools?: unknown[] } | undefined)?.tools).toHaveLength(6);
   });

@@ -16,6 +16,7 @@ import {
   readRest,
   received,
   rpcPost,
+  sseMessages,
   tag,
   upstreamOrigin,
 } from './fixtures/proxy';
@@ -38,21 +39,6 @@ const call = (id: unknown, name: string, args: Record<string, unknown> = {}) => 
 /** A configuration fronting the `/tools/<format>/` server with `UPSTREAM_TOOLS` (and more). */
 function toolsConfig(format: 'json' | 'sse', tools: object | undefined, more: Record<string, unknown> = {}) {
   return proxyConfig(`/tools/${format}/mcp`, { ...(tools ? { UPSTREAM_TOOLS: JSON.stringify(tools) } : {}), ...more });
-}
-
-/** The JSON-RPC messages of an SSE body, in order. */
-function sseMessages(text: string): Message[] {
-  return text
-    .split(/\r\n\r\n|\n\n/)
-    .map((event) =>
-      event
-        .split(/\r\n|\n/)
-        .filter((l) => l.startsWith('data:'))
-        .map((l) => l.slice(5).trim())
-        .join('\n'),
-    )
-    .filter(Boolean)
-    .map((data) => JSON.parse(data) as Message);
 }
 
 const names = (message: Message | undefined) => message?.result?.tools?.map((t) => t.name);
@@ -100,7 +86,7 @@ describe('tool policy: tools/list', () => {
     expect(response.headers.get('Content-Type')).toBe('text/event-stream');
     const text = await response.text();
     expect(text).toMatch(/^event: message\r\nid: 1\r\ndata: \{.*\}\r\n\r\n$/);
-    const [message] = sseMessages(text);
+    const [message] = sseMessages<Message>(text);
     expect(message?.id).toBe(7);
     expect(names(message)).toEqual(['get_issue', 'search_code']);
     expect(message?.result?.nextCursor).toBe('4');
@@ -113,7 +99,7 @@ describe('tool policy: tools/list', () => {
     expect(names(json[0])).toEqual(['get_issue', 'search_code']);
     expect(json[1]).toEqual({ jsonrpc: '2.0', id: 'b', result: {} });
 
-    const sse = sseMessages(await (await callProxy({ config: toolsConfig('sse', { readOnly: true }), path: '/mcp', init: rpcPost(batch) })).text());
+    const sse = sseMessages<Message>(await (await callProxy({ config: toolsConfig('sse', { readOnly: true }), path: '/mcp', init: rpcPost(batch) })).text());
     expect(sse.map((m) => m.id)).toEqual(['a', 'b']);
     expect(names(sse[0])).toEqual(['get_issue', 'search_code']);
   });
@@ -128,7 +114,7 @@ describe('tool policy: tools/list', () => {
     expect(events(filtered).slice(0, 3)).toEqual(events(plain).slice(0, 3));
     expect(events(plain)[1]).toContain('notifications/tools/list_changed');
     expect(events(filtered)[3]).not.toEqual(events(plain)[3]);
-    expect(names(sseMessages(filtered)[3])).toEqual(['get_issue', 'search_code', 'list_commits']);
+    expect(names(sseMessages<Message>(filtered)[3])).toEqual(['get_issue', 'search_code', 'list_commits']);
   });
 
   it('applies the toolsFor entry of the person: an email beats its domain, which beats the default', async () => {
@@ -153,7 +139,7 @@ describe('tool policy: tools/list', () => {
     const init = { method: 'GET', headers: { ...CLIENT_HEADERS, Accept: 'text/event-stream', 'Last-Event-ID': 'r0' } };
     const plain = await (await callProxy({ config: toolsConfig('sse', undefined), path: '/mcp', init })).text();
     const filtered = await (await callProxy({ config: toolsConfig('sse', { deny: ['delete_*'] }), path: '/mcp', init })).text();
-    const [before, replayed, after] = sseMessages(filtered);
+    const [before, replayed, after] = sseMessages<Message>(filtered);
     expect(names(replayed)).toEqual(['get_issue', 'search_code', 'create_issue', 'list_commits']);
     expect(filtered.split('\n\n')[0]).toBe(plain.split('\n\n')[0]);
     expect(filtered.split('\n\n')[2]).toBe(plain.split('\n\n')[2]);
@@ -220,7 +206,7 @@ describe('tool policy: tools/call', () => {
   it('forwards an allowed call and streams its progress before its result', async () => {
     const t = tag();
     const response = await callProxy({ config: toolsConfig('sse', { deny: ['delete_*'] }), path: `/mcp?t=${t}`, init: rpcPost(call(5, 'get_issue')) });
-    const messages = sseMessages(await response.text());
+    const messages = sseMessages<Message>(await response.text());
     expect(messages.map((m) => (m as { method?: string }).method ?? m.id)).toEqual(['notifications/progress', 5]);
     expect((await received(t)).map((r) => JSON.parse(r.body).params.name)).toEqual(['get_issue']);
   });
@@ -246,7 +232,7 @@ describe('tool policy: tools/call', () => {
     const batch = [call(1, 'create_issue'), call(2, 'get_issue')];
     const response = await callProxy({ config: toolsConfig('sse', { readOnly: true }), path: `/mcp?t=${t}`, init: rpcPost(batch) });
     expect(response.headers.get('Content-Type')).toBe('text/event-stream');
-    const messages = sseMessages(await response.text());
+    const messages = sseMessages<Message>(await response.text());
     expect(messages.find((m) => m.id === 1)?.error?.code).toBe(-32602);
     expect(messages.find((m) => m.id === 2)?.result).toBeDefined();
     // The gateway fetched the list for the annotations, then forwarded only the allowed call.

@@ -2,7 +2,7 @@ import { env } from 'cloudflare:test';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { rewriteListAnswers } from '../src/policy';
 import { methodsReceived, modernOrigin, publishToolsChanged } from './fixtures/modern';
-import { callProxy, captureLogs, expectJsonRpcError, proxyConfig, readUntil, received, rpcPost, tag } from './fixtures/proxy';
+import { callProxy, captureLogs, expectJsonRpcError, proxyConfig, readUntil, received, rpcPost, sseMessages, tag } from './fixtures/proxy';
 
 /**
  * Issue #18: what MCP 2026-07-28 asks of an intermediary that reads the body, as a client sees it
@@ -265,18 +265,3 @@ describe('issue #18: sessionless requests, the rate limit and the log line', () 
     expect(logs.lines().join('\n')).not.toContain('admin@example.com');
   });
 });
-
-/** The JSON-RPC messages of an SSE body, in order. */
-function sseMessages(text: string): unknown[] {
-  return text
-    .split(/\r\n\r\n|\n\n/)
-    .map((event) =>
-      event
-        .split(/\r\n|\n/)
-        .filter((line) => line.startsWith('data:'))
-        .map((line) => line.slice(5).trim())
-        .join('\n'),
-    )
-    .filter(Boolean)
-    .map((data) => JSON.parse(data));
-}
