@@ -28,6 +28,11 @@ afterAll(async () => {
 
 /** Every row of the trail, read from the gateway's local D1 with wrangler, as an operator would. */
 async function trailRows(): Promise<Record<string, unknown>[]> {
+  return localD1('SELECT * FROM audit_events ORDER BY id');
+}
+
+/** One SQL command against the gateway's local D1, through wrangler. */
+async function localD1(command: string): Promise<Record<string, unknown>[]> {
   const { stdout } = await promisify(execFile)(
     process.execPath,
     [
@@ -42,7 +47,7 @@ async function trailRows(): Promise<Record<string, unknown>[]> {
       join(stateDir, 'gateway'),
       '--json',
       '--command',
-      'SELECT * FROM audit_events ORDER BY id',
+      command,
     ],
     { cwd: REPO, env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false' } },
   );
@@ -76,5 +81,28 @@ describe('issue #20: the audit trail through npm start', () => {
     expect(secrets.length).toBe(3);
     const text = JSON.stringify(rows);
     for (const secret of secrets) expect(text).not.toContain(secret);
+  });
+
+  it('names a trail whose schema is missing on /health and in the doctor, and still serves MCP', async () => {
+    await localD1('DROP TABLE audit_schema');
+    const health = await fetch(stack.urls.health);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ ok: true, audit: 'missing' });
+
+    const { client, transport } = await connectWithOAuth(stack.urls.mcp);
+    expect((await client.callTool({ name: 'list_boards', arguments: {} })).isError).toBeFalsy();
+    await transport.terminateSession();
+    await client.close();
+
+    const doctor = await promisify(execFile)(
+      process.execPath,
+      ['--experimental-transform-types', '--disable-warning=ExperimentalWarning', join(REPO, 'scripts/doctor.mjs'), '--url', stack.urls.gateway],
+      { cwd: REPO },
+    ).then(
+      () => ({ code: 0, output: '' }),
+      (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, output: `${error.stdout}${error.stderr}` }),
+    );
+    expect(doctor.code).toBe(1);
+    expect(doctor.output).toMatch(/audit trail's database is missing its tables.*wrangler d1 migrations apply AUDIT_DB --remote/);
   });
 });
