@@ -5,6 +5,9 @@
  * the next one takes. The row count is read from the ids (AUTOINCREMENT, only the oldest are ever
  * deleted), one index lookup rather than a COUNT over a million rows every hour.
  */
+import { ConfigError, configFor, DEFAULT_AUDIT_MAX_ROWS, DEFAULT_AUDIT_RETENTION_DAYS } from '../config';
+import { auditDatabase } from './schema';
+import { emit } from './sink';
 
 const CHUNK = 10_000;
 const CHUNKS_PER_RUN = 20;
@@ -36,6 +39,23 @@ export async function pruneTrail(db: D1Database, options: PruneOptions): Promise
     );
   }
   return { expired, overLimit };
+}
+
+/**
+ * The cron's part: prunes with this deployment's limits (the defaults when its configuration does
+ * not load). Never throws: a missing schema or D1 down is one `audit_prune_failed` line, and the
+ * KV sweep after it still runs.
+ */
+export async function pruneTrailAtCron(env: object): Promise<void> {
+  const db = auditDatabase(env);
+  if (!db) return;
+  const config = configFor(env);
+  const limits = config instanceof ConfigError ? { retentionDays: DEFAULT_AUDIT_RETENTION_DAYS, maxRows: DEFAULT_AUDIT_MAX_ROWS } : config.audit;
+  try {
+    emit({ event: 'audit_pruned', ...(await pruneTrail(db, limits)) });
+  } catch (error) {
+    emit({ event: 'audit_prune_failed', error: error instanceof Error ? error.message.slice(0, 300) : 'unknown error' });
+  }
 }
 
 async function deleteInChunks(statement: D1PreparedStatement): Promise<number> {
