@@ -3,6 +3,7 @@
 // Runtime types generated with workerd@1.20261023.1 2026-10-23 global_fetch_strictly_public
 interface __BaseEnv_Env {
 	OAUTH_KV: KVNamespace;
+	AUDIT_DB: D1Database;
 	RATE_LIMITER: DurableObjectNamespace<import("./src/index").RateLimiter>;
 	ACCESS_CLIENT_ID: string;
 	ACCESS_CLIENT_SECRET: string;
