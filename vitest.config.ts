@@ -1,4 +1,4 @@
-import { cloudflareTest } from '@cloudflare/vitest-plugin';
+import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
 
 // No internet here or in CI: stop wrangler fetching request metadata and sending metrics at start.
@@ -11,7 +11,9 @@ export default defineConfig({
       wrangler: { configPath: './wrangler.jsonc' },
       miniflare: {
         // Tests pass their own configuration per request; these keep the runtime offline.
-        bindings: {},
+        // TEST_MIGRATIONS: the audit trail's migrations, applied by the tests that read the trail
+        // (test/fixtures/audit.ts) after each reset, which empties the local D1 like every binding.
+        bindings: { TEST_MIGRATIONS: await readD1Migrations('migrations') },
       },
     }),
   ],

@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startAccessStandIn } from './access/server.mjs';
 import { assertPortFree, findFreePort } from './lib/ports.mjs';
-import { startWrangler } from './lib/wrangler.mjs';
+import { applyLocalD1Migrations, startWrangler } from './lib/wrangler.mjs';
 
 /** @typedef {import('./access/login-page.mjs').DemoUser} DemoUser */
 /** @typedef {'access' | 'upstream' | 'gateway'} Part */
@@ -233,6 +233,8 @@ export async function startStack(options = {}) {
     } else {
       envFile = await writeEnvFile(secretsDir, 'gateway.env', gatewayEnv);
     }
+    // The audit trail's tables in the local D1 (docs/audit.md), as `wrangler d1 migrations apply --remote` makes them in production.
+    await applyLocalD1Migrations({ config: join(REPO, 'wrangler.jsonc'), persistTo: join(stateDir, 'gateway'), cwd: REPO });
     const gateway = startPart('gateway', [
       ...['--config', join(REPO, 'wrangler.jsonc')],
       ...(await listenArgs(ports.gateway)),

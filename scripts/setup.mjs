@@ -168,11 +168,13 @@ PKCE on, scopes openid email profile); its redirect URL is https://<your-worker-
 
   const commands = [
     ['npx', 'wrangler', 'deploy'],
+    // After the deploy, which creates the audit trail's D1 database (AUDIT_DB); its tables come from migrations/.
+    ['npx', 'wrangler', 'd1', 'migrations', 'apply', 'AUDIT_DB', '--remote'],
     ['npx', 'wrangler', 'secret', 'bulk', out],
   ];
   const deploy =
     failures === 0 &&
-    (flags.deploy || (interactive && !flags['skip-doctor'] && (await confirm('Deploy now (npx wrangler deploy, then npx wrangler secret bulk)?'))));
+    (flags.deploy || (interactive && !flags['skip-doctor'] && (await confirm('Deploy now (npx wrangler deploy, the audit trail\'s migrations, then npx wrangler secret bulk)?'))));
   if (deploy) {
     for (const command of commands) {
       console.log(`\n$ ${command.join(' ')}`);

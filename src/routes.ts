@@ -2,6 +2,7 @@
  * The route table: every path the gateway serves, with its handler, in the order they are tried.
  * The first route that takes a request serves it; the authorization server takes the rest.
  */
+import { auditDatabase, auditState } from './audit';
 import { type Config, ConfigError } from './config';
 import { AUDIT_PATH, CONNECTIONS_PATH, finishConnectionsLogin, handleAudit, handleConnections } from './connections';
 import type { BrowserLeg, OriginGateway } from './context';
@@ -23,7 +24,7 @@ interface Visit {
 
 type Route =
   /** Served before the configuration is checked: it reports on it. */
-  | { path: string; early: true; serve(config: Config | ConfigError): Response }
+  | { path: string; early: true; serve(config: Config | ConfigError, env: Env): Promise<Response> | Response }
   | { path: string; early?: false; takes(visit: Visit): boolean; serve(visit: Visit): Promise<Response> | Response };
 
 /** `takes` for one exact path, optionally one method only (other methods fall through to the authorization server's 404). */
@@ -58,7 +59,7 @@ export const ROUTES: readonly Route[] = [
 export async function routeRequest(request: Request, env: Env, ctx: ExecutionContext, config: Config | ConfigError): Promise<Response> {
   const url = new URL(request.url);
   const early = ROUTES.find((route) => route.early && route.path === url.pathname);
-  if (early?.early) return early.serve(config);
+  if (early?.early) return early.serve(config, env);
   if (config instanceof ConfigError) return misconfiguredPage(config);
 
   let gateway: OriginGateway;
@@ -119,11 +120,16 @@ function page(handler: (request: Request, leg: BrowserLeg) => Promise<Response> 
   };
 }
 
-function health(config: Config | ConfigError): Response {
+/**
+ * `ok` is whether MCP requests can be served. `audit` is the trail's state (src/audit/schema.ts):
+ * a database that is missing its tables or behind the code is named here but does not make `ok`
+ * false, since it never fails an MCP request (it only loses those requests' trail rows).
+ */
+async function health(config: Config | ConfigError, env: Env): Promise<Response> {
   const headers = { 'Cache-Control': 'no-store' };
   if (config instanceof ConfigError) {
     // Names only: a value could be a secret.
     return Response.json({ ok: false, problems: [...new Set(config.problems.map((p) => p.variable))] }, { status: 503, headers });
   }
-  return Response.json({ ok: true }, { headers });
+  return Response.json({ ok: true, audit: await auditState(auditDatabase(env)) }, { headers });
 }

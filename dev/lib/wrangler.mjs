@@ -80,3 +80,21 @@ function groupAlive(/** @type {number} */ pgid) {
 }
 
 const sleep = (/** @type {number} */ ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Applies migrations/ to the local D1 the gateway's `wrangler dev` will use (same config, same
+ * --persist-to): the audit trail's tables, before the first request. Rejects with wrangler's output.
+ * @param {{ config: string, persistTo: string, cwd: string }} options
+ * @returns {Promise<void>}
+ */
+export function applyLocalD1Migrations({ config, persistTo, cwd }) {
+  return new Promise((resolve, reject) => {
+    const args = [WRANGLER_BIN, 'd1', 'migrations', 'apply', 'AUDIT_DB', '--local', '--config', config, '--persist-to', persistTo];
+    const child = spawn(process.execPath, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk) => (output += chunk));
+    child.stderr.on('data', (chunk) => (output += chunk));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`wrangler d1 migrations apply failed (exit ${code}):\n${output}`))));
+  });
+}

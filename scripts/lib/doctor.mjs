@@ -282,6 +282,15 @@ export async function checkDeployment(address, report) {
   const healthJson = await readJson(health.response);
   if (health.response.status === 200 && healthJson?.ok === true) {
     report.pass(`${origin}/health answers ok: the deployed configuration loads`);
+    // The audit trail (docs/audit.md): its state never fails MCP, but a missing or old schema loses every row.
+    if (healthJson.audit === 'missing' || healthJson.audit === 'behind') {
+      report.fail(
+        `${origin}/health: the audit trail's database is ${healthJson.audit === 'missing' ? 'missing its tables' : 'behind the code'}, so no event is kept`,
+        'run `npx wrangler d1 migrations apply AUDIT_DB --remote`',
+      );
+    } else if (healthJson.audit === 'off') {
+      report.note(`${origin}/health: the audit trail is off (no AUDIT_DB binding)`);
+    }
   } else if (health.response.status === 503 && Array.isArray(healthJson?.problems)) {
     report.fail(
       `${origin}/health reports a problem with ${healthJson.problems.join(', ')}`,

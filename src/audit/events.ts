@@ -10,6 +10,8 @@ export interface McpRequestFields {
   /** The upstream's name (`mcp` for the single upstream at /mcp). */
   upstream: string;
   email: string;
+  /** The person's IdP groups, when Access sent them. */
+  groups?: string[] | undefined;
   clientId: string;
   method: string;
   /** The gateway path, without the query. */
@@ -44,6 +46,9 @@ export type AuditEvent =
   | { event: 'internal_error'; reference: string; error: string }
   | { event: 'oauth_error'; status: number; code: string; description: string | undefined; internal: unknown }
   | { event: 'misconfigured'; problems: unknown }
+  | { event: 'audit_write_failed'; lost: number; error: string }
+  | { event: 'audit_pruned'; expired: number; overLimit: number }
+  | { event: 'audit_prune_failed'; error: string }
   | { event: 'purge'; grantsChecked: number; grantsPurged: number; tokensChecked: number; tokensPurged: number; done: boolean };
 
 export type AuditEventName = AuditEvent['event'];

@@ -1,8 +1,10 @@
 /**
  * The one sink every event goes through: one JSON line on the console (`npx wrangler tail`), at
- * the level its kind has. An audit-trail store is added here, and nowhere else.
+ * the level its kind has, and, for the kinds a person or admin reads later, a row queued for the
+ * audit trail (src/audit/store.ts), written after the response.
  */
 import type { AuditEvent, AuditEventName } from './events';
+import { queueForTrail } from './store';
 
 type Level = 'log' | 'warn' | 'error';
 
@@ -21,10 +23,14 @@ const LEVELS: Record<AuditEventName, Level> = {
   internal_error: 'error',
   oauth_error: 'warn',
   misconfigured: 'error',
+  audit_write_failed: 'warn',
+  audit_pruned: 'log',
+  audit_prune_failed: 'warn',
   purge: 'log',
 };
 
-/** Prints one event now, as one JSON line, fields in the order the event was built with. */
+/** Prints one event now, as one JSON line, fields in the order the event was built with, and queues its trail row. */
 export function emit(event: AuditEvent): void {
   console[LEVELS[event.event]](JSON.stringify(event));
+  queueForTrail(event);
 }

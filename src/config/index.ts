@@ -42,6 +42,8 @@ export interface Config {
   refreshTokenTtl: number;
   /** A grant's absolute lifetime since its Access sign-in, in seconds, however often it refreshes. */
   maxGrantAge: number;
+  /** The audit trail: days a row is kept (AUDIT_RETENTION_DAYS), and the most rows kept (AUDIT_MAX_ROWS). */
+  audit: { retentionDays: number; maxRows: number };
 }
 
 export class ConfigError extends Error {
@@ -54,6 +56,8 @@ export class ConfigError extends Error {
 export const DEFAULT_ACCESS_TOKEN_TTL = 86_400;
 export const DEFAULT_REFRESH_TOKEN_TTL = 2_592_000;
 export const DEFAULT_MAX_GRANT_AGE = 2_592_000;
+export const DEFAULT_AUDIT_RETENTION_DAYS = 90;
+export const DEFAULT_AUDIT_MAX_ROWS = 1_000_000;
 
 const ACCESS_URL_HINT = 'https://<team>.cloudflareaccess.com/cdn-cgi/access/sso/oidc/<client_id>/';
 const OR_TEAM = ', or set ACCESS_TEAM_DOMAIN instead';
@@ -114,6 +118,10 @@ export function loadConfig(env: Readonly<Record<string, unknown>>): Config {
     refreshTokenTtl: reader.seconds('REFRESH_TOKEN_TTL', DEFAULT_REFRESH_TOKEN_TTL, 60, 31_536_000),
     // At least an hour, so a number meant as days or hours fails here rather than every login.
     maxGrantAge: reader.seconds('MAX_GRANT_AGE', DEFAULT_MAX_GRANT_AGE, 3_600, 31_536_000),
+    audit: {
+      retentionDays: reader.wholeNumber('AUDIT_RETENTION_DAYS', 'days', DEFAULT_AUDIT_RETENTION_DAYS, 1, 3_650),
+      maxRows: reader.wholeNumber('AUDIT_MAX_ROWS', 'rows', DEFAULT_AUDIT_MAX_ROWS, 1_000, 50_000_000),
+    },
   };
 
   if (problems.length > 0) throw new ConfigError(problems);

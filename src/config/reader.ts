@@ -85,11 +85,16 @@ export class Reader {
 
   /** Whole seconds, from a number (a JSON setting) or a string of digits (a variable). */
   seconds(key: string, fallback: number, min: number, max: number): number {
+    return this.wholeNumber(key, 'seconds', fallback, min, max);
+  }
+
+  /** A whole number of `unit` from min to max; unset is the fallback. */
+  wholeNumber(key: string, unit: string, fallback: number, min: number, max: number): number {
     const value = this.source[key];
     if (value === undefined || value === null || value === '') return fallback;
     const seconds = typeof value === 'number' ? value : typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : Number.NaN;
     if (!(Number.isInteger(seconds) && seconds >= min && seconds <= max)) {
-      this.problem(key, `must be a whole number of seconds from ${min} to ${max}; unset it for the default, ${fallback}`);
+      this.problem(key, `must be a whole number of ${unit} from ${min} to ${max}; unset it for the default, ${fallback}`);
       return fallback;
     }
     return seconds;

@@ -41,6 +41,7 @@ export function openExchange(request: Request, caller: ProxyCaller, ctx: Executi
   const entry: ProxyLogEntry = {
     upstream: caller.upstream.name,
     email: caller.identity.email,
+    groups: caller.identity.groups,
     clientId: caller.clientId,
     method: request.method,
     path: url.pathname,
