@@ -1,7 +1,7 @@
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { auditDb, migrateAuditDb } from './fixtures/audit';
 import type { Browser } from './fixtures/browser';
-import { Gateway, gatewayEnv } from './fixtures/gateway';
+import { Gateway, gatewayEnv, registerClient } from './fixtures/gateway';
 import { openConnections } from './fixtures/own-tokens';
 
 /**
@@ -216,5 +216,18 @@ describe("issue #20: a person's own trail on /connections", () => {
     expect(csv).toContain(",'@SUM(1),");
     expect(csv).toContain(',"c""x",');
     expect(csv).not.toMatch(/,=|,@|,\+|,-[^,]/);
+  });
+
+  it('names the app from the client registry when its events carry only the client id, escaped', async () => {
+    const { clientId } = await registerClient(gateway, { client_name: 'Zed <b>Editor</b>' });
+    await db()
+      .prepare(
+        "INSERT INTO audit_events (time, kind, email, client_id, upstream, rpc_method, tool, outcome, status) VALUES (?, 'mcp_proxy', 'zed@example.com', ?, 'mcp', 'tools/call', 'search', 'ok', 200)",
+      )
+      .bind(Date.UTC(2026, 11, 1), clientId)
+      .run();
+    const own = await (await get(await signedIn('zed@example.com'), '/connections')).text();
+    const audit = await (await get(await signedIn(ADMIN), `/connections/audit?app=${encodeURIComponent(clientId)}&from=2026-12-01`)).text();
+    for (const page of [own, audit]) expect(page).toMatch(/<td>Zed &#60;b&#62;Editor&#60;\/b&#62;<br><span class="muted">[^<]+<\/span><\/td>/);
   });
 });

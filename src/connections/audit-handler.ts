@@ -4,7 +4,8 @@
  * Also the trail a person sees of themselves on /connections. A database that is missing, behind
  * or failing is said on the page; it never fails the page.
  */
-import { type AuditFilters, countsPerHour, recentEventsFor, searchEvents, streamEvents } from '../audit';
+import type { OAuthHelpers } from '@cloudflare/workers-oauth-provider';
+import { type AuditFilters, type AuditPage, countsPerHour, recentEventsFor, searchEvents, streamEvents } from '../audit';
 import type { BrowserLeg } from '../context';
 import { PageError } from '../pages';
 import { redirectToAccess } from '../sign-in';
@@ -38,7 +39,7 @@ export async function handleAudit(request: Request, leg: BrowserLeg): Promise<Re
   if (format) return renderAuditPage({ ...options, problems: ['"format" must be csv or jsonl'] });
 
   try {
-    const page = await searchEvents(db, parsed.filters, { before: parsed.before, limit: PAGE_SIZE });
+    const page = await withClientNames(leg.helpers, await searchEvents(db, parsed.filters, { before: parsed.before, limit: PAGE_SIZE }));
     return renderAuditPage({ ...options, trail: page, chart: await chartFor(db, parsed.filters) });
   } catch (error) {
     // A schema that is missing or behind: /health and the doctor name it; the page only says so.
@@ -48,11 +49,11 @@ export async function handleAudit(request: Request, leg: BrowserLeg): Promise<Re
 }
 
 /** The signed-in person's own events for /connections (`?before=` pages back), or why there are none. */
-export async function ownTrail(env: Env, email: string, before: string | null): Promise<Trail> {
+export async function ownTrail(helpers: OAuthHelpers, env: Env, email: string, before: string | null): Promise<Trail> {
   const db = auditDatabase(env);
   if (!db) return { off: 'no_database' };
   try {
-    return await recentEventsFor(db, email, { before: before ? parseCursor(before) : undefined, limit: PAGE_SIZE });
+    return await withClientNames(helpers, await recentEventsFor(db, email, { before: before ? parseCursor(before) : undefined, limit: PAGE_SIZE }));
   } catch (error) {
     console.warn(JSON.stringify({ event: 'audit_read_failed', error: error instanceof Error ? error.message : 'non-error thrown' }));
     return { off: 'unavailable' };
@@ -65,6 +66,17 @@ async function chartFor(db: D1Database, filters: AuditFilters): Promise<NonNulla
   const wanted = filters.from ?? to - 24 * HOUR;
   const from = Math.max(wanted, to - CHART_SPAN);
   return { counts: await countsPerHour(db, { ...filters, from, to }), from, to, clipped: from > wanted };
+}
+
+/**
+ * Names the apps of rows stored without one (the proxy knows only the client id) from the
+ * client registry: one read per distinct client on the page. A client since deleted keeps its id.
+ */
+async function withClientNames(helpers: OAuthHelpers, page: AuditPage): Promise<AuditPage> {
+  const ids = [...new Set(page.events.filter((e) => e.clientId && !e.clientName).map((e) => e.clientId as string))];
+  if (ids.length === 0) return page;
+  const names = new Map(await Promise.all(ids.map(async (id) => [id, (await helpers.lookupClient(id).catch(() => null))?.clientName] as const)));
+  return { ...page, events: page.events.map((e) => (e.clientId && !e.clientName ? { ...e, clientName: names.get(e.clientId) ?? null } : e)) };
 }
 
 /** The binding is optional: a deployment without it runs with the trail off. */

@@ -34,7 +34,7 @@ export async function handleConnections(request: Request, leg: BrowserLeg): Prom
     const notice = url.searchParams.get('done');
     return showPage(helpers, vault, config, env, session, url.origin, {
       ...(notice && notice in NOTICES ? { notice: notice as Notice } : {}),
-      activity: await ownTrail(env, session.email, url.searchParams.get('before')),
+      activity: await ownTrail(helpers, env, session.email, url.searchParams.get('before')),
     });
   }
   if (request.method !== 'POST') {
