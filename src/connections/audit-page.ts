@@ -21,7 +21,8 @@ const OFF_TEXT = {
 /** The "Your recent activity" section of /connections. */
 export function activitySection(trail: Trail): SafeHtml {
   if ('off' in trail) return html`<h2>Your recent activity</h2><p class="muted">${OFF_TEXT[trail.off]}</p>`;
-  return html`<h2 id="activity">Your recent activity</h2>
+  // The shell's column is narrow for a six-column table: this page widens it a little.
+  return html`<style>body{max-width:48rem}</style><h2 id="activity">Your recent activity</h2>
 ${trail.events.length === 0 ? html`<p class="muted">No activity recorded.</p>` : eventsTable(trail.events, false)}
 ${trail.next && html`<p><a href="${CONNECTIONS_PATH}?before=${cursorParam(trail.next)}#activity">Older activity</a></p>`}`;
 }
@@ -90,7 +91,7 @@ function eventsTable(events: readonly StoredEvent[], everyone: boolean): SafeHtm
 
 function what(event: StoredEvent): SafeHtml {
   if (event.kind !== 'mcp_proxy') return html`${event.kind.replace(/_/g, ' ')}`;
-  return html`${event.rpcMethod ?? ''}${event.tool ? html` <code>${event.tool}</code>` : ''}${event.durationMs !== null ? html`<br><span class="muted">${event.durationMs} ms</span>` : ''}`;
+  return html`${event.rpcMethod ?? html`<span class="muted">no JSON-RPC message</span>`}${event.tool ? html` <code>${event.tool}</code>` : ''}${event.durationMs !== null ? html`<br><span class="muted">${event.durationMs} ms</span>` : ''}`;
 }
 
 /** The filters as typed, as a query string for the paging and export links. */
