@@ -10,6 +10,9 @@
  * (kv-peer-worker.js), `/__bench/stage` runs one gateway stage n times (stages.js), and
  * `/__bench/vault` stores a person's own token, as the login's token page would.
  *
+ * `X-Bench-Trail: off` gets the configuration without AUDIT_DB (the audit trail off), and
+ * `/__bench/d1` counts the trail's D1 statements.
+ *
  * Requests to `localhost` (rather than 127.0.0.1) get a second configuration, BENCH_UPSTREAMS as
  * `UPSTREAMS` (several named upstreams), so one workerd serves both sides of that comparison.
  */
@@ -37,6 +40,35 @@ console.log = (/** @type {unknown[]} */ ...args) => {
 };
 
 const counts = { get: 0, getWithMetadata: 0, put: 0, delete: 0, list: 0 };
+/** D1 statements the audit trail ran (`/__bench/d1`): each is one round trip to the database. */
+const d1 = { statements: 0, batches: 0 };
+
+/** AUDIT_DB with every statement's run counted. @param {D1Database} db */
+function countingD1(db) {
+  const statement = (/** @type {D1PreparedStatement} */ s) =>
+    new Proxy(s, {
+      get(target, name) {
+        const value = Reflect.get(target, name);
+        if (typeof value !== 'function') return value;
+        if (name === 'bind') return (/** @type {unknown[]} */ ...args) => statement(value.apply(target, args));
+        return (/** @type {unknown[]} */ ...args) => {
+          if (name === 'run' || name === 'all' || name === 'first' || name === 'raw') d1.statements += 1;
+          return value.apply(target, args);
+        };
+      },
+    });
+  return new Proxy(db, {
+    get(target, name) {
+      const value = Reflect.get(target, name);
+      if (typeof value !== 'function') return value;
+      if (name === 'prepare') return (/** @type {string} */ sql) => statement(value.call(target, sql));
+      return (/** @type {unknown[]} */ ...args) => {
+        if (name === 'batch') d1.batches += 1;
+        return value.apply(target, args);
+      };
+    },
+  });
+}
 /** One wrapped environment per real one: the Worker memoizes its configuration per `env` object. */
 const wrapped = new WeakMap();
 
@@ -54,9 +86,10 @@ function countingEnv(env) {
         };
       },
     });
-    const single = { ...env, OAUTH_KV: kv };
+    const single = { ...env, OAUTH_KV: kv, ...(env.AUDIT_DB ? { AUDIT_DB: countingD1(/** @type {D1Database} */ (env.AUDIT_DB)) } : {}) };
     const { UPSTREAM_URL: _url, UPSTREAM_TOKEN: _token, BENCH_UPSTREAMS, ...rest } = single;
-    result = { single, several: { ...rest, UPSTREAMS: BENCH_UPSTREAMS } };
+    const { AUDIT_DB: _db, ...trailOff } = single;
+    result = { single, several: { ...rest, UPSTREAMS: BENCH_UPSTREAMS }, trailOff };
     wrapped.set(env, result);
   }
   return result;
@@ -81,8 +114,14 @@ export default {
       const target = new URL(`${url.pathname.slice('/__bench/peer/'.length)}${url.search}`, String(env.UPSTREAM_URL));
       return peerForward(request, target, env.OAUTH_KV);
     }
-    const { single, several } = countingEnv(env);
-    const gatewayEnv = url.hostname === 'localhost' ? several : single;
+    if (url.pathname === '/__bench/d1') {
+      const snapshot = { ...d1 };
+      if (url.searchParams.has('reset')) Object.assign(d1, { statements: 0, batches: 0 });
+      return Response.json(snapshot);
+    }
+    const { single, several, trailOff } = countingEnv(env);
+    // `X-Bench-Trail: off`: the same configuration without AUDIT_DB, the trail's "off" row.
+    const gatewayEnv = url.hostname === 'localhost' ? several : request.headers.get('X-Bench-Trail') === 'off' ? trailOff : single;
     if (url.pathname === '/__bench/quiet-client' && request.method === 'POST') {
       quietClients.add(await request.text());
       return new Response(null, { status: 204 });

@@ -38,6 +38,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import * as jose from 'jose';
 import * as oauth from 'oauth4webapi';
+import { applyLocalD1Migrations } from '../dev/lib/wrangler.mjs';
 import { startUpstream } from '../test/fixtures/upstream-server.mjs';
 import { renderChart } from './chart.mjs';
 import { runLoad } from './load.mjs';
@@ -53,6 +54,7 @@ const FIRST_EVENT_ROUNDS = Number(process.env.BENCH_FIRST_EVENT_ROUNDS ?? 200);
 const NAMED_UPSTREAMS = 8;
 /** For a quick look while working: e.g. BENCH_PARTS=breakdown prints those figures only, and writes no chart. */
 const ALL_PARTS = ['latency', 'breakdown', 'load', 'stream', 'policy'];
+// Also `BENCH_PARTS=trail`: only the audit trail on against off, and its D1 statements per request.
 const PARTS = new Set((process.env.BENCH_PARTS ?? ALL_PARTS.join(',')).split(','));
 const PAT = `pat_BENCH_${randomBytes(16).toString('hex')}`;
 const ACCESS_CLIENT_ID = 'bench-access-client';
@@ -134,6 +136,8 @@ async function main() {
     peer: await inSession({ url: `${origin}/__bench/peer/json/mcp`, headers: rpcHeaders(token) }),
     gateway: await inSession({ url: `${origin}/mcp/json/mcp`, headers: rpcHeaders(token) }),
     quiet: await inSession({ url: `${origin}/mcp/json/mcp`, headers: rpcHeaders(quietToken) }),
+    // The audit trail off (no AUDIT_DB): `gateway` against it is what the trail adds (issue #20).
+    trailOff: await inSession({ url: `${origin}/mcp/json/mcp`, headers: { ...rpcHeaders(token), 'X-Bench-Trail': 'off' } }),
     named: await inSession({ url: `${severalOrigin}/u3/mcp/json/mcp`, headers: rpcHeaders(namedToken) }),
   };
   for (const [name, target] of Object.entries(targets)) {
@@ -147,6 +151,24 @@ async function main() {
   if (ALL_PARTS.some((part) => !PARTS.has(part))) {
     /** @type {Record<string, unknown>} */
     const partial = {};
+    if (PARTS.has('trail')) {
+      /** @type {{ on: number[], off: number[] }} */
+      const trail = { on: [], off: [] };
+      for (let i = 0; i < WARMUP; i++) for (const name of /** @type {const} */ (['gateway', 'trailOff'])) await timed(targets[name], ping);
+      for (let i = 0; i < REQUESTS; i++) {
+        const first = i % 2 === 0;
+        const a = await timed(first ? targets.gateway : targets.trailOff, ping);
+        const b = await timed(first ? targets.trailOff : targets.gateway, ping);
+        trail.on.push(first ? a : b);
+        trail.off.push(first ? b : a);
+      }
+      partial.trail = {
+        on: summary(trail.on),
+        off: summary(trail.off),
+        addedPerRound: summary(trail.on.map((v, i) => v - (trail.off[i] ?? 0))),
+        d1: await d1PerRequest(origin, targets.gateway, ping),
+      };
+    }
     if (PARTS.has('breakdown')) {
       partial.stages = await stageBreakdown(origin, token);
       partial.kv = {
@@ -231,7 +253,10 @@ async function main() {
       printing: { median: latency.gateway.median - latency.quiet.median, p99: latency.gateway.p99 - latency.quiet.p99 },
       overDirect: { median: latency.gateway.median - latency.direct.median, p99: latency.gateway.p99 - latency.direct.p99 },
       namedOverSingle: { median: latency.named.median - latency.gateway.median, p99: latency.named.p99 - latency.gateway.p99 },
+      trail: { median: latency.gateway.median - latency.trailOff.median, p99: latency.gateway.p99 - latency.trailOff.p99 },
+      trailPaired: summary((ms.gateway ?? []).map((v, i) => v - (ms.trailOff?.[i] ?? 0))),
     },
+    d1: await d1PerRequest(origin, targets.gateway, ping),
     peerRatio: latency.gateway.median / latency.peer.median,
     wranglerRoundTrip: summary(health),
     unknownToken: summary(refused),
@@ -335,6 +360,24 @@ async function kvPerRequest(origin, target, body) {
   const reads = (counts.get ?? 0) + (counts.getWithMetadata ?? 0) + (counts.list ?? 0);
   const writes = (counts.put ?? 0) + (counts.delete ?? 0);
   return { requests: n, readsPerRequest: reads / n, writesPerRequest: writes / n, counts };
+}
+
+/**
+ * The audit trail's D1 statements per request (the flush runs after the response, so a GET
+ * /health after the last request lets its flush finish before the count is read).
+ * @param {string} origin @param {{ url: string, headers: Record<string, string> }} target @param {string} body
+ */
+async function d1PerRequest(origin, target, body) {
+  const n = 200;
+  await timed(target, body);
+  await fetch(`${origin}/health`);
+  await fetch(`${origin}/__bench/d1?reset`);
+  for (let i = 0; i < n; i++) await timed(target, body);
+  await fetch(`${origin}/health`);
+  /** @type {{ statements: number, batches: number }} */
+  const counts = await (await fetch(`${origin}/__bench/d1?reset`)).json();
+  // /health reads the schema version: one statement each, not the trail's.
+  return { requests: n, statementsPerRequest: (counts.statements - 1) / n, batchesPerRequest: counts.batches / n, counts };
 }
 
 /**
@@ -467,9 +510,13 @@ function printTable(r, targets) {
   row('added over the bare Worker, log line not printed', r.added.quietOverBare);
   row('printing the log line (gateway - not printed)', r.added.printing);
   row(`${NAMED_UPSTREAMS} named upstreams over one (difference)`, r.added.namedOverSingle);
+  row('gateway /mcp, audit trail off (no AUDIT_DB)', r.latency.trailOff);
+  row('audit trail on - off (difference of figures)', r.added.trail);
+  row('audit trail on - off (per round)', r.added.trailPaired);
   row('wrangler dev round trip (GET /health)', r.wranglerRoundTrip);
   row('unknown token (KV miss, 401)', r.unknownToken);
   console.log(`  gateway / KV peer (median): x${r.peerRatio.toFixed(2)}`);
+  console.log(`  audit trail D1 statements per request: ${r.d1.statementsPerRequest.toFixed(3)} (batches ${r.d1.batchesPerRequest.toFixed(3)})`);
   console.log('');
   console.log('stage, run n times inside workerd (µs per op)');
   for (const [name, us] of Object.entries(r.stages)) console.log(`  ${name.padEnd(52)}${us === null ? '     n/a' : us.toFixed(1).padStart(8)}`);
@@ -652,6 +699,8 @@ async function startGateway(/** @type {string} */ work, /** @type {Record<string
       .join(''),
     { mode: 0o600 },
   );
+  // The audit trail's tables in the bench's local D1, as `npm start` makes them.
+  await applyLocalD1Migrations({ config: join(ROOT, 'wrangler.jsonc'), persistTo: join(work, 'state'), cwd: ROOT });
   const logPath = join(work, 'wrangler.log');
   const log = createWriteStream(logPath);
   const child = spawn(

@@ -174,7 +174,10 @@ PKCE on, scopes openid email profile); its redirect URL is https://<your-worker-
   ];
   const deploy =
     failures === 0 &&
-    (flags.deploy || (interactive && !flags['skip-doctor'] && (await confirm('Deploy now (npx wrangler deploy, the audit trail\'s migrations, then npx wrangler secret bulk)?'))));
+    (flags.deploy ||
+      (interactive &&
+        !flags['skip-doctor'] &&
+        (await confirm("Deploy now (npx wrangler deploy, the audit trail's migrations, then npx wrangler secret bulk)?"))));
   if (deploy) {
     for (const command of commands) {
       console.log(`\n$ ${command.join(' ')}`);
