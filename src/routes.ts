@@ -4,7 +4,7 @@
  */
 import { auditDatabase, auditState } from './audit';
 import { type Config, ConfigError } from './config';
-import { CONNECTIONS_PATH, finishConnectionsLogin, handleConnections } from './connections';
+import { AUDIT_PATH, CONNECTIONS_PATH, finishConnectionsLogin, handleAudit, handleConnections } from './connections';
 import type { BrowserLeg, OriginGateway } from './context';
 import { finishMcpLogin, handleAuthorize, handleTokenStep, TOKEN_STEP_PATH } from './login';
 import { gatewayFor, handleAuthorizationServerRequest, helpersFor } from './oauth';
@@ -46,6 +46,7 @@ export const ROUTES: readonly Route[] = [
   { path: CALLBACK_PATH, takes: at(CALLBACK_PATH, 'GET'), serve: page(handleCallback) },
   { path: TOKEN_STEP_PATH, takes: at(TOKEN_STEP_PATH), serve: page(handleTokenStep) },
   { path: CONNECTIONS_PATH, takes: at(CONNECTIONS_PATH), serve: page(handleConnections) },
+  { path: AUDIT_PATH, takes: at(AUDIT_PATH), serve: page(handleAudit) },
   { path: '/', takes: at('/', 'GET'), serve: page((request, { config }) => landingPage(new URL(request.url).origin, config)) },
   {
     path: '/token, /register, /.well-known/oauth-authorization-server, and every other path',

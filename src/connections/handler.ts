@@ -15,6 +15,8 @@ import { isAllowedEmail, type Person } from '../permissions';
 import { redirectToAccess } from '../sign-in';
 import { takesOwnTokens } from '../upstreams';
 import { TokenVault } from '../vault';
+import { ownTrail } from './audit-handler';
+import type { Trail } from './audit-page';
 import { everyone, grantsOf, personView, upstreamOfGrant } from './data';
 import { NOTICES, type Notice, renderConnectionsPage, renderSignedOut } from './page';
 import { CONNECTIONS_PATH, readSession, type Session, signOutCookie } from './session';
@@ -30,7 +32,10 @@ export async function handleConnections(request: Request, leg: BrowserLeg): Prom
     // Writes nothing to KV: the sign-in's state is a sealed cookie.
     if (!session) return redirectToAccess(leg, url.origin, 'connections');
     const notice = url.searchParams.get('done');
-    return showPage(helpers, vault, config, env, session, url.origin, { ...(notice && notice in NOTICES ? { notice: notice as Notice } : {}) });
+    return showPage(helpers, vault, config, env, session, url.origin, {
+      ...(notice && notice in NOTICES ? { notice: notice as Notice } : {}),
+      activity: await ownTrail(helpers, env, session.email, url.searchParams.get('before')),
+    });
   }
   if (request.method !== 'POST') {
     throw new PageError('method_not_allowed', `${request.method} ${CONNECTIONS_PATH}`, { ...AGAIN, headers: new Headers({ Allow: 'GET, POST' }) });
@@ -121,7 +126,7 @@ async function showPage(
   env: Env,
   session: Session,
   origin: string,
-  extra: { notice?: Notice; problem?: { upstream: string; message: string }; status?: number },
+  extra: { notice?: Notice; activity?: Trail; problem?: { upstream: string; message: string }; status?: number },
 ): Promise<Response> {
   const own = await personView(helpers, vault, config, sessionPerson(session), true);
   const others = session.admin

@@ -1,6 +1,7 @@
 import { upstreamLabel } from '../config';
 import { html, htmlPage, type SafeHtml } from '../lib';
 import { takesOwnTokens } from '../upstreams';
+import { AUDIT_PATH, activitySection, type Trail } from './audit-page';
 import type { PersonView, UpstreamView } from './data';
 import { CONNECTIONS_PATH, type Session } from './session';
 
@@ -17,6 +18,8 @@ export interface ConnectionsPageOptions {
   own: PersonView;
   /** For an admin: everyone else. */
   others?: PersonView[];
+  /** The person's own recent events from the audit trail. */
+  activity?: Trail;
   notice?: Notice;
   /** A problem with the last action, e.g. a refused token, for one upstream. */
   problem?: { upstream: string; message: string };
@@ -36,6 +39,8 @@ ${form(session, { action: 'sign-out' }, 'Sign out')}
 ${notice}
 ${own.upstreams.map((view) => upstreamSection(options, own.email, view, true))}
 ${own.upstreams.length === 0 && html`<p>There is no server here you may use.</p>`}
+${options.activity && activitySection(options.activity)}
+${session.admin && html`<p><a href="${AUDIT_PATH}">Everyone's activity: the audit trail (admin)</a></p>`}
 ${others && others.length > 0 && html`<h1 style="margin-top:2.5rem">Everyone (admin)</h1>${others.map((person) => personSection(options, person))}`}`,
     { status: options.status ?? 200 },
   );

@@ -22,6 +22,7 @@ export type PageErrorKind =
   | 'no_credential'
   | 'session_ended'
   | 'not_yours'
+  | 'admins_only'
   | 'not_found'
   | 'unknown_action'
   | 'unknown_server';
@@ -102,6 +103,7 @@ const KINDS: Record<PageErrorKind, Wording> = {
   },
   session_ended: { status: 403, title: 'Your session has ended', message: (again) => `Sign in again to manage your connections. ${again}` },
   not_yours: { status: 403, title: 'Not allowed', message: () => 'Only the person whose connections these are can do that.' },
+  admins_only: { status: 403, title: 'Not allowed', message: () => "Only an admin of this gateway can see everyone's activity." },
   not_found: { status: 404, title: 'Not found', message: (again) => `That app is not connected to this account (any more). ${again}` },
   unknown_action: { status: 400, title: 'Unknown action', message: (again) => again },
   unknown_server: { status: 400, title: 'Unknown server', message: (again) => `That server takes no token of yours. ${again}` },
