@@ -166,7 +166,7 @@ async function main() {
         on: summary(trail.on),
         off: summary(trail.off),
         addedPerRound: summary(trail.on.map((v, i) => v - (trail.off[i] ?? 0))),
-        d1: await d1PerRequest(origin, targets.gateway, ping),
+        d1,
       };
     }
     if (PARTS.has('breakdown')) {
@@ -223,6 +223,8 @@ async function main() {
     named: await kvPerRequest(origin, targets.named, ping),
     own: await kvPerRequest(origin, { url: `${severalOrigin}/own/mcp/json/mcp`, headers: rpcHeaders(ownToken) }, ping),
   };
+  // While wrangler still runs: the results below are put together after it has stopped.
+  const d1 = await d1PerRequest(origin, targets.gateway, ping);
 
   // 3. Load: 50 sessions alternating ping and tools/call, bare and gateway in alternating slices.
   log(`load: ${LOAD_SESSIONS} sessions, ${LOAD_SECONDS} s per path (bare, gateway, gateway not printing), in alternating slices`);
@@ -256,7 +258,7 @@ async function main() {
       trail: { median: latency.gateway.median - latency.trailOff.median, p99: latency.gateway.p99 - latency.trailOff.p99 },
       trailPaired: summary((ms.gateway ?? []).map((v, i) => v - (ms.trailOff?.[i] ?? 0))),
     },
-    d1: await d1PerRequest(origin, targets.gateway, ping),
+    d1,
     peerRatio: latency.gateway.median / latency.peer.median,
     wranglerRoundTrip: summary(health),
     unknownToken: summary(refused),
