@@ -166,7 +166,7 @@ async function main() {
         on: summary(trail.on),
         off: summary(trail.off),
         addedPerRound: summary(trail.on.map((v, i) => v - (trail.off[i] ?? 0))),
-        d1,
+        d1: await d1PerRequest(origin, targets.gateway, ping),
       };
     }
     if (PARTS.has('breakdown')) {
