@@ -8,6 +8,25 @@
 /** The outcomes a stored event can have (the vocabulary; src/audit/store.ts maps the proxy's). */
 export type AuditOutcome = 'ok' | 'upstream_error' | 'refused_by_policy' | 'rate_limited' | 'not_allowed' | 'auth_failed';
 
+/** One row as the INSERT reads it from the JSON array (column names, as in the migration). */
+export interface AuditRow {
+  time: number;
+  kind: string;
+  email: string | null;
+  actor: string | null;
+  groups: string | null;
+  client_id: string | null;
+  client_name: string | null;
+  upstream: string | null;
+  rpc_method: string | null;
+  tool: string | null;
+  outcome: AuditOutcome;
+  status: number | null;
+  upstream_status: number | null;
+  duration_ms: number | null;
+  arguments: string | null;
+}
+
 export const AUDIT_OUTCOMES: readonly AuditOutcome[] = ['ok', 'upstream_error', 'refused_by_policy', 'rate_limited', 'not_allowed', 'auth_failed'];
 
 /** One stored row, as the pages read it. */
@@ -121,23 +140,9 @@ export async function countsPerHour(db: D1Database, filters: AuditFilters): Prom
   return result.results.map((r) => ({ hour: r.hour, outcome: r.outcome, count: r.count }));
 }
 
-interface Row {
+/** A stored row: what the INSERT writes (store.ts), and its id. */
+interface Row extends AuditRow {
   id: number;
-  time: number;
-  kind: string;
-  email: string | null;
-  actor: string | null;
-  groups: string | null;
-  client_id: string | null;
-  client_name: string | null;
-  upstream: string | null;
-  rpc_method: string | null;
-  tool: string | null;
-  outcome: AuditOutcome;
-  status: number | null;
-  upstream_status: number | null;
-  duration_ms: number | null;
-  arguments: string | null;
 }
 
 function buildWhere(filters: AuditFilters, before: AuditCursor | undefined): { where: string; params: unknown[] } {

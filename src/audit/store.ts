@@ -13,26 +13,7 @@
  * never the request.
  */
 import type { AuditEvent } from './events';
-import type { AuditOutcome } from './query';
-
-/** One row as the INSERT reads it from the JSON array (column names, as in the migration). */
-export interface AuditRow {
-  time: number;
-  kind: string;
-  email: string | null;
-  actor: string | null;
-  groups: string | null;
-  client_id: string | null;
-  client_name: string | null;
-  upstream: string | null;
-  rpc_method: string | null;
-  tool: string | null;
-  outcome: AuditOutcome;
-  status: number | null;
-  upstream_status: number | null;
-  duration_ms: number | null;
-  arguments: string | null;
-}
+import type { AuditOutcome, AuditRow } from './query';
 
 const COLUMNS: readonly (keyof AuditRow)[] = [
   'time',
