@@ -4,8 +4,10 @@
  */
 import type { PeopleList } from './people';
 import { type ConfigProblem, Reader } from './reader';
+import type { AggregateConfig } from './aggregates';
 import { readUpstreams, type UpstreamConfig } from './upstreams';
 
+export type { AggregateConfig } from './aggregates';
 export type { NameRules } from './name-rules';
 export { MAX_GROUP_NAME, PEOPLE_HINT, type PeopleList } from './people';
 export type { RateLimitConfig, ToolPolicy, ToolRules } from './policy';
@@ -38,6 +40,8 @@ export interface Config {
   adminEmails: PeopleList | undefined;
   /** Every upstream, the single-upstream `/mcp` first when configured; never empty. */
   upstreams: readonly UpstreamConfig[];
+  /** AGGREGATES: connectors over several upstreams; empty when unset. */
+  aggregates: readonly AggregateConfig[];
   accessTokenTtl: number;
   refreshTokenTtl: number;
   /** A grant's absolute lifetime since its Access sign-in, in seconds, however often it refreshes. */
@@ -114,6 +118,7 @@ export function loadConfig(env: Readonly<Record<string, unknown>>): Config {
     allowedEmails,
     adminEmails: reader.allowlist('ADMIN_EMAILS'),
     upstreams,
+    aggregates: [],
     accessTokenTtl: reader.seconds('ACCESS_TOKEN_TTL', DEFAULT_ACCESS_TOKEN_TTL, 60, 2_592_000),
     refreshTokenTtl: reader.seconds('REFRESH_TOKEN_TTL', DEFAULT_REFRESH_TOKEN_TTL, 60, 31_536_000),
     // At least an hour, so a number meant as days or hours fails here rather than every login.
