@@ -2,9 +2,10 @@
  * Configuration: every variable and secret is read and validated here, once per environment,
  * and the rest of the gateway only ever sees the typed `Config`.
  */
+
+import type { AggregateConfig } from './aggregates';
 import type { PeopleList } from './people';
 import { type ConfigProblem, Reader } from './reader';
-import type { AggregateConfig } from './aggregates';
 import { readUpstreams, type UpstreamConfig } from './upstreams';
 
 export type { AggregateConfig } from './aggregates';
