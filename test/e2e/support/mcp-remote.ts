@@ -5,7 +5,7 @@
  * named in BROWSER (which `open`'s xdg-open honours) that hands the URL to the test, where
  * `Person` signs in and follows the redirect to mcp-remote's callback, as a browser would.
  */
-import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -48,6 +48,7 @@ export interface McpRemoteOptions {
 /** Starts mcp-remote on `url`, signs the person in when it asks, and resolves once it is connected. */
 export async function connectMcpRemote(url: string, options: McpRemoteOptions): Promise<McpRemote> {
   const dir = options.workDir;
+  await mkdir(dir, { recursive: true });
   const configDir = join(dir, 'mcp-auth');
   const browserLog = join(dir, 'browser-urls.txt');
   const browser = join(dir, 'browser.sh');
