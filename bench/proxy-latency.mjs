@@ -54,7 +54,8 @@ const FIRST_EVENT_ROUNDS = Number(process.env.BENCH_FIRST_EVENT_ROUNDS ?? 200);
 const NAMED_UPSTREAMS = 8;
 /** For a quick look while working: e.g. BENCH_PARTS=breakdown prints those figures only, and writes no chart. */
 const ALL_PARTS = ['latency', 'breakdown', 'load', 'stream', 'policy'];
-// Also `BENCH_PARTS=trail`: only the audit trail on against off, and its D1 statements per request.
+// Also `BENCH_PARTS=trail`: only the audit trail on against off, and its D1 statements per request;
+// `BENCH_PARTS=latency`: only what the gateway adds over the bare Worker, with and without session and trail.
 const PARTS = new Set((process.env.BENCH_PARTS ?? ALL_PARTS.join(',')).split(','));
 const PAT = `pat_BENCH_${randomBytes(16).toString('hex')}`;
 const ACCESS_CLIENT_ID = 'bench-access-client';
@@ -168,6 +169,19 @@ async function main() {
         addedPerRound: summary(trail.on.map((v, i) => v - (trail.off[i] ?? 0))),
         d1: await d1PerRequest(origin, targets.gateway, ping),
       };
+    }
+    if (PARTS.has('latency')) {
+      // What the gateway adds over the bare Worker, log not printed, taken apart in one run: with
+      // and without a session (the handle's HMAC in and out) and with the trail on and off.
+      const quietOff = { ...targets.quiet, headers: { ...targets.quiet.headers, 'X-Bench-Trail': 'off' } };
+      const noSession = (/** @type {{ url: string, headers: Record<string, string> }} */ t) => {
+        const { 'Mcp-Session-Id': _, ...headers } = t.headers;
+        return { ...t, headers };
+      };
+      partial.latency = await pairedOverBare(
+        { bare: targets.bare, quiet: targets.quiet, quietTrailOff: quietOff, bareNoSession: noSession(targets.bare), quietNoSession: noSession(quietOff) },
+        ping,
+      );
     }
     if (PARTS.has('breakdown')) {
       partial.stages = await stageBreakdown(origin, token);
@@ -592,6 +606,33 @@ async function timed(target, body, method = 'POST', status = 200) {
   await response.arrayBuffer();
   if (response.status !== status) throw new Error(`${target.url} answered ${response.status}`);
   return performance.now() - started;
+}
+
+/**
+ * Each target's median and p99, and its paired difference from `bare` (or `bareNoSession` for
+ * names ending NoSession), interleaved request by request with the order rotated.
+ * @param {Record<string, { url: string, headers: Record<string, string> }>} targets
+ * @param {string} body
+ */
+async function pairedOverBare(targets, body) {
+  const names = Object.keys(targets);
+  for (let i = 0; i < WARMUP; i++) for (const name of names) await timed(/** @type {*} */ (targets[name]), body);
+  /** @type {Record<string, number[]>} */
+  const ms = Object.fromEntries(names.map((name) => [name, []]));
+  for (let i = 0; i < REQUESTS; i++) {
+    for (let k = 0; k < names.length; k++) {
+      const name = /** @type {string} */ (names[(i + k) % names.length]);
+      ms[name]?.push(await timed(/** @type {*} */ (targets[name]), body));
+    }
+  }
+  /** @type {Record<string, unknown>} */
+  const out = {};
+  for (const name of names) {
+    const base = name.endsWith('NoSession') ? ms.bareNoSession : ms.bare;
+    const own = ms[name] ?? [];
+    out[name] = { ...summary(own), overBare: name.startsWith('bare') ? undefined : summary(own.map((v, i) => v - (base?.[i] ?? 0))) };
+  }
+  return out;
 }
 
 /** @param {number[]} values */
