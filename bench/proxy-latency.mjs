@@ -54,7 +54,8 @@ const FIRST_EVENT_ROUNDS = Number(process.env.BENCH_FIRST_EVENT_ROUNDS ?? 200);
 const NAMED_UPSTREAMS = 8;
 /** For a quick look while working: e.g. BENCH_PARTS=breakdown prints those figures only, and writes no chart. */
 const ALL_PARTS = ['latency', 'breakdown', 'load', 'stream', 'policy'];
-// Also `BENCH_PARTS=trail`: only the audit trail on against off, and its D1 statements per request.
+// Also `BENCH_PARTS=trail`: only the audit trail on against off, and its D1 statements per request;
+// `BENCH_PARTS=latency`: only what the gateway adds over the bare Worker, with and without session and trail.
 const PARTS = new Set((process.env.BENCH_PARTS ?? ALL_PARTS.join(',')).split(','));
 /** The aggregate part: in a full run unless BENCH_AGGREGATE=0, in a partial one when BENCH_PARTS names it. */
 const AGGREGATE = process.env.BENCH_AGGREGATE !== '0' && (process.env.BENCH_PARTS === undefined || PARTS.has('aggregate'));
@@ -175,6 +176,19 @@ async function main() {
         addedPerRound: summary(trail.on.map((v, i) => v - (trail.off[i] ?? 0))),
         d1: await d1PerRequest(origin, targets.gateway, ping),
       };
+    }
+    if (PARTS.has('latency')) {
+      // What the gateway adds over the bare Worker, log not printed, taken apart in one run: with
+      // and without a session (the handle's HMAC in and out) and with the trail on and off.
+      const quietOff = { ...targets.quiet, headers: { ...targets.quiet.headers, 'X-Bench-Trail': 'off' } };
+      const noSession = (/** @type {{ url: string, headers: Record<string, string> }} */ t) => {
+        const { 'Mcp-Session-Id': _, ...headers } = t.headers;
+        return { ...t, headers };
+      };
+      partial.latency = await pairedOverBare(
+        { bare: targets.bare, quiet: targets.quiet, quietTrailOff: quietOff, bareNoSession: noSession(targets.bare), quietNoSession: noSession(quietOff) },
+        ping,
+      );
     }
     if (PARTS.has('breakdown')) {
       partial.stages = await stageBreakdown(origin, token);
@@ -569,6 +583,33 @@ function printTable(r, targets) {
   const mark = (/** @type {boolean} */ met) => (met ? 'met    ' : 'NOT MET');
   for (const t of targets) console.log(`  ${t.target.padEnd(52)} ${mark(t.met)} ${t.value.padEnd(18)} ${mark(t.metNotPrinting)} ${t.notPrinting}`);
   console.log('(wrangler dev runs workerd locally; production adds the network between Cloudflare and the upstream, not this overhead.)');
+}
+
+/**
+ * Each target's median and p99, and its paired difference from `bare` (or `bareNoSession` for
+ * names ending NoSession), interleaved request by request with the order rotated.
+ * @param {Record<string, { url: string, headers: Record<string, string> }>} targets
+ * @param {string} body
+ */
+async function pairedOverBare(targets, body) {
+  const names = Object.keys(targets);
+  for (let i = 0; i < WARMUP; i++) for (const name of names) await timed(/** @type {*} */ (targets[name]), body);
+  /** @type {Record<string, number[]>} */
+  const ms = Object.fromEntries(names.map((name) => [name, []]));
+  for (let i = 0; i < REQUESTS; i++) {
+    for (let k = 0; k < names.length; k++) {
+      const name = /** @type {string} */ (names[(i + k) % names.length]);
+      ms[name]?.push(await timed(/** @type {*} */ (targets[name]), body));
+    }
+  }
+  /** @type {Record<string, unknown>} */
+  const out = {};
+  for (const name of names) {
+    const base = name.endsWith('NoSession') ? ms.bareNoSession : ms.bare;
+    const own = ms[name] ?? [];
+    out[name] = { ...summary(own), overBare: name.startsWith('bare') ? undefined : summary(own.map((v, i) => v - (base?.[i] ?? 0))) };
+  }
+  return out;
 }
 
 /**
