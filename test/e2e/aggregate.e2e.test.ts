@@ -63,7 +63,7 @@ async function refusal(call: Promise<unknown>): Promise<{ code: number | undefin
 const textOf = (result: unknown) => JSON.stringify((result as { content?: unknown }).content ?? result);
 
 describe('an aggregate over the kanban and the notes (issue #21)', () => {
-  it('MCP SDK v1 (2025, a session): both upstreams’ tools, prefixed; the missing-token error names /connections, and after adding it there the call works', async () => {
+  it('MCP SDK v1 (2025): both upstreams’ tools, prefixed; without the notes token its tools are left out and a call names /connections; with it added there, they work', async () => {
     const alice = await connectWithOAuth(workUrl(), { recorder, ownTokens: [SKIP] });
     open.push(alice.client);
     // One sign-in, one consent, naming both upstreams.
@@ -73,32 +73,58 @@ describe('an aggregate over the kanban and the notes (issue #21)', () => {
     expect(consents[0]?.text).toContain('Work tools');
     expect(consents[0]?.text).toContain('Kanban board');
     expect(consents[0]?.text).toContain('Notes');
-    // The gateway is the MCP server here: it gives the 2025 client a session of its own.
-    expect(alice.transport.sessionId).toBeTruthy();
 
-    const { tools } = await alice.client.listTools();
-    const names = tools.map((t) => t.name);
-    expect(names).toEqual(expect.arrayContaining(['kanban_list_boards', 'kanban_create_card', 'kanban_count_slowly', 'notes_add_note', 'notes_whoami']));
-    expect(names.every((n) => n.startsWith('kanban_') || n.startsWith('notes_'))).toBe(true);
-    expect(tools.find((t) => t.name === 'kanban_list_boards')?.description).toMatch(/kanban/i);
-    expect(tools.find((t) => t.name === 'notes_add_note')?.description).toMatch(/notes/i);
-
+    // She skipped the notes token at sign-in: instead of the notes' tools, one that says where to add it.
+    const listed = (await alice.client.listTools()).tools;
+    const before = listed.map((t) => t.name);
+    expect(before).toEqual(expect.arrayContaining(['kanban_list_boards', 'kanban_create_card', 'kanban_count_slowly']));
+    expect(before.filter((n) => !n.startsWith('kanban_'))).toEqual(['notes_add_token']);
+    expect(listed.find((t) => t.name === 'notes_add_token')?.description).toContain('/connections');
     const boards = await alice.client.callTool({ name: 'kanban_list_boards', arguments: {} });
     expect(boards.isError ?? false, textOf(boards)).toBe(false);
     expect(textOf(boards)).toContain('columns');
-
-    // She skipped the notes token at sign-in: the call says where to add it.
+    // A call to one of them says where to add the token.
     const missing = await refusal(alice.client.callTool({ name: 'notes_add_note', arguments: { text: 'first note' } }));
     expect(missing.message).toContain('/connections');
 
     await addTokenOnConnections(alice.provider.person, need(stack).urls.gateway, 'notes', ALICE_NOTES);
+    const { tools } = await alice.client.listTools();
+    const names = tools.map((t) => t.name);
+    expect(names).toEqual(expect.arrayContaining(['kanban_list_boards', 'kanban_create_card', 'notes_add_note', 'notes_whoami']));
+    expect(names.every((n) => n.startsWith('kanban_') || n.startsWith('notes_'))).toBe(true);
+    // Each description names the upstream its tool comes from.
+    expect(tools.find((t) => t.name === 'kanban_list_boards')?.description).toMatch(/kanban/i);
+    expect(tools.find((t) => t.name === 'notes_add_note')?.description).toMatch(/notes/i);
     const added = await alice.client.callTool({ name: 'notes_add_note', arguments: { text: 'alice, through the aggregate' } });
     expect(added.isError ?? false, textOf(added)).toBe(false);
     expect(textOf(added)).toContain('saved as note');
     const whoami = await alice.client.callTool({ name: 'notes_whoami', arguments: {} });
     expect(textOf(whoami)).toContain(`ending in ${ALICE_NOTES.slice(-4)}`);
 
+    await alice.client.close();
+  });
+
+  it('gives a 2025 client a session of its own, which DELETE ends', async () => {
+    const alice = await connectWithOAuth(workUrl(), { ownTokens: [ALICE_NOTES] });
+    open.push(alice.client);
+    // The gateway is the MCP server here: the session is its own, not an upstream's.
+    const session = alice.transport.sessionId;
+    expect(session).toBeTruthy();
+    expect((await alice.client.listTools()).tools.length).toBeGreaterThan(0);
     await alice.transport.terminateSession();
+    const after = await fetch(workUrl(), {
+      method: 'POST',
+      headers: {
+        Authorization: `Bearer ${alice.provider.savedTokens?.access_token}`,
+        'Content-Type': 'application/json',
+        Accept: 'application/json, text/event-stream',
+        'MCP-Protocol-Version': '2025-11-25',
+        'Mcp-Session-Id': session ?? '',
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+    });
+    // Streamable HTTP: a request in an ended session is a 404, and the client starts over.
+    expect(after.status).toBe(404);
     await alice.client.close();
   });
 

@@ -139,7 +139,8 @@ function pageForm(text: string, base: URL) {
   if (handle) return { kind: 'consent' as const, action: url, fields: { handle: decodeEntities(handle) } };
   const state = /name="state" value="([^"]+)"/.exec(text)?.[1];
   if (state && /name="token"/.test(text)) return { kind: 'token' as const, action: url, fields: { state: decodeEntities(state) } };
-  if (/name="email"/.test(text)) return { kind: 'login' as const, action: url, fields: {} };
+  // The login page asks for an email in a field of its own; other pages may carry one hidden.
+  if (/<input type="email" name="email"/.test(text)) return { kind: 'login' as const, action: url, fields: {} };
   return undefined;
 }
 
