@@ -175,8 +175,8 @@ export function printAggregate(a) {
   row('upstream direct', a.call.direct);
   row('gateway plain proxy (/w50/mcp, tool_1)', a.call.plain);
   row('gateway aggregate (/five/mcp, w50_tool_1)', a.call.aggregate);
-  row('aggregate added over the plain proxy (difference of figures)', a.call.addedOverPlain);
-  row('aggregate added over the plain proxy (per round)', a.call.addedOverPlainPaired);
+  row('aggregate - plain proxy (difference of figures)', a.call.addedOverPlain);
+  row('aggregate - plain proxy (per round)', a.call.addedOverPlainPaired);
 }
 
 /**
