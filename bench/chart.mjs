@@ -114,7 +114,7 @@ export function renderChart(r) {
     ...(r.aggregate
       ? [
           panel(`Aggregate tools/list over five upstreams (${r.aggregate.delaysMs.join(', ')} ms) and tools/call (median bar, p99 tick)`, [
-            lat(`slowest upstream (${Math.max(...r.aggregate.delaysMs)} ms) through the gateway`, r.aggregate.list.slowestThroughGateway),
+            lat(`slowest (${Math.max(...r.aggregate.delaysMs)} ms) via the plain proxy`, r.aggregate.list.slowestThroughGateway),
             {
               label: 'sum of the five, one by one (reference)',
               value: r.aggregate.list.sumOfDirectMedians,

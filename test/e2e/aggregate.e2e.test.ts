@@ -243,6 +243,18 @@ describe('an aggregate over the kanban and the notes (issue #21)', () => {
     expect(listed('signed-in', await claude('mcp', 'list'))).toMatch(/ - \S+ Connected$/);
   });
 
+  it('logs each call through the aggregate with the aggregate, the upstream and the tool', async () => {
+    const bob = await connectV2WithOAuth(workUrl(), { email: 'bob@example.com', ownTokens: [BOB_NOTES] });
+    open.push(bob.client);
+    await bob.client.callTool({ name: 'kanban_get_card', arguments: { card: 424_242 } });
+    await bob.client.close();
+    const calls = gatewayLogs(need(stack))
+      .filter((line) => line.includes('"event":"mcp_proxy"') && line.includes('"rpcMethod":"tools/call"') && line.includes('get_card'))
+      .map((line) => JSON.parse(line.slice(line.indexOf('{'))) as Record<string, unknown>);
+    expect(calls.at(-1)).toMatchObject({ aggregate: 'work', upstream: 'kanban', email: 'bob@example.com' });
+    expect(String(calls.at(-1)?.tool)).toMatch(/get_card$/);
+  });
+
   it('never shows an upstream token to a client, a person or the log', async () => {
     const { upstreamToken } = need(stack);
     for (const secret of [upstreamToken, ALICE_NOTES, BOB_NOTES]) await recorder.expectNever(secret);
