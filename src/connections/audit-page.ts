@@ -91,7 +91,10 @@ function eventsTable(events: readonly StoredEvent[], everyone: boolean): SafeHtm
 
 function what(event: StoredEvent): SafeHtml {
   if (event.kind !== 'mcp_proxy') return html`${event.kind.replace(/_/g, ' ')}`;
-  return html`${event.rpcMethod ?? html`<span class="muted">no JSON-RPC message</span>`}${event.tool ? html` <code>${event.tool}</code>` : ''}${event.durationMs !== null ? html`<br><span class="muted">${event.durationMs} ms</span>` : ''}`;
+  return html`${event.rpcMethod ?? html`<span class="muted">no JSON-RPC message</span>`}${event.tool ? html` <code>${event.tool}</code>` : ''}${
+    // Only where the upstream keeps arguments (audit.arguments): the client's own input, escaped like the rest.
+    event.arguments ? html`<br><code class="arguments" style="white-space:pre-wrap;word-break:break-all">${event.arguments}</code>` : ''
+  }${event.durationMs !== null ? html`<br><span class="muted">${event.durationMs} ms</span>` : ''}`;
 }
 
 /** The filters as typed, as a query string for the paging and export links. */
