@@ -12,7 +12,7 @@ import { redirectToAccess } from '../sign-in';
 import { exportResponse } from './audit-export';
 import { parseCursor, parseFilters } from './audit-filter';
 import { type AuditPageOptions, renderAuditPage, type Trail } from './audit-page';
-import { readSession } from './session';
+import { AUDIT_PATH, readSession } from './session';
 
 const PAGE_SIZE = 100;
 const HOUR = 3_600_000;
@@ -25,7 +25,7 @@ export async function handleAudit(request: Request, leg: BrowserLeg): Promise<Re
     throw new PageError('method_not_allowed', `${request.method} ${url.pathname}`, { startAgain: 'connections', headers: new Headers({ Allow: 'GET' }) });
   }
   const session = await readSession(request, leg.config);
-  if (!session) return redirectToAccess(leg, url.origin, 'connections');
+  if (!session) return redirectToAccess(leg, url.origin, 'connections', { returnTo: AUDIT_PATH });
   if (!session.admin) throw new PageError('admins_only', `audit trail asked for by ${session.email}, not an admin`);
 
   const parsed = parseFilters(url.searchParams);

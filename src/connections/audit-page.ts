@@ -6,9 +6,7 @@ import type { AuditCursor, HourCount, StoredEvent } from '../audit';
 import { html, htmlPage, type SafeHtml } from '../lib';
 import { renderHourlyChart } from './audit-chart';
 import { cursorParam, FILTER_FIELDS, type FilterField } from './audit-filter';
-import { CONNECTIONS_PATH } from './session';
-
-export const AUDIT_PATH = `${CONNECTIONS_PATH}/audit`;
+import { AUDIT_PATH, CONNECTIONS_PATH } from './session';
 
 /** What the trail can say on a page: the events, or why there are none to show. */
 export type Trail = { events: StoredEvent[]; next?: AuditCursor | undefined } | { off: 'no_database' | 'unavailable' };
