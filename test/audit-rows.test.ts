@@ -215,3 +215,21 @@ describe('issue #20: arguments on the pages and in the export', () => {
     expect(JSON.parse(jsonl.trim()).arguments).toBe('{"q":"<script>alert(1)</script>"}');
   });
 });
+
+describe('issue #20: a trail that cannot be read', () => {
+  it('says so on the pages and logs one audit_read_failed line, without the error failing the page', async () => {
+    const gateway = await Gateway.start(gatewayEnv({ ADMIN_EMAILS: 'admin@example.com' }));
+    const { browser, page } = await openConnections(gateway, { email: 'admin@example.com' });
+    await auditDb.exec('DROP TABLE audit_events');
+    const own = await gateway.fetch('/connections', { headers: browser.headers() });
+    const audit = await gateway.fetch('/connections/audit', { headers: browser.headers() });
+    expect(page.status).toBe(200);
+    for (const response of [own, audit]) {
+      expect(response.status).toBe(200);
+      expect(await response.text()).toContain('could not be read just now');
+    }
+    const failures = printed.filter((line) => line.includes('"audit_read_failed"')).map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(failures).toHaveLength(2);
+    expect(failures[0]).toMatchObject({ event: 'audit_read_failed', error: expect.stringContaining('no such table') });
+  });
+});
