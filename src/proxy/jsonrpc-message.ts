@@ -126,12 +126,11 @@ function summarize(messages: unknown[], batch: boolean, auditArguments: AuditArg
     methods.add(method);
     if (message.id !== undefined || !method.startsWith('notifications/')) calls++;
     const params = isPlainObject(message.params) ? message.params : undefined;
-    const name = (set: Set<string>, key: 'name' | 'uri') => set.add(params ? printable(params[key], TOOL_CHARS) : '?');
     if (message.method === 'tools/call') {
-      name(tools, 'name');
+      tools.add(nameIn(params, 'name'));
       callArguments.push(params?.arguments);
-    } else if (RESOURCE_METHODS.has(message.method as string)) name(resources, 'uri');
-    else if (message.method === 'prompts/get') name(prompts, 'name');
+    } else if (RESOURCE_METHODS.has(message.method as string)) resources.add(nameIn(params, 'uri'));
+    else if (message.method === 'prompts/get') prompts.add(nameIn(params, 'name'));
   }
   const single = messages[0];
   const id = !batch && isPlainObject(single) && typeof single.method === 'string' && isId(single.id) ? (single.id as JsonRpcId) : null;
@@ -146,6 +145,11 @@ function summarize(messages: unknown[], batch: boolean, auditArguments: AuditArg
     calls,
     batch,
   };
+}
+
+/** What a tool, resource or prompt message names, as the log prints it; `?` without params. */
+function nameIn(params: Record<string, unknown> | undefined, key: 'name' | 'uri'): string {
+  return params ? printable(params[key], TOOL_CHARS) : '?';
 }
 
 const RESOURCE_METHODS = new Set(['resources/read', 'resources/subscribe', 'resources/unsubscribe']);
