@@ -339,3 +339,27 @@ describe('issue #11: example values in the secrets UPSTREAMS names', () => {
     expect(variables({ ...env, GITHUB_TOKEN: 'github_pat_real' })).toEqual([]);
   });
 });
+
+describe('configuration: audit.arguments (issue #20)', () => {
+  const notes = (audit: unknown) => ({ ...valid, UPSTREAMS: JSON.stringify({ notes: { url: 'https://notes.example/mcp', token: 'UPSTREAM_TOKEN', audit } }) });
+
+  it('keeps no arguments unless an upstream opts in, per upstream', () => {
+    const config = loadConfig({ ...notes({ arguments: 'full' }), UPSTREAM_AUDIT: '{"arguments":"keys"}' });
+    expect(config.upstreams.map((u) => [u.name, u.audit.arguments])).toEqual([
+      ['mcp', 'keys'],
+      ['notes', 'full'],
+    ]);
+    expect(loadConfig(valid).upstreams[0]?.audit).toEqual({ arguments: 'none' });
+    expect(loadConfig({ ...valid, UPSTREAM_AUDIT: { arguments: 'none' } }).upstreams[0]?.audit).toEqual({ arguments: 'none' });
+  });
+
+  it.each([
+    [{ UPSTREAM_AUDIT: '{"arguments":"all"}' }, 'UPSTREAM_AUDIT.arguments'],
+    [{ UPSTREAM_AUDIT: '{"args":"keys"}' }, 'UPSTREAM_AUDIT.args'],
+    [{ UPSTREAM_AUDIT: '"keys"' }, 'UPSTREAM_AUDIT'],
+    [{ UPSTREAMS: JSON.parse(notes({ arguments: true }).UPSTREAMS) }, 'UPSTREAMS.notes.audit.arguments'],
+    [{ UPSTREAMS: JSON.parse(notes('keys').UPSTREAMS) }, 'UPSTREAMS.notes.audit'],
+  ])('refuses %j, naming %s', (variables_, field) => {
+    expect(variables({ ...valid, ...variables_ })).toEqual([field]);
+  });
+});

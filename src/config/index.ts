@@ -13,7 +13,15 @@ export type { NameRules } from './name-rules';
 export { MAX_GROUP_NAME, PEOPLE_HINT, type PeopleList } from './people';
 export type { RateLimitConfig, ToolPolicy, ToolRules } from './policy';
 export { type ConfigProblem, isLoopbackHost } from './reader';
-export { DEFAULT_UPSTREAM_TIMEOUT, SINGLE_UPSTREAM_NAME, serverName, type UpstreamConfig, upstreamLabel } from './upstreams';
+export {
+  type AuditArguments,
+  DEFAULT_UPSTREAM_TIMEOUT,
+  SINGLE_UPSTREAM_NAME,
+  serverName,
+  type UpstreamAuditConfig,
+  type UpstreamConfig,
+  upstreamLabel,
+} from './upstreams';
 
 export interface AccessConfig {
   clientId: string;

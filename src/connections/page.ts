@@ -1,9 +1,9 @@
 import { upstreamLabel } from '../config';
 import { html, htmlPage, type SafeHtml } from '../lib';
 import { takesOwnTokens } from '../upstreams';
-import { AUDIT_PATH, activitySection, type Trail } from './audit-page';
+import { activitySection, type Trail } from './audit-page';
 import type { PersonView, UpstreamView } from './data';
-import { CONNECTIONS_PATH, type Session } from './session';
+import { AUDIT_PATH, CONNECTIONS_PATH, type Session } from './session';
 
 export const NOTICES = {
   saved: 'Your token was checked and saved.',

@@ -33,7 +33,10 @@ export async function issueCode(
   headers: Headers,
   accessRefreshToken?: string,
 ): Promise<Response> {
-  const props: GrantProps = { ...stampSignIn(identity), ...(accessRefreshToken ? { accessRefreshToken } : {}) };
+  // One registry read per login, so the proxy has the app's name for the audit trail with no read per request.
+  const clientName = await clientNameOf(helpers, request.clientId);
+  const signedIn: Identity = { ...identity, ...(clientName ? { clientName } : {}) };
+  const props: GrantProps = { ...stampSignIn(signedIn), ...(accessRefreshToken ? { accessRefreshToken } : {}) };
   const { redirectTo } = await helpers.completeAuthorization({
     request,
     userId: identity.email,
@@ -43,8 +46,27 @@ export async function issueCode(
     // Right after Access let them in (or the ten-minute token step that follows): MAX_GRANT_AGE counts from here.
     props,
   });
-  emit({ event: 'sign_in', actor: identity.email, purpose: 'mcp-login', upstream: upstream.name, clientId: request.clientId });
+  emit({
+    event: 'sign_in',
+    actor: identity.email,
+    purpose: 'mcp-login',
+    upstream: upstream.name,
+    clientId: request.clientId,
+    ...(clientName ? { trailOnly: { clientName } } : {}),
+  });
   headers.set('Location', redirectTo);
   headers.set('Cache-Control', 'no-store');
   return new Response(null, { status: 302, headers });
+}
+
+/** The longest app name kept: names are the app's own choice, and only label a row. */
+const MAX_CLIENT_NAME = 100;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is removed
+const CONTROL = /[\x00-\x1f\x7f]+/g;
+
+/** The app's registered name on one line, capped; undefined when it has none or cannot be read (the login goes on). */
+async function clientNameOf(helpers: OAuthHelpers, clientId: string): Promise<string | undefined> {
+  const client = await helpers.lookupClient(clientId).catch(() => null);
+  const name = client?.clientName?.replace(CONTROL, ' ').trim().slice(0, MAX_CLIENT_NAME);
+  return name || undefined;
 }

@@ -14,7 +14,7 @@ import { AuthorizationError, type AuthRequest } from '@cloudflare/workers-oauth-
 import type { BrowserLeg } from '../context';
 import type { Identity } from '../identity';
 import { PageError } from '../pages';
-import type { AccessLoginData } from './access-url';
+import type { AccessLoginData, ConnectionsLoginData } from './access-url';
 import { beginCookieLogin, finishCookieLogin, isCookieState } from './login-cookie';
 
 export type LoginPurpose = 'mcp-login' | 'own-token' | 'connections' | 'upstream-oauth';
@@ -29,8 +29,8 @@ export interface LoginData {
    * grant the step ends in is re-validated at refresh as any other (issue #19).
    */
   'own-token': { identity: Identity; replacing: boolean; accessRefreshToken?: string };
-  /** A sign-in to /connections. */
-  connections: AccessLoginData;
+  /** A sign-in to /connections, and which of its pages to return to. */
+  connections: ConnectionsLoginData;
   /** Room for an upstream's own OAuth leg; nothing begins it yet. */
   'upstream-oauth': never;
 }
@@ -72,7 +72,7 @@ export async function beginLogin<P extends LoginPurpose>(
   data: LoginData[P],
   ...[tie]: P extends CookiePurpose ? [] : [LoginTie]
 ): Promise<{ state: string; headers: Headers }> {
-  if (purpose === 'connections') return beginCookieLogin(store.config, data as AccessLoginData);
+  if (purpose === 'connections') return beginCookieLogin(store.config, data as ConnectionsLoginData);
   if (!tie) throw new TypeError(`a ${purpose} step needs the OAuth request it belongs to`);
   return store.helpers.beginUpstream(tie.request, { data: { purpose, ...data }, ...(tie.headers ? { headers: tie.headers } : {}) });
 }
