@@ -13,6 +13,7 @@ export type { NameRules } from './name-rules';
 export { MAX_GROUP_NAME, PEOPLE_HINT, type PeopleList } from './people';
 export type { RateLimitConfig, ToolPolicy, ToolRules } from './policy';
 export { type ConfigProblem, isLoopbackHost } from './reader';
+export { type GatewayResource, gatewayResources, resourceLabel } from './resources';
 export { DEFAULT_UPSTREAM_TIMEOUT, SINGLE_UPSTREAM_NAME, serverName, type UpstreamConfig, upstreamLabel } from './upstreams';
 
 export interface AccessConfig {
