@@ -140,6 +140,18 @@ describe('issue #21: who may sign in to an aggregate, and keep refreshing', () =
     expect((await loginTo(WORK, bob)).status).toBe(403);
   });
 
+  it('says "no credential" for someone one upstream admits but holds no token for, while the other refuses them', async () => {
+    gateway.env = aggregateEnv(
+      { kanban: { url: KANBAN_URL, title: 'Kanban', userTokens: 'KANBAN_USER_TOKENS' } },
+      {},
+      { KANBAN_USER_TOKENS: JSON.stringify({ 'alice@example.com': 'kanban_SECRET_alice' }) },
+    );
+    const refused = await loginTo(WORK, bob);
+    expect(refused.status).toBe(403);
+    expect(await refused.text()).toContain('has no credential for Work &#60;tools&#62;');
+    expect((await loginTo(WORK, { email: 'alice@example.com' })).status).toBe(302);
+  });
+
   it('stops refreshing once no upstream in it admits the person any more', async () => {
     const { client, tokens } = await signIn(gateway, { resource: WORK, login: bob });
     const refresh = (refreshToken: string) => tokenRequest(gateway, { grant_type: 'refresh_token', refresh_token: refreshToken, client_id: client.clientId });
