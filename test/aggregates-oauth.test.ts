@@ -102,6 +102,18 @@ describe('issue #21: consent for an aggregate', () => {
     expect(await direct.response.text()).not.toContain('Servers it reaches');
   });
 
+  it('asks again once the aggregate reaches other upstreams than the person approved', async () => {
+    const browser = new Browser();
+    const client = await registerClient(gateway);
+    await decide(gateway, browser, await consentHandle((await authorize(gateway, browser, client, { resource: WORK })).response));
+    expect((await authorize(gateway, browser, client, { resource: WORK })).response.status).toBe(302);
+
+    gateway.env = aggregateEnv({ wiki: { url: 'https://wiki-mcp.example/mcp', token: 'KANBAN_TOKEN' } }, { work: { upstreams: ['kanban', 'linear', 'wiki'] } });
+    const asked = await authorize(gateway, browser, client, { resource: WORK });
+    expect(asked.response.status).toBe(200);
+    expect(await asked.response.text()).toContain('<div>wiki</div>');
+  });
+
   it('records the aggregate’s name in the consent audit events', async () => {
     const logs = vi.spyOn(console, 'log').mockImplementation(() => {});
     const browser = new Browser();

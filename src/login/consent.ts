@@ -1,6 +1,6 @@
 import { AuthorizationError, type AuthRequest, CimdFetchError, type OAuthHelpers } from '@cloudflare/workers-oauth-provider';
 import { emit } from '../audit';
-import { resourceLabel, upstreamLabel } from '../config';
+import { type Config, resourceLabel, upstreamLabel } from '../config';
 import type { BrowserLeg } from '../context';
 import { isCrossSitePost } from '../lib';
 import { PageError } from '../pages';
@@ -17,7 +17,7 @@ import { renderConsentPage } from './consent-page';
 export async function handleAuthorize(request: Request, leg: BrowserLeg): Promise<Response> {
   const { helpers, gateway, config } = leg;
   const origin = new URL(request.url).origin;
-  const remember = { secret: config.cookieSecret };
+  const remember = { secret: config.cookieSecret, ...approvalBinding(config) };
 
   if (request.method === 'GET') {
     const authRequest = await parseAuthRequest(request, helpers);
@@ -51,6 +51,18 @@ export async function handleAuthorize(request: Request, leg: BrowserLeg): Promis
   }
 
   throw new PageError('method_not_allowed', `${request.method} /authorize`, { headers: new Headers({ Allow: 'GET, POST' }) });
+}
+
+/**
+ * What a remembered approval is bound to beyond the client, redirect URI and resource (the
+ * library's key): with aggregates, what each one reaches. An approval names the upstreams it
+ * grants, so once an aggregate reaches others, people are asked again. The binding is the whole
+ * AGGREGATES membership, since the approval is stored before its resource is known; without
+ * aggregates there is none, and approvals remembered so far stay valid.
+ */
+function approvalBinding(config: Config): { subject?: string } {
+  if (config.aggregates.length === 0) return {};
+  return { subject: `aggregates:${JSON.stringify(config.aggregates.map((a) => [a.name, a.upstreams.map((u) => u.name)]))}` };
 }
 
 /** The validated request, or the error redirect when the library vouches for the redirect URI. */
