@@ -8,6 +8,7 @@ import {
   BOB_TOKEN,
   codeOf,
   NotesUpstream,
+  openConnections,
   ownTokensEnv,
   pasteToken,
   signInWithOwnToken,
@@ -276,6 +277,17 @@ describe("issue #21: an aggregate's sign-in asks for each own token in turn", ()
     const next = await skipToken(gateway, again.browser, stepState(await again.page.text()));
     expect(codeOf(await skipToken(gateway, again.browser, stepState(await next.text())))).not.toBe('');
     expect(await storedKeys()).toEqual(['user-token:tracker:alice@example.com']);
+  });
+
+  it('says on /connections which skipped tokens the aggregate goes without', async () => {
+    const step = await toWorkStep();
+    const second = await skipToken(gateway, step.browser, stepState(await step.page.text()));
+    expect(codeOf(await pasteToken(gateway, step.browser, stepState(await second.text()), TRACKER_TOKEN))).not.toBe('');
+    const html = await (await openConnections(gateway)).page.text();
+    const section = html.slice(html.indexOf('<h2>Work tools</h2>'));
+    expect(section).toContain(`<code>${WORK}</code>`);
+    expect(section).toMatch(/Without your token for Notes, their tools are left out here/);
+    expect(section).toContain('Test MCP Client');
   });
 
   it('does not ask again for a token already stored, from the direct path or the aggregate', async () => {

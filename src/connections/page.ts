@@ -38,7 +38,7 @@ export function renderConnectionsPage(options: ConnectionsPageOptions): Response
 ${form(session, { action: 'sign-out' }, 'Sign out')}
 ${notice}
 ${own.upstreams.map((view) => upstreamSection(options, own.email, view, true))}
-${own.aggregates.map((view) => aggregateSection(options, own.email, view))}
+${own.aggregates.map((view) => aggregateSection(options, own, view))}
 ${own.upstreams.length === 0 && own.aggregates.length === 0 && html`<p>There is no server here you may use.</p>`}
 ${options.activity && activitySection(options.activity)}
 ${session.admin && html`<p><a href="${AUDIT_PATH}">Everyone's activity: the audit trail (admin)</a></p>`}
@@ -69,13 +69,16 @@ ${appsTable(session, email, apps)}`;
 }
 
 /** An aggregate's apps; the tokens it uses are its upstreams' own, shown in their sections. */
-function aggregateSection(options: ConnectionsPageOptions, email: string, view: AggregateView): SafeHtml {
+function aggregateSection(options: ConnectionsPageOptions, person: PersonView, view: AggregateView): SafeHtml {
   const { aggregate, apps } = view;
   const reaches = aggregate.upstreams.map((u, i) => html`${i > 0 ? ', ' : ''}<strong>${upstreamLabel(u) ?? u.name}</strong>`);
+  // Skipped at sign-in, or deleted since: the aggregate goes without these until a token is added.
+  const missing = person.upstreams.filter((v) => aggregate.upstreams.includes(v.upstream) && takesOwnTokens(v.upstream) && !v.token);
   return html`<h2>${aggregate.title ?? aggregate.name}</h2>
 <p class="muted">Connector URL: <code>${options.origin}${aggregate.path}</code></p>
 <p>One connector for ${reaches}, with the same tokens as each of them.</p>
-${appsTable(options.session, email, apps)}`;
+${missing.length > 0 && html`<p class="warn">Without your token for ${missing.map((v, i) => html`${i > 0 ? ', ' : ''}${upstreamLabel(v.upstream) ?? v.upstream.name}`)}, their tools are left out here: add it in their section.</p>`}
+${appsTable(options.session, person.email, apps)}`;
 }
 
 function personSection(options: ConnectionsPageOptions, person: PersonView): SafeHtml {
