@@ -14,15 +14,15 @@ import type { GrantProps } from '../sign-in';
  * than guess.
  */
 export function allowedResource(gateway: OriginGateway, config: Config, request: AuthRequest, identity: Identity, headers: Headers): GatewayResource {
-  const upstream = gateway.resourceFor(request.resource);
-  const refusal = upstream ? refusalForAny(config, upstream.upstreams, identity) : 'not_allowed';
-  if (!upstream || refusal) {
-    const label = upstream && resourceLabel(upstream);
-    const reason = `login refused: ${refusal}${upstream ? ` for ${upstream.name}` : ''}`;
+  const resource = gateway.resourceFor(request.resource);
+  const refusal = resource ? refusalForAny(config, resource.upstreams, identity) : 'not_allowed';
+  if (!resource || refusal) {
+    const label = resource && resourceLabel(resource);
+    const reason = `login refused: ${refusal}${resource ? ` for ${resource.name}` : ''}`;
     if (refusal === 'not_allowed') throw new PageError('not_allowed', reason, { headers, email: identity.email, server: label ?? 'this server' });
     throw new PageError('no_credential', reason, { headers, email: identity.email, server: label ?? 'the server behind this gateway' });
   }
-  return upstream;
+  return resource;
 }
 
 /** The end of a login: the grant (with Access's refresh token, for re-validation at refresh), and the MCP client's authorization code. */
