@@ -48,9 +48,13 @@ export interface UpstreamAuditConfig {
 export const SINGLE_UPSTREAM_NAME = 'mcp';
 export const DEFAULT_UPSTREAM_TIMEOUT = 30;
 
-/** Paths the gateway answers itself, which an upstream name would shadow. */
-const RESERVED_NAMES = new Set(['mcp', 'authorize', 'callback', 'token', 'register', 'health', 'connections']);
-const NAME = /^[a-z0-9-]{1,32}$/;
+/** Paths the gateway answers itself, which an upstream (or aggregate) name would shadow. */
+export const RESERVED_NAMES = new Set(['mcp', 'authorize', 'callback', 'token', 'register', 'health', 'connections']);
+/**
+ * Upstream and aggregate names. No `_`: an aggregate names each tool `<upstream>_<tool>`, and the
+ * first `_` is where it splits the name again, so an upstream name must never hold one.
+ */
+export const NAME = /^[a-z0-9-]{1,32}$/;
 const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** The gateway's own secrets: an upstream setting naming one would send it upstream. */
 const GATEWAY_SECRETS = new Set(['ACCESS_CLIENT_SECRET', 'COOKIE_ENCRYPTION_KEY', 'TOKEN_ENCRYPTION_KEY', 'TOKEN_ENCRYPTION_KEY_PREVIOUS']);
@@ -168,9 +172,7 @@ function readNamedUpstream(
   }
 
   const url = reader.url('url', UPSTREAM_URL_HINT);
-  const title = reader.string('title', '', { optional: true });
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
-  if (title !== undefined && (title.length > 80 || !/^[^\x00-\x1f\x7f]*$/.test(title))) reader.problem('title', 'must be one line of at most 80 characters');
+  const title = reader.title('title');
   const allowedEmails = reader.allowlist('allowedEmails');
   const token = referencedSecret(reader, 'token', env);
   const userTokensVariable = reference(reader, 'userTokens', env);

@@ -1,27 +1,28 @@
 import type { AuthRequest, OAuthHelpers } from '@cloudflare/workers-oauth-provider';
 import { emit } from '../audit';
-import { type Config, type UpstreamConfig, upstreamLabel } from '../config';
+import { type Config, type GatewayResource, resourceLabel } from '../config';
 import type { OriginGateway } from '../context';
 import type { Identity } from '../identity';
 import { PageError } from '../pages';
-import { refusalFor, stampSignIn } from '../permissions';
+import { refusalForAny, stampSignIn } from '../permissions';
 import type { GrantProps } from '../sign-in';
 
 /**
- * The upstream this login is for, once this person may use it; a readable 403 otherwise. The
- * request was validated against this origin's resources, so an unknown one means the
- * configuration changed during the login: refuse rather than guess.
+ * The upstream or aggregate this login is for, once this person may use it (an aggregate: any of
+ * its upstreams); a readable 403 otherwise. The request was validated against this origin's
+ * resources, so an unknown one means the configuration changed during the login: refuse rather
+ * than guess.
  */
-export function allowedUpstream(gateway: OriginGateway, config: Config, request: AuthRequest, identity: Identity, headers: Headers): UpstreamConfig {
-  const upstream = gateway.upstreamFor(request.resource);
-  const refusal = upstream ? refusalFor(config, upstream, identity) : 'not_allowed';
-  if (!upstream || refusal) {
-    const label = upstream && upstreamLabel(upstream);
-    const reason = `login refused: ${refusal}${upstream ? ` for ${upstream.name}` : ''}`;
+export function allowedResource(gateway: OriginGateway, config: Config, request: AuthRequest, identity: Identity, headers: Headers): GatewayResource {
+  const resource = gateway.resourceFor(request.resource);
+  const refusal = resource ? refusalForAny(config, resource.upstreams, identity) : 'not_allowed';
+  if (!resource || refusal) {
+    const label = resource && resourceLabel(resource);
+    const reason = `login refused: ${refusal}${resource ? ` for ${resource.name}` : ''}`;
     if (refusal === 'not_allowed') throw new PageError('not_allowed', reason, { headers, email: identity.email, server: label ?? 'this server' });
     throw new PageError('no_credential', reason, { headers, email: identity.email, server: label ?? 'the server behind this gateway' });
   }
-  return upstream;
+  return resource;
 }
 
 /** The end of a login: the grant (with Access's refresh token, for re-validation at refresh), and the MCP client's authorization code. */
@@ -29,7 +30,7 @@ export async function issueCode(
   helpers: OAuthHelpers,
   request: AuthRequest,
   identity: Identity,
-  upstream: UpstreamConfig,
+  upstream: Pick<GatewayResource, 'name'>,
   headers: Headers,
   accessRefreshToken?: string,
 ): Promise<Response> {

@@ -19,6 +19,12 @@ import { beginCookieLogin, finishCookieLogin, isCookieState } from './login-cook
 
 export type LoginPurpose = 'mcp-login' | 'own-token' | 'connections' | 'upstream-oauth';
 
+/** One upstream of an aggregate's own-token step: asked for in turn, each skippable. */
+export interface OwnTokenTurn {
+  upstream: string;
+  replacing: boolean;
+}
+
 /** What each purpose keeps until it finishes. */
 export interface LoginData {
   /** An MCP client's login, on its way through Access. */
@@ -28,7 +34,16 @@ export interface LoginData {
    * `accessRefreshToken` rides along, sealed in the library's transaction like the rest, so the
    * grant the step ends in is re-validated at refresh as any other (issue #19).
    */
-  'own-token': { identity: Identity; replacing: boolean; accessRefreshToken?: string };
+  'own-token': {
+    identity: Identity;
+    /** Whether the token asked for now replaces a saved one its upstream refused. */
+    replacing: boolean;
+    accessRefreshToken?: string;
+    /** For an aggregate's login, the upstream asked for now; absent: the login's own upstream. */
+    upstream?: string;
+    /** For an aggregate's login, the upstreams still to ask for after this one, in order (issue #21). */
+    then?: OwnTokenTurn[];
+  };
   /** A sign-in to /connections, and which of its pages to return to. */
   connections: ConnectionsLoginData;
   /** Room for an upstream's own OAuth leg; nothing begins it yet. */
