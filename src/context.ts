@@ -4,7 +4,7 @@
  * depending on each other.
  */
 import type { OAuthAuthorizationServer, OAuthHelpers, OAuthResourceServer, OAuthResourceTokenValidation } from '@cloudflare/workers-oauth-provider';
-import type { Config, UpstreamConfig } from './config';
+import type { Config, GatewayResource, UpstreamConfig } from './config';
 import type { Identity } from './identity';
 
 /** What the router needs of the token cache (src/oauth/token-cache.ts): forgetting a revoked grant's tokens. */
@@ -16,16 +16,16 @@ export interface GrantTokenCache {
 /**
  * The OAuth roles for one origin: one authorization server at the origin's root (claude.ai builds
  * `/authorize`, `/token` and `/register` from the origin), and one protected resource per upstream
- * at `<origin><upstream.path>` (RFC 8707), each with its own metadata and audience. Resources are
+ * and per aggregate at `<origin><path>` (RFC 8707), each with its own metadata and audience. Resources are
  * fixed at construction and must be canonical URLs of this origin, so each origin the Worker is
  * reached on (workers.dev, a custom domain, a local port) gets its own set.
  */
 export interface OriginGateway {
   authorizationServer: OAuthAuthorizationServer<Env>;
-  /** Upstream name -> its resource server. */
+  /** Upstream or aggregate name (one namespace) -> its resource server. */
   resourceServers: ReadonlyMap<string, OAuthResourceServer<Env, Identity>>;
-  /** The upstream a canonical resource URL stands for. */
-  upstreamFor(resource: string | undefined): UpstreamConfig | undefined;
+  /** The upstream or aggregate a canonical resource URL stands for. */
+  resourceFor(resource: string | undefined): GatewayResource | undefined;
   /** The resource the root `/.well-known/oauth-protected-resource` describes, if one stands out. */
   defaultUpstream: UpstreamConfig | undefined;
   /** What every resource server checks a token with: the authorization server's check, cached. */

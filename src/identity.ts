@@ -19,4 +19,10 @@ export interface Identity {
    * `group:<name>` entries match. Absent: none known, e.g. a grant made before issue #19.
    */
   groups?: string[];
+  /**
+   * The name the MCP app this grant was made for gave itself (its registration or client ID
+   * metadata document) at login, capped and on one line: the audit trail stores it with each call
+   * without a registry read per request. Absent on grants made before; the pages look those up.
+   */
+  clientName?: string;
 }

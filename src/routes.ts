@@ -77,8 +77,9 @@ export async function routeRequest(request: Request, env: Env, ctx: ExecutionCon
 }
 
 /**
- * The upstream a path belongs to: `/mcp…` is the single upstream, `/<name>/mcp…` a named one,
- * and so are their RFC 9728 metadata paths under `/.well-known/oauth-protected-resource`.
+ * The resource a path belongs to: `/mcp…` is the single upstream, `/<name>/mcp…` a named upstream
+ * or an aggregate (one namespace), and so are their RFC 9728 metadata paths under
+ * `/.well-known/oauth-protected-resource`.
  */
 function resourceServerFor(url: URL, gateway: OriginGateway) {
   return gateway.resourceServers.get(upstreamNameFor(url.pathname) ?? '');

@@ -339,3 +339,97 @@ describe('issue #11: example values in the secrets UPSTREAMS names', () => {
     expect(variables({ ...env, GITHUB_TOKEN: 'github_pat_real' })).toEqual([]);
   });
 });
+
+describe('configuration: audit.arguments (issue #20)', () => {
+  const notes = (audit: unknown) => ({ ...valid, UPSTREAMS: JSON.stringify({ notes: { url: 'https://notes.example/mcp', token: 'UPSTREAM_TOKEN', audit } }) });
+
+  it('keeps no arguments unless an upstream opts in, per upstream', () => {
+    const config = loadConfig({ ...notes({ arguments: 'full' }), UPSTREAM_AUDIT: '{"arguments":"keys"}' });
+    expect(config.upstreams.map((u) => [u.name, u.audit.arguments])).toEqual([
+      ['mcp', 'keys'],
+      ['notes', 'full'],
+    ]);
+    expect(loadConfig(valid).upstreams[0]?.audit).toEqual({ arguments: 'none' });
+    expect(loadConfig({ ...valid, UPSTREAM_AUDIT: { arguments: 'none' } }).upstreams[0]?.audit).toEqual({ arguments: 'none' });
+  });
+
+  it.each([
+    [{ UPSTREAM_AUDIT: '{"arguments":"all"}' }, 'UPSTREAM_AUDIT.arguments'],
+    [{ UPSTREAM_AUDIT: '{"args":"keys"}' }, 'UPSTREAM_AUDIT.args'],
+    [{ UPSTREAM_AUDIT: '"keys"' }, 'UPSTREAM_AUDIT'],
+    [{ UPSTREAMS: JSON.parse(notes({ arguments: true }).UPSTREAMS) }, 'UPSTREAMS.notes.audit.arguments'],
+    [{ UPSTREAMS: JSON.parse(notes('keys').UPSTREAMS) }, 'UPSTREAMS.notes.audit'],
+  ])('refuses %j, naming %s', (variables_, field) => {
+    expect(variables({ ...valid, ...variables_ })).toEqual([field]);
+  });
+});
+
+describe('issue #21: configuration: AGGREGATES', () => {
+  const github = { url: 'https://api.githubcopilot.com/mcp/', token: 'GITHUB_TOKEN', title: 'GitHub' };
+  const linear = { url: 'https://mcp.linear.app/mcp', token: 'LINEAR_TOKEN' };
+  const notes = { url: 'https://notes.example/mcp', userSupplied: true };
+  const base = { ...valid, UPSTREAMS: JSON.stringify({ github, linear }), GITHUB_TOKEN: 'ghp_SECRET_github', LINEAR_TOKEN: 'lin_SECRET_linear' };
+  const withAggregates = (aggregates: unknown, extra: Record<string, unknown> = {}) => ({ ...base, AGGREGATES: JSON.stringify(aggregates), ...extra });
+  const problemsOf = (aggregates: unknown, extra: Record<string, unknown> = {}) =>
+    problems(withAggregates(aggregates, extra)).map((p) => `${p.variable}: ${p.message}`);
+
+  it('serves each aggregate at /<name>/mcp over the upstreams it names, in their order', () => {
+    const config = loadConfig(withAggregates({ work: { title: 'Work tools', upstreams: ['linear', 'github'] }, plain: { upstreams: ['github'] } }));
+    expect(config.aggregates.map((a) => [a.name, a.title, a.path, a.upstreams.map((u) => u.name)])).toEqual([
+      ['work', 'Work tools', '/work/mcp', ['linear', 'github']],
+      ['plain', undefined, '/plain/mcp', ['github']],
+    ]);
+    expect(config.aggregates[0]?.upstreams[1]).toBe(config.upstreams[1]);
+  });
+
+  it('takes AGGREGATES as a JSON object from wrangler.jsonc vars, and has none when unset', () => {
+    expect(loadConfig({ ...base, AGGREGATES: { work: { upstreams: ['github'] } } }).aggregates.map((a) => a.name)).toEqual(['work']);
+    expect(loadConfig(base).aggregates).toEqual([]);
+  });
+
+  it('names the entry of an upstream that is not in UPSTREAMS', () => {
+    expect(problemsOf({ work: { upstreams: ['github', 'linaer'] } })).toEqual(['AGGREGATES.work.upstreams[1]: "linaer" is not an upstream in UPSTREAMS']);
+  });
+
+  it.each([
+    ['an aggregate inside an aggregate', { a: { upstreams: ['github'] }, b: { upstreams: ['github', 'a'] } }, 'AGGREGATES.b.upstreams[1]', 'is an aggregate'],
+    ['a duplicate upstream', { work: { upstreams: ['github', 'linear', 'github'] } }, 'AGGREGATES.work.upstreams[2]', 'listed twice'],
+    ['the single /mcp upstream', { work: { upstreams: ['mcp', 'github'] } }, 'AGGREGATES.work.upstreams[0]', 'single upstream'],
+    ['an entry that is not a name', { work: { upstreams: ['github', 7] } }, 'AGGREGATES.work.upstreams[1]', 'name of an upstream'],
+    ['an empty list', { work: { upstreams: [] } }, 'AGGREGATES.work.upstreams', 'must list'],
+    ['a missing list', { work: { title: 'Work' } }, 'AGGREGATES.work.upstreams', 'must list'],
+    ['an unknown key', { work: { upstreams: ['github'], tools: {} } }, 'AGGREGATES.work.tools', 'is not a setting: use title, upstreams'],
+    ['a title of two lines', { work: { upstreams: ['github'], title: 'Work\ntools' } }, 'AGGREGATES.work.title', 'one line'],
+    ['settings that are not an object', { work: ['github'] }, 'AGGREGATES.work', 'must be an object'],
+    ['a name with _', { work_tools: { upstreams: ['github'] } }, 'AGGREGATES.work_tools', 'no _'],
+    ['a reserved name', { connections: { upstreams: ['github'] } }, 'AGGREGATES.connections', 'not a usable name'],
+  ])('refuses %s, naming the field', (_what, aggregates, variable, message) => {
+    const found = problems(withAggregates(aggregates));
+    expect(found.map((p) => p.variable)).toEqual([variable]);
+    expect(found[0]?.message).toContain(message);
+  });
+
+  it('refuses a name that UPSTREAMS already uses, naming both', () => {
+    const [problem, ...rest] = problems(withAggregates({ github: { upstreams: ['linear'] } }));
+    expect(rest).toEqual([]);
+    expect(problem?.variable).toBe('AGGREGATES.github');
+    expect(problem?.message).toContain('UPSTREAMS.github');
+  });
+
+  it('refuses AGGREGATES that is not a JSON object, without quoting it', () => {
+    const found = problems({ ...base, AGGREGATES: '{"work": ghp_SECRET' });
+    expect(found.map((p) => p.variable)).toEqual(['AGGREGATES']);
+    expect(JSON.stringify(found)).not.toContain('SECRET');
+  });
+
+  it('adds no second problem for an upstream that failed to load itself', () => {
+    const env = { ...withAggregates({ work: { upstreams: ['github', 'linear'] } }), LINEAR_TOKEN: undefined };
+    expect(variables(env)).toEqual(['UPSTREAMS.linear.token']);
+  });
+
+  it('still needs TOKEN_ENCRYPTION_KEY when an aggregate reaches a userSupplied upstream', () => {
+    const env = { ...withAggregates({ work: { upstreams: ['github', 'notes'] } }), UPSTREAMS: JSON.stringify({ github, notes }) };
+    expect(variables(env)).toEqual(['TOKEN_ENCRYPTION_KEY']);
+    expect(loadConfig({ ...env, TOKEN_ENCRYPTION_KEY: 't'.repeat(32) }).aggregates[0]?.upstreams.map((u) => u.userSupplied)).toEqual([false, true]);
+  });
+});

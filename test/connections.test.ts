@@ -1,6 +1,6 @@
 import { env, reset } from 'cloudflare:test';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { base64url } from '../src/lib';
+import { base64url, openSealed, sealText } from '../src/lib';
 import { Browser } from './fixtures/browser';
 import { Gateway, mcpRequest, ORIGIN, signIn } from './fixtures/gateway';
 import { recordingKvWrites } from './fixtures/kv-writes';
@@ -62,6 +62,34 @@ describe('/connections: signing in', () => {
     expect(back.status).toBe(303);
     const session = back.headers.getSetCookie().find((c) => c.startsWith('__Host-connections='));
     expect(session).toMatch(/Max-Age=1800; Path=\/; Secure; HttpOnly; SameSite=Lax$/);
+  });
+
+  // issue #20: an admin who opens the audit trail signed out lands on it after signing in.
+  it('returns a sign-in started on /connections/audit there, and any other to /connections, whatever the state claims', async () => {
+    const signInFrom = async (path: string, bend?: (pending: Record<string, unknown>) => Record<string, unknown>) => {
+      const browser = new Browser();
+      const start = browser.receive(await gateway.fetch(path, { redirect: 'manual' }));
+      expect(start.status).toBe(302);
+      if (bend) {
+        // A login cookie sealed with the gateway's own key but naming another page: the path is checked on the way back.
+        const [name, info] = ['__Host-connections-login', 'mcp-oauth-gateway connections login v1'];
+        const aad = new TextEncoder().encode(name);
+        const secret = gateway.env.COOKIE_ENCRYPTION_KEY;
+        const sealed = /__Host-connections-login=([^;]+)/.exec(start.headers.getSetCookie().join())?.[1] ?? '';
+        const pending = JSON.parse((await openSealed(secret, info, aad, sealed)) ?? '{}');
+        const forged = await sealText(secret, info, aad, JSON.stringify(bend(pending)));
+        browser.receive(new Response(null, { headers: { 'Set-Cookie': `${name}=${forged}; Path=/` } }));
+      }
+      const query = gateway.access.login(start.headers.get('Location') ?? '', { email: 'admin@example.com' });
+      const back = await gateway.fetch(`/callback?${query}`, { headers: browser.headers(), redirect: 'manual' });
+      expect(back.status).toBe(303);
+      return back.headers.get('Location');
+    };
+    expect(await signInFrom('/connections/audit?person=bob%40example.com')).toBe('/connections/audit');
+    expect(await signInFrom('/connections')).toBe('/connections');
+    for (const returnTo of ['https://evil.example/', '//evil.example', '/connections/../token', '/health']) {
+      expect(await signInFrom('/connections/audit', (pending) => ({ ...pending, returnTo })), returnTo).toBe('/connections');
+    }
   });
 
   it('refuses a sign-in state from another browser, or used twice', async () => {

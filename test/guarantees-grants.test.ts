@@ -27,15 +27,22 @@ describe('what a grant holds', () => {
     vi.useRealTimers();
   });
 
-  // issue #16: the sign-in time (seconds since the epoch) is the one prop added since, for MAX_GRANT_AGE.
-  it('holds only the email, Access subject, name and sign-in time, decrypted with the client’s own token', async () => {
+  // issue #16: the sign-in time (seconds since the epoch), for MAX_GRANT_AGE; issue #20: the app's
+  // registered name, so the audit trail names the app with no registry read per request.
+  it('holds only the email, Access subject, name, sign-in time and app name, decrypted with the client’s own token', async () => {
     gateway.env = gatewayEnv({ USER_TOKENS: JSON.stringify({ 'alice@example.com': ALICE_OWN }) });
     const signedInAt = signInSecond();
     const { tokens, client } = await signIn(gateway, { login: { email: 'Alice@Example.com', name: 'Alice Liddell' } });
 
     const summary = await oauthHelpers().unwrapToken(tokens.access_token);
     expect(summary?.grant.clientId).toBe(client.clientId);
-    expect(summary?.grant.props).toStrictEqual({ email: 'alice@example.com', sub: 'sub-Alice@Example.com', name: 'Alice Liddell', signedInAt });
+    expect(summary?.grant.props).toStrictEqual({
+      email: 'alice@example.com',
+      sub: 'sub-Alice@Example.com',
+      name: 'Alice Liddell',
+      signedInAt,
+      clientName: 'Test MCP Client',
+    });
     const grants = await oauthHelpers().listUserGrants('alice@example.com');
     expect(grants.items).toHaveLength(1);
     expect(grants.items[0]).toMatchObject({ clientId: client.clientId, userId: 'alice@example.com', scope: ['mcp'], metadata: {} });
@@ -51,6 +58,7 @@ describe('what a grant holds', () => {
       sub: 'sub-carol@example.com',
       signedInAt,
       groups: ['Writers', 'ops'],
+      clientName: 'Test MCP Client',
     });
     expect((await oauthHelpers().listUserGrants('carol@example.com')).items[0]?.metadata).toStrictEqual({ groups: ['Writers', 'ops'] });
   });
@@ -62,6 +70,7 @@ describe('what a grant holds', () => {
       email: 'bob@example.com',
       sub: 'sub-bob@example.com',
       signedInAt,
+      clientName: 'Test MCP Client',
     });
   });
 
@@ -94,6 +103,7 @@ describe('what a grant holds', () => {
       email: 'alice@example.com',
       sub: 'sub-alice@example.com',
       signedInAt,
+      clientName: 'Test MCP Client',
     });
 
     const refreshed = await tokenRequest(gateway, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token, client_id: client.clientId });
@@ -106,6 +116,7 @@ describe('what a grant holds', () => {
       email: 'alice@example.com',
       sub: 'sub-alice@example.com',
       signedInAt,
+      clientName: 'Test MCP Client',
     });
     const mcp = await mcpRequest(gateway, next.access_token);
     expect(mcp.status).toBe(200);

@@ -1,8 +1,25 @@
 import { env, reset } from 'cloudflare:test';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Browser } from './fixtures/browser';
-import { Gateway, mcpRequest, ORIGIN, tokenRequest } from './fixtures/gateway';
-import { ALICE_TOKEN, BOB_TOKEN, NotesUpstream, ownTokensEnv, pasteToken, signInWithOwnToken, stepState, TOKEN_KEY, toTokenStep } from './fixtures/own-tokens';
+import { exchangeCode, Gateway, mcpRequest, ORIGIN, tokenRequest } from './fixtures/gateway';
+import {
+  ALICE_TOKEN,
+  aggregateEnv,
+  BOB_TOKEN,
+  codeOf,
+  NotesUpstream,
+  openConnections,
+  ownTokensEnv,
+  pasteToken,
+  signInWithOwnToken,
+  skipToken,
+  stepState,
+  TOKEN_KEY,
+  TRACKER_TOKEN,
+  TRACKER_URL,
+  toTokenStep,
+  WORK,
+} from './fixtures/own-tokens';
 
 let gateway: Gateway;
 let notes: NotesUpstream;
@@ -213,5 +230,110 @@ describe('issue #17: a login state finishes only as the purpose it began with', 
     expect(answer.status).toBe(400);
     expect(answer.headers.get('Location')).toBeNull();
     expect(await env.OAUTH_KV.list({ prefix: 'user-token:' })).toMatchObject({ keys: [] });
+  });
+});
+
+describe("issue #21: an aggregate's sign-in asks for each own token in turn", () => {
+  beforeEach(async () => {
+    gateway.env = aggregateEnv();
+    new NotesUpstream(TRACKER_URL, [TRACKER_TOKEN]).install(gateway);
+  });
+  const storedKeys = async () => (await env.OAUTH_KV.list({ prefix: 'user-token:' })).keys.map((k) => k.name).sort();
+  const toWorkStep = () => toTokenStep(gateway, {}, undefined, undefined, WORK);
+
+  it('asks for each userSupplied upstream in the configured order, never for a shared one, then issues a code that works', async () => {
+    const step = await toWorkStep();
+    expect(step.page.status).toBe(200);
+    const first = await step.page.text();
+    expect(first).toContain('Your token for Notes');
+    expect(first).toContain('Work tools reaches Notes');
+    expect(first).toMatch(/<button[^>]*name="skip"[^>]*formnovalidate[^>]*>Skip for now: add it later on \/connections<\/button>/);
+
+    const second = await pasteToken(gateway, step.browser, stepState(first), ALICE_TOKEN);
+    expect(second.status).toBe(200);
+    const html = await second.text();
+    expect(html).toContain('Your token for Tracker');
+    expect(html).toContain('href="https://tracker.example/tokens"');
+    expect(html).not.toContain('Wiki');
+
+    const done = await pasteToken(gateway, step.browser, stepState(html), TRACKER_TOKEN);
+    expect(codeOf(done)).not.toBe('');
+    expect(await storedKeys()).toEqual(['user-token:notes:alice@example.com', 'user-token:tracker:alice@example.com']);
+    const tokens = await exchangeCode(gateway, step.client, codeOf(done), step.verifier, WORK);
+    expect(tokens.status).toBe(200);
+  });
+
+  it('lets the person skip any of them, storing nothing for a skipped one', async () => {
+    const step = await toWorkStep();
+    const second = await skipToken(gateway, step.browser, stepState(await step.page.text()));
+    expect(second.status).toBe(200);
+    const html = await second.text();
+    expect(html).toContain('Your token for Tracker');
+    const done = await pasteToken(gateway, step.browser, stepState(html), TRACKER_TOKEN);
+    expect(codeOf(done)).not.toBe('');
+    expect(await storedKeys()).toEqual(['user-token:tracker:alice@example.com']);
+
+    const again = await toTokenStep(gateway, { email: 'bob@example.com' }, undefined, undefined, WORK);
+    const next = await skipToken(gateway, again.browser, stepState(await again.page.text()));
+    expect(codeOf(await skipToken(gateway, again.browser, stepState(await next.text())))).not.toBe('');
+    expect(await storedKeys()).toEqual(['user-token:tracker:alice@example.com']);
+  });
+
+  it('says on /connections which skipped tokens the aggregate goes without', async () => {
+    const step = await toWorkStep();
+    const second = await skipToken(gateway, step.browser, stepState(await step.page.text()));
+    expect(codeOf(await pasteToken(gateway, step.browser, stepState(await second.text()), TRACKER_TOKEN))).not.toBe('');
+    const html = await (await openConnections(gateway)).page.text();
+    const section = html.slice(html.indexOf('<h2>Work tools</h2>'));
+    expect(section).toContain(`<code>${WORK}</code>`);
+    expect(section).toMatch(/Without your token for Notes, their tools are left out here/);
+    expect(section).toContain('Test MCP Client');
+  });
+
+  it('does not ask again for a token already stored, from the direct path or the aggregate', async () => {
+    await signInWithOwnToken(gateway, ALICE_TOKEN);
+    const step = await toWorkStep();
+    expect(step.page.status).toBe(200);
+    const html = await step.page.text();
+    expect(html).toContain('Your token for Tracker');
+    expect(codeOf(await pasteToken(gateway, step.browser, stepState(html), TRACKER_TOKEN))).not.toBe('');
+
+    const third = await toWorkStep();
+    expect(codeOf(third.page)).not.toBe('');
+  });
+
+  it('shows the same upstream again, still skippable, for a refused token', async () => {
+    const step = await toWorkStep();
+    const refused = await pasteToken(gateway, step.browser, stepState(await step.page.text()), 'notes_wrong_token');
+    expect(refused.status).toBe(400);
+    const html = await refused.text();
+    expect(html).toContain('That token was refused by Notes');
+    expect(html).toContain('name="skip"');
+    expect(await storedKeys()).toEqual([]);
+  });
+
+  it('does not ask for an upstream the person may not use', async () => {
+    gateway.env = aggregateEnv({
+      UPSTREAMS: JSON.stringify({
+        notes: { url: 'https://notes-mcp.example/mcp', title: 'Notes', userSupplied: true, allowedEmails: 'bob@example.com' },
+        wiki: { url: 'https://wiki-mcp.example/mcp', token: 'WIKI_TOKEN' },
+        tracker: { url: TRACKER_URL, title: 'Tracker', userSupplied: true },
+      }),
+    });
+    const step = await toWorkStep();
+    const html = await step.page.text();
+    expect(html).toContain('Your token for Tracker');
+    expect(html).not.toContain('Notes');
+  });
+
+  it('never skips the token step of a direct upstream, even when the form says skip', async () => {
+    gateway.env = ownTokensEnv();
+    const step = await toTokenStep(gateway);
+    const html = await step.page.text();
+    expect(html).not.toContain('name="skip"');
+    const forged = await skipToken(gateway, step.browser, stepState(html));
+    expect(forged.status).toBe(400);
+    expect(forged.headers.get('Location')).toBeNull();
+    expect(await storedKeys()).toEqual([]);
   });
 });

@@ -50,8 +50,12 @@ export async function checkSettings(env, report) {
     return;
   }
   const { config } = loaded;
+  const { aggregates } = config;
+  const over = aggregates.map((a) => `${a.path} over ${a.upstreams.map((u) => u.name).join(', ')}`).join('; ');
   report.pass(
-    `configuration loads: Access app ${config.access.clientId}, ${config.upstreams.length === 1 ? 'one upstream' : `${config.upstreams.length} upstreams`} (${config.upstreams.map((u) => u.path).join(', ')})`,
+    `configuration loads: Access app ${config.access.clientId}, ${config.upstreams.length === 1 ? 'one upstream' : `${config.upstreams.length} upstreams`} (${config.upstreams.map((u) => u.path).join(', ')})${
+      aggregates.length === 0 ? '' : `, ${aggregates.length === 1 ? 'one aggregate' : `${aggregates.length} aggregates`} (${over})`
+    }`,
   );
   await checkAccess(config, report);
   for (const upstream of config.upstreams) await checkUpstream(upstream, report);

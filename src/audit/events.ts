@@ -5,6 +5,18 @@
  * Never a token, cookie, query string or body.
  */
 
+/**
+ * Fields the audit trail stores but the console line never prints (src/audit/sink.ts drops them
+ * before printing): Workers Logs are kept and read under other rules than the trail, so what a
+ * person typed into a tool call, and text an app chose for itself, stay out of them.
+ */
+export interface TrailOnlyFields {
+  /** The `tools/call` arguments as the upstream's `audit.arguments` keeps them: JSON text, capped. */
+  arguments?: string | undefined;
+  /** The app's name as its registration gave it at login (capped), carried in the grant's props. */
+  clientName?: string | undefined;
+}
+
 /** The fields of the proxy's per-request line (src/proxy/log.ts narrows `outcome`). */
 export interface McpRequestFields {
   /** The upstream's name (`mcp` for the single upstream at /mcp). */
@@ -22,6 +34,10 @@ export interface McpRequestFields {
   protocolVersion?: string | undefined;
   /** Each distinct tool its `tools/call`s name, refused ones too (see `outcome`), comma-separated. */
   tool?: string | undefined;
+  /** Each distinct resource URI its `resources/read`, `resources/subscribe` and `resources/unsubscribe` name, likewise. */
+  resource?: string | undefined;
+  /** Each distinct prompt its `prompts/get`s name, likewise. */
+  prompt?: string | undefined;
   /** In a batch, the calls it held (what a rate limit charged). */
   requests?: number | undefined;
   /** What the client got. */
@@ -31,13 +47,15 @@ export interface McpRequestFields {
   /** Milliseconds until the upstream's response headers (or the failure). */
   latencyMs: number | undefined;
   outcome: string;
+  /** Stored in the trail, never printed. */
+  trailOnly?: TrailOnlyFields | undefined;
 }
 
 export type AuditEvent =
   | ({ event: 'mcp_proxy'; time: string } & McpRequestFields)
   | { event: 'mcp_proxy_endpoint_refused'; upstream: string; email: string; clientId: string; path: string }
   | { event: 'rate_limiter_unavailable'; upstream: string; email: string; error: string }
-  | { event: 'sign_in'; actor: string; purpose: 'mcp-login' | 'connections'; upstream?: string; clientId?: string }
+  | { event: 'sign_in'; actor: string; purpose: 'mcp-login' | 'connections'; upstream?: string; clientId?: string; trailOnly?: TrailOnlyFields }
   | { event: 'consent_approved' | 'consent_denied'; clientId: string; upstream: string | undefined }
   | { event: 'own_token_saved' | 'own_token_replaced'; actor: string; subject: string; upstream: string; via: 'login' | 'connections' }
   | { event: 'own_token_deleted'; actor: string; subject: string; upstream: string }
@@ -49,6 +67,7 @@ export type AuditEvent =
   | { event: 'audit_write_failed'; lost: number; error: string }
   | { event: 'audit_pruned'; expired: number; overLimit: number }
   | { event: 'audit_prune_failed'; error: string }
+  | { event: 'audit_read_failed'; error: string }
   | { event: 'purge'; grantsChecked: number; grantsPurged: number; tokensChecked: number; tokensPurged: number; done: boolean };
 
 export type AuditEventName = AuditEvent['event'];

@@ -1,4 +1,4 @@
-export type { AuditEvent, AuditEventName, McpRequestFields } from './events';
+export type { AuditEvent, AuditEventName, McpRequestFields, TrailOnlyFields } from './events';
 export type { AuditCursor, AuditFilters, AuditOutcome, AuditPage, HourCount, PageOptions, StoredEvent } from './query';
 export { AUDIT_OUTCOMES, countsPerHour, recentEventsFor, searchEvents, streamEvents } from './query';
 export type { PruneOptions, PruneResult } from './retention';

@@ -26,11 +26,22 @@ const LEVELS: Record<AuditEventName, Level> = {
   audit_write_failed: 'warn',
   audit_pruned: 'log',
   audit_prune_failed: 'warn',
+  audit_read_failed: 'warn',
   purge: 'log',
 };
 
-/** Prints one event now, as one JSON line, fields in the order the event was built with, and queues its trail row. */
+/**
+ * Prints one event now, as one JSON line, fields in the order the event was built with, and queues
+ * its trail row. `trailOnly` (tool arguments, the app's own name) goes to the row and is dropped
+ * from the line: copied out without it, so the printed text never holds it however it is spelled.
+ */
 export function emit(event: AuditEvent): void {
-  console[LEVELS[event.event]](JSON.stringify(event));
+  console[LEVELS[event.event]](JSON.stringify(printed(event)));
   queueForTrail(event);
+}
+
+function printed(event: AuditEvent): AuditEvent {
+  if (!('trailOnly' in event)) return event;
+  const { trailOnly: _stored, ...line } = event;
+  return line;
 }

@@ -112,19 +112,28 @@ export function rowOf(event: AuditEvent, now: number): AuditRow | undefined {
         email: event.email,
         groups: event.groups ? JSON.stringify(event.groups) : null,
         client_id: event.clientId,
+        client_name: event.trailOnly?.clientName ?? null,
         upstream: event.upstream,
         rpc_method: event.rpcMethod ?? null,
-        tool: event.tool ?? null,
+        tool: namedIn(event),
         outcome,
         status: event.status,
         upstream_status: event.upstreamStatus ?? null,
         duration_ms: event.latencyMs ?? null,
+        arguments: event.trailOnly?.arguments ?? null,
       };
     }
     case 'mcp_proxy_endpoint_refused':
       return { ...base, email: event.email, client_id: event.clientId, upstream: event.upstream, outcome: 'not_allowed' };
     case 'sign_in':
-      return { ...base, email: event.actor, actor: event.actor, client_id: event.clientId ?? null, upstream: event.upstream ?? null };
+      return {
+        ...base,
+        email: event.actor,
+        actor: event.actor,
+        client_id: event.clientId ?? null,
+        client_name: event.trailOnly?.clientName ?? null,
+        upstream: event.upstream ?? null,
+      };
     case 'consent_approved':
     case 'consent_denied':
       // The consent page's events name no person (the login state carries the identity further on): the client only.
@@ -138,6 +147,12 @@ export function rowOf(event: AuditEvent, now: number): AuditRow | undefined {
     default:
       return undefined;
   }
+}
+
+/** The `tool` column: the tools, then the resource URIs, then the prompts the request named (`rpc_method` says which). */
+function namedIn(event: { tool?: string | undefined; resource?: string | undefined; prompt?: string | undefined }): string | null {
+  const names = [event.tool, event.resource, event.prompt].filter((list): list is string => list !== undefined && list !== '');
+  return names.length > 0 ? names.join(',') : null;
 }
 
 /**

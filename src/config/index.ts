@@ -3,7 +3,7 @@
  * and the rest of the gateway only ever sees the typed `Config`.
  */
 
-import type { AggregateConfig } from './aggregates';
+import { type AggregateConfig, readAggregates } from './aggregates';
 import type { PeopleList } from './people';
 import { type ConfigProblem, Reader } from './reader';
 import { readUpstreams, type UpstreamConfig } from './upstreams';
@@ -13,7 +13,16 @@ export type { NameRules } from './name-rules';
 export { MAX_GROUP_NAME, PEOPLE_HINT, type PeopleList } from './people';
 export type { RateLimitConfig, ToolPolicy, ToolRules } from './policy';
 export { type ConfigProblem, isLoopbackHost } from './reader';
-export { DEFAULT_UPSTREAM_TIMEOUT, SINGLE_UPSTREAM_NAME, serverName, type UpstreamConfig, upstreamLabel } from './upstreams';
+export { type GatewayResource, gatewayResources, resourceLabel } from './resources';
+export {
+  type AuditArguments,
+  DEFAULT_UPSTREAM_TIMEOUT,
+  SINGLE_UPSTREAM_NAME,
+  serverName,
+  type UpstreamAuditConfig,
+  type UpstreamConfig,
+  upstreamLabel,
+} from './upstreams';
 
 export interface AccessConfig {
   clientId: string;
@@ -119,7 +128,7 @@ export function loadConfig(env: Readonly<Record<string, unknown>>): Config {
     allowedEmails,
     adminEmails: reader.allowlist('ADMIN_EMAILS'),
     upstreams,
-    aggregates: [],
+    aggregates: readAggregates(env, problems, upstreams),
     accessTokenTtl: reader.seconds('ACCESS_TOKEN_TTL', DEFAULT_ACCESS_TOKEN_TTL, 60, 2_592_000),
     refreshTokenTtl: reader.seconds('REFRESH_TOKEN_TTL', DEFAULT_REFRESH_TOKEN_TTL, 60, 31_536_000),
     // At least an hour, so a number meant as days or hours fails here rather than every login.

@@ -71,6 +71,14 @@ export class Reader {
     return value.trim();
   }
 
+  /** What pages call something: one line of at most 80 characters. */
+  title(key: string): string | undefined {
+    const title = this.string(key, '', { optional: true });
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+    if (title !== undefined && (title.length > 80 || !/^[^\x00-\x1f\x7f]*$/.test(title))) this.problem(key, 'must be one line of at most 80 characters');
+    return title;
+  }
+
   url(key: string, what: string, options: ReadOptions = {}): URL | undefined {
     const value = this.string(key, what, options);
     if (value === undefined) return undefined;

@@ -34,14 +34,27 @@ export interface UpstreamConfig {
   tools: ToolPolicy | undefined;
   /** Requests per person per period (`rateLimit`); undefined: no limit. */
   rateLimit: RateLimitConfig | undefined;
+  /** What the audit trail keeps of a `tools/call`'s arguments (`audit.arguments`): none by default. */
+  audit: UpstreamAuditConfig;
+}
+
+/** `none`: nothing; `keys`: the argument names; `full`: the arguments' JSON, capped (docs/audit.md). */
+export type AuditArguments = 'none' | 'keys' | 'full';
+
+export interface UpstreamAuditConfig {
+  arguments: AuditArguments;
 }
 
 export const SINGLE_UPSTREAM_NAME = 'mcp';
 export const DEFAULT_UPSTREAM_TIMEOUT = 30;
 
-/** Paths the gateway answers itself, which an upstream name would shadow. */
-const RESERVED_NAMES = new Set(['mcp', 'authorize', 'callback', 'token', 'register', 'health', 'connections']);
-const NAME = /^[a-z0-9-]{1,32}$/;
+/** Paths the gateway answers itself, which an upstream (or aggregate) name would shadow. */
+export const RESERVED_NAMES = new Set(['mcp', 'authorize', 'callback', 'token', 'register', 'health', 'connections']);
+/**
+ * Upstream and aggregate names. No `_`: an aggregate names each tool `<upstream>_<tool>`, and the
+ * first `_` is where it splits the name again, so an upstream name must never hold one.
+ */
+export const NAME = /^[a-z0-9-]{1,32}$/;
 const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** The gateway's own secrets: an upstream setting naming one would send it upstream. */
 const GATEWAY_SECRETS = new Set(['ACCESS_CLIENT_SECRET', 'COOKIE_ENCRYPTION_KEY', 'TOKEN_ENCRYPTION_KEY', 'TOKEN_ENCRYPTION_KEY_PREVIOUS']);
@@ -62,6 +75,7 @@ const SETTINGS = [
   'prompts',
   'toolsFor',
   'rateLimit',
+  'audit',
 ] as const;
 const SINGLE_UPSTREAM_VARIABLES = [
   'UPSTREAM_TOKEN',
@@ -77,6 +91,7 @@ const SINGLE_UPSTREAM_VARIABLES = [
   'UPSTREAM_PROMPTS',
   'UPSTREAM_TOOLS_FOR',
   'UPSTREAM_RATE_LIMIT',
+  'UPSTREAM_AUDIT',
 ];
 const UPSTREAM_URL_HINT = "the upstream MCP server's endpoint, e.g. https://mcp.example.com/mcp";
 
@@ -157,9 +172,7 @@ function readNamedUpstream(
   }
 
   const url = reader.url('url', UPSTREAM_URL_HINT);
-  const title = reader.string('title', '', { optional: true });
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
-  if (title !== undefined && (title.length > 80 || !/^[^\x00-\x1f\x7f]*$/.test(title))) reader.problem('title', 'must be one line of at most 80 characters');
+  const title = reader.title('title');
   const allowedEmails = reader.allowlist('allowedEmails');
   const token = referencedSecret(reader, 'token', env);
   const userTokensVariable = reference(reader, 'userTokens', env);
@@ -186,7 +199,7 @@ function readNamedUpstream(
 
 /** The settings both forms share, under each form's own names. */
 type ForwardingKeys = Record<
-  'authHeader' | 'authScheme' | 'headers' | 'timeout' | 'tokenHelp' | 'tools' | 'resources' | 'prompts' | 'toolsFor' | 'rateLimit',
+  'authHeader' | 'authScheme' | 'headers' | 'timeout' | 'tokenHelp' | 'tools' | 'resources' | 'prompts' | 'toolsFor' | 'rateLimit' | 'audit',
   string
 >;
 const SINGLE_KEYS: ForwardingKeys = {
@@ -200,6 +213,7 @@ const SINGLE_KEYS: ForwardingKeys = {
   prompts: 'UPSTREAM_PROMPTS',
   toolsFor: 'UPSTREAM_TOOLS_FOR',
   rateLimit: 'UPSTREAM_RATE_LIMIT',
+  audit: 'UPSTREAM_AUDIT',
 };
 const NAMED_KEYS: ForwardingKeys = {
   authHeader: 'authHeader',
@@ -212,6 +226,7 @@ const NAMED_KEYS: ForwardingKeys = {
   prompts: 'prompts',
   toolsFor: 'toolsFor',
   rateLimit: 'rateLimit',
+  audit: 'audit',
 };
 
 /** How requests go to an upstream and what the gateway lets through: the same for both forms. */
@@ -224,7 +239,25 @@ function readForwarding(reader: Reader, keys: ForwardingKeys, env: Readonly<Reco
     tokenHelp: reader.url(keys.tokenHelp, 'a page where people make a token', { optional: true }),
     tools: readToolPolicy(reader, keys.tools, keys.toolsFor, keys),
     rateLimit: readRateLimit(reader, keys.rateLimit, env),
+    audit: readAudit(reader, keys.audit),
   };
+}
+
+const AUDIT_ARGUMENTS: readonly AuditArguments[] = ['none', 'keys', 'full'];
+const AUDIT_HINT = 'a JSON object such as {"arguments":"keys"}';
+
+/** `audit: { arguments }` (UPSTREAM_AUDIT for the single upstream); unset: arguments are not kept. */
+function readAudit(reader: Reader, key: string): UpstreamAuditConfig {
+  const object = reader.jsonObject(key, AUDIT_HINT);
+  if (!object) return { arguments: 'none' };
+  const { arguments: kept, ...rest } = object;
+  for (const unknown of Object.keys(rest)) reader.problem(`${key}.${unknown}`, 'is not an audit setting: use arguments');
+  if (kept === undefined) return { arguments: 'none' };
+  if (typeof kept !== 'string' || !(AUDIT_ARGUMENTS as readonly string[]).includes(kept)) {
+    reader.problem(`${key}.arguments`, 'must be "none", "keys" (the argument names) or "full" (the arguments, capped at 4 KiB)');
+    return { arguments: 'none' };
+  }
+  return { arguments: kept as AuditArguments };
 }
 
 /**

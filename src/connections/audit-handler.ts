@@ -5,14 +5,14 @@
  * or failing is said on the page; it never fails the page.
  */
 import type { OAuthHelpers } from '@cloudflare/workers-oauth-provider';
-import { type AuditFilters, type AuditPage, countsPerHour, recentEventsFor, searchEvents, streamEvents } from '../audit';
+import { type AuditFilters, type AuditPage, countsPerHour, emit, recentEventsFor, searchEvents, streamEvents } from '../audit';
 import type { BrowserLeg } from '../context';
 import { PageError } from '../pages';
 import { redirectToAccess } from '../sign-in';
 import { exportResponse } from './audit-export';
 import { parseCursor, parseFilters } from './audit-filter';
 import { type AuditPageOptions, renderAuditPage, type Trail } from './audit-page';
-import { readSession } from './session';
+import { AUDIT_PATH, readSession } from './session';
 
 const PAGE_SIZE = 100;
 const HOUR = 3_600_000;
@@ -25,7 +25,7 @@ export async function handleAudit(request: Request, leg: BrowserLeg): Promise<Re
     throw new PageError('method_not_allowed', `${request.method} ${url.pathname}`, { startAgain: 'connections', headers: new Headers({ Allow: 'GET' }) });
   }
   const session = await readSession(request, leg.config);
-  if (!session) return redirectToAccess(leg, url.origin, 'connections');
+  if (!session) return redirectToAccess(leg, url.origin, 'connections', { returnTo: AUDIT_PATH });
   if (!session.admin) throw new PageError('admins_only', `audit trail asked for by ${session.email}, not an admin`);
 
   const parsed = parseFilters(url.searchParams);
@@ -43,7 +43,7 @@ export async function handleAudit(request: Request, leg: BrowserLeg): Promise<Re
     return renderAuditPage({ ...options, trail: page, chart: await chartFor(db, parsed.filters) });
   } catch (error) {
     // A schema that is missing or behind: /health and the doctor name it; the page only says so.
-    console.warn(JSON.stringify({ event: 'audit_read_failed', error: error instanceof Error ? error.message : 'non-error thrown' }));
+    readFailed(error);
     return renderAuditPage({ ...options, trail: { off: 'unavailable' } });
   }
 }
@@ -55,7 +55,7 @@ export async function ownTrail(helpers: OAuthHelpers, env: Env, email: string, b
   try {
     return await withClientNames(helpers, await recentEventsFor(db, email, { before: before ? parseCursor(before) : undefined, limit: PAGE_SIZE }));
   } catch (error) {
-    console.warn(JSON.stringify({ event: 'audit_read_failed', error: error instanceof Error ? error.message : 'non-error thrown' }));
+    readFailed(error);
     return { off: 'unavailable' };
   }
 }
@@ -77,6 +77,11 @@ async function withClientNames(helpers: OAuthHelpers, page: AuditPage): Promise<
   if (ids.length === 0) return page;
   const names = new Map(await Promise.all(ids.map(async (id) => [id, (await helpers.lookupClient(id).catch(() => null))?.clientName] as const)));
   return { ...page, events: page.events.map((e) => (e.clientId && !e.clientName ? { ...e, clientName: names.get(e.clientId) ?? null } : e)) };
+}
+
+/** A read that failed: one `audit_read_failed` line; D1's messages carry SQL, never our bound values. */
+function readFailed(error: unknown): void {
+  emit({ event: 'audit_read_failed', error: error instanceof Error ? error.message.slice(0, 300) : 'non-error thrown' });
 }
 
 /** The binding is optional: a deployment without it runs with the trail off. */

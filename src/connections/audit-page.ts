@@ -6,9 +6,7 @@ import type { AuditCursor, HourCount, StoredEvent } from '../audit';
 import { html, htmlPage, type SafeHtml } from '../lib';
 import { renderHourlyChart } from './audit-chart';
 import { cursorParam, FILTER_FIELDS, type FilterField } from './audit-filter';
-import { CONNECTIONS_PATH } from './session';
-
-export const AUDIT_PATH = `${CONNECTIONS_PATH}/audit`;
+import { AUDIT_PATH, CONNECTIONS_PATH } from './session';
 
 /** What the trail can say on a page: the events, or why there are none to show. */
 export type Trail = { events: StoredEvent[]; next?: AuditCursor | undefined } | { off: 'no_database' | 'unavailable' };
@@ -91,7 +89,10 @@ function eventsTable(events: readonly StoredEvent[], everyone: boolean): SafeHtm
 
 function what(event: StoredEvent): SafeHtml {
   if (event.kind !== 'mcp_proxy') return html`${event.kind.replace(/_/g, ' ')}`;
-  return html`${event.rpcMethod ?? html`<span class="muted">no JSON-RPC message</span>`}${event.tool ? html` <code>${event.tool}</code>` : ''}${event.durationMs !== null ? html`<br><span class="muted">${event.durationMs} ms</span>` : ''}`;
+  return html`${event.rpcMethod ?? html`<span class="muted">no JSON-RPC message</span>`}${event.tool ? html` <code>${event.tool}</code>` : ''}${
+    // Only where the upstream keeps arguments (audit.arguments): the client's own input, escaped like the rest.
+    event.arguments ? html`<br><code class="arguments" style="white-space:pre-wrap;word-break:break-all">${event.arguments}</code>` : ''
+  }${event.durationMs !== null ? html`<br><span class="muted">${event.durationMs} ms</span>` : ''}`;
 }
 
 /** The filters as typed, as a query string for the paging and export links. */

@@ -1,10 +1,11 @@
 /**
  * What /connections shows: per person and upstream, the stored token's status and the MCP apps
- * connected (the library's grants). Never a token: only when it was saved, and for its owner the
+ * connected (the library's grants); per aggregate, the apps connected to it (its upstreams'
+ * tokens are the upstreams' own, shown with them). Never a token: only when it was saved, and for its owner the
  * last four characters.
  */
 import type { GrantSummary, OAuthHelpers } from '@cloudflare/workers-oauth-provider';
-import type { Config, UpstreamConfig } from '../config';
+import { type AggregateConfig, type Config, type GatewayResource, gatewayResources, type UpstreamConfig } from '../config';
 import { isAllowedEmail, type Person } from '../permissions';
 import { takesOwnTokens } from '../upstreams';
 import type { TokenVault } from '../vault';
@@ -24,11 +25,17 @@ export interface UpstreamView {
   apps: AppView[];
 }
 
+export interface AggregateView {
+  aggregate: AggregateConfig;
+  apps: AppView[];
+}
+
 export interface PersonView {
   email: string;
   /** Their IdP groups: their own session's, or for an admin's view their newest grant's; undefined: none known. */
   groups: string[] | undefined;
   upstreams: UpstreamView[];
+  aggregates: AggregateView[];
 }
 
 const MAX_GRANT_PAGES = 10;
@@ -46,11 +53,17 @@ export async function grantsOf(helpers: OAuthHelpers, email: string): Promise<Gr
   return grants;
 }
 
-/** The upstream a grant was made for: its resource's path, on whichever origin issued it. */
-export function upstreamOfGrant(config: Config, grant: GrantSummary): UpstreamConfig | undefined {
+/** The upstream or aggregate a grant was made for: its resource's path, on whichever origin issued it. */
+export function resourceOfGrant(config: Config, grant: GrantSummary): GatewayResource | undefined {
   const resource = Array.isArray(grant.resource) ? grant.resource[0] : grant.resource;
   const path = resource && URL.canParse(resource) ? new URL(resource).pathname : undefined;
-  return config.upstreams.find((u) => u.path === path);
+  return gatewayResources(config).find((r) => r.path === path);
+}
+
+/** The upstream a grant was made for directly (not through an aggregate). */
+export function upstreamOfGrant(config: Config, grant: GrantSummary): UpstreamConfig | undefined {
+  const resource = resourceOfGrant(config, grant);
+  return resource?.kind === 'upstream' ? resource.upstream : undefined;
 }
 
 /**
@@ -75,30 +88,35 @@ export async function personView(helpers: OAuthHelpers, vault: TokenVault, confi
     }
     return name;
   };
-  const upstreams = config.upstreams.filter((u) => isAllowedEmail(config, u, person) || grants.some((g) => upstreamOfGrant(config, g) === u));
+  const appsOf = (path: string) =>
+    Promise.all(
+      grants
+        .filter((grant) => resourceOfGrant(config, grant)?.path === path)
+        .map(async (grant) => ({
+          grantId: grant.id,
+          clientName: await clientName(grant.clientId),
+          redirectHost: grant.redirectUri && URL.canParse(grant.redirectUri) ? new URL(grant.redirectUri).host : '',
+          connectedAt: grant.createdAt,
+        })),
+    ).then((apps) => apps.sort((a, b) => b.connectedAt - a.connectedAt));
+  const connected = (path: string) => grants.some((g) => resourceOfGrant(config, g)?.path === path);
+  const upstreams = config.upstreams.filter((u) => isAllowedEmail(config, u, person) || connected(u.path));
+  // An aggregate is theirs when any upstream in it admits them, as at its login.
+  const aggregates = config.aggregates.filter((a) => a.upstreams.some((u) => isAllowedEmail(config, u, person)) || connected(a.path));
   return {
     email,
     groups,
     upstreams: await Promise.all(
       upstreams.map(async (upstream): Promise<UpstreamView> => {
         const stored = takesOwnTokens(upstream) ? await vault.read(email, upstream.name) : undefined;
-        const apps = await Promise.all(
-          grants
-            .filter((grant) => upstreamOfGrant(config, grant) === upstream)
-            .map(async (grant) => ({
-              grantId: grant.id,
-              clientName: await clientName(grant.clientId),
-              redirectHost: grant.redirectUri && URL.canParse(grant.redirectUri) ? new URL(grant.redirectUri).host : '',
-              connectedAt: grant.createdAt,
-            })),
-        );
         return {
           upstream,
           token: stored && { savedAt: stored.savedAt, ...(own ? { lastFour: stored.token.slice(-4) } : {}) },
-          apps: apps.sort((a, b) => b.connectedAt - a.connectedAt),
+          apps: await appsOf(upstream.path),
         };
       }),
     ),
+    aggregates: await Promise.all(aggregates.map(async (aggregate): Promise<AggregateView> => ({ aggregate, apps: await appsOf(aggregate.path) }))),
   };
 }
 

@@ -17,7 +17,7 @@ import { takesOwnTokens } from '../upstreams';
 import { TokenVault } from '../vault';
 import { ownTrail } from './audit-handler';
 import type { Trail } from './audit-page';
-import { everyone, grantsOf, personView, upstreamOfGrant } from './data';
+import { everyone, grantsOf, personView, resourceOfGrant, upstreamOfGrant } from './data';
 import { NOTICES, type Notice, renderConnectionsPage, renderSignedOut } from './page';
 import { CONNECTIONS_PATH, readSession, type Session, signOutCookie } from './session';
 
@@ -69,7 +69,7 @@ export async function handleConnections(request: Request, leg: BrowserLeg): Prom
       const grant = (await grantsOf(helpers, email)).find((g) => g.id === field('grant'));
       if (!grant) throw new PageError('not_found', 'connections: unknown grant', AGAIN);
       await helpers.revokeGrant(grant.id, email);
-      emit({ event: 'app_disconnected', ...who, upstream: upstreamOfGrant(config, grant)?.name ?? '', clientId: grant.clientId });
+      emit({ event: 'app_disconnected', ...who, upstream: resourceOfGrant(config, grant)?.name ?? '', clientId: grant.clientId });
       return done('disconnected');
     }
     case 'delete-token': {

@@ -1,4 +1,3 @@
 export { handleAudit } from './audit-handler';
-export { AUDIT_PATH } from './audit-page';
 export { handleConnections } from './handler';
-export { CONNECTIONS_PATH, finishConnectionsLogin } from './session';
+export { AUDIT_PATH, CONNECTIONS_PATH, finishConnectionsLogin } from './session';

@@ -1,9 +1,9 @@
 import { upstreamLabel } from '../config';
 import { html, htmlPage, type SafeHtml } from '../lib';
 import { takesOwnTokens } from '../upstreams';
-import { AUDIT_PATH, activitySection, type Trail } from './audit-page';
-import type { PersonView, UpstreamView } from './data';
-import { CONNECTIONS_PATH, type Session } from './session';
+import { activitySection, type Trail } from './audit-page';
+import type { AggregateView, PersonView, UpstreamView } from './data';
+import { AUDIT_PATH, CONNECTIONS_PATH, type Session } from './session';
 
 export const NOTICES = {
   saved: 'Your token was checked and saved.',
@@ -38,7 +38,8 @@ export function renderConnectionsPage(options: ConnectionsPageOptions): Response
 ${form(session, { action: 'sign-out' }, 'Sign out')}
 ${notice}
 ${own.upstreams.map((view) => upstreamSection(options, own.email, view, true))}
-${own.upstreams.length === 0 && html`<p>There is no server here you may use.</p>`}
+${own.aggregates.map((view) => aggregateSection(options, own, view))}
+${own.upstreams.length === 0 && own.aggregates.length === 0 && html`<p>There is no server here you may use.</p>`}
 ${options.activity && activitySection(options.activity)}
 ${session.admin && html`<p><a href="${AUDIT_PATH}">Everyone's activity: the audit trail (admin)</a></p>`}
 ${others && others.length > 0 && html`<h1 style="margin-top:2.5rem">Everyone (admin)</h1>${others.map((person) => personSection(options, person))}`}`,
@@ -67,15 +68,31 @@ ${tokenPart}
 ${appsTable(session, email, apps)}`;
 }
 
+/** An aggregate's apps; the tokens it uses are its upstreams' own, shown in their sections. */
+function aggregateSection(options: ConnectionsPageOptions, person: PersonView, view: AggregateView): SafeHtml {
+  const { aggregate, apps } = view;
+  const reaches = aggregate.upstreams.map((u, i) => html`${i > 0 ? ', ' : ''}<strong>${upstreamLabel(u) ?? u.name}</strong>`);
+  // Skipped at sign-in, or deleted since: the aggregate goes without these until a token is added.
+  const missing = person.upstreams.filter((v) => aggregate.upstreams.includes(v.upstream) && takesOwnTokens(v.upstream) && !v.token);
+  return html`<h2>${aggregate.title ?? aggregate.name}</h2>
+<p class="muted">Connector URL: <code>${options.origin}${aggregate.path}</code></p>
+<p>One connector for ${reaches}, with the same tokens as each of them.</p>
+${missing.length > 0 && html`<p class="warn">Without your token for ${missing.map((v, i) => html`${i > 0 ? ', ' : ''}${upstreamLabel(v.upstream) ?? v.upstream.name}`)}, their tools are left out here: add it in their section.</p>`}
+${appsTable(options.session, person.email, apps)}`;
+}
+
 function personSection(options: ConnectionsPageOptions, person: PersonView): SafeHtml {
   const rows = person.upstreams.filter((view) => view.token || view.apps.length > 0);
+  const aggregates = person.aggregates.filter((view) => view.apps.length > 0);
   const groups = person.groups === undefined ? html`none known` : person.groups.length === 0 ? html`none` : groupList(person.groups);
   return html`<h2>${person.email}</h2><p class="muted">Groups at their last sign-in: ${groups}</p>${rows.map(
     (view) =>
       html`<p><strong>${upstreamLabel(view.upstream) ?? 'MCP server'}</strong>${
         takesOwnTokens(view.upstream) ? (view.token ? html` · token saved ${when(view.token.savedAt)}` : html` · no token saved`) : ''
       }</p>${view.token && form(options.session, { action: 'delete-token', upstream: view.upstream.name, email: person.email }, 'Delete token')}${appsTable(options.session, person.email, view.apps)}`,
-  )}${rows.length === 0 && html`<p class="muted">Nothing connected.</p>`}`;
+  )}${aggregates.map(
+    (view) => html`<p><strong>${view.aggregate.title ?? view.aggregate.name}</strong></p>${appsTable(options.session, person.email, view.apps)}`,
+  )}${rows.length === 0 && aggregates.length === 0 && html`<p class="muted">Nothing connected.</p>`}`;
 }
 
 function groupList(groups: readonly string[]): SafeHtml {

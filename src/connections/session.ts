@@ -13,6 +13,8 @@ import { isAdmin, mayUseGateway } from '../permissions';
 import { type FinishedLogin, verifyAccessLogin } from '../sign-in';
 
 export const CONNECTIONS_PATH = '/connections';
+/** The admin's audit trail (audit-handler.ts); here so a sign-in started there can return to it. */
+export const AUDIT_PATH = `${CONNECTIONS_PATH}/audit`;
 export const SESSION_SECONDS = 30 * 60;
 const SESSION_COOKIE = '__Host-connections';
 const SESSION_INFO = 'mcp-oauth-gateway connections session v1';
@@ -25,6 +27,11 @@ export interface Session {
   admin: boolean;
   /** The form field every POST must carry: tied to this session, unreadable by other sites. */
   csrf: string;
+}
+
+/** Where a finished sign-in goes: only /connections or its audit page, whatever the state said (no open redirect). */
+function returnPath(returnTo: string | undefined): string {
+  return returnTo === AUDIT_PATH ? AUDIT_PATH : CONNECTIONS_PATH;
 }
 
 /** GET /callback with a /connections login state: verifies the sign-in and starts the session. */
@@ -43,7 +50,7 @@ export async function finishConnectionsLogin(request: Request, config: Config, l
   const payload = base64url(new TextEncoder().encode(JSON.stringify(claims)));
   const value = `${payload}.${await sign(await hmacKey(config.cookieSecret, SESSION_INFO), payload)}`;
   headers.append('Set-Cookie', hostCookie(SESSION_COOKIE, value, SESSION_SECONDS));
-  headers.set('Location', CONNECTIONS_PATH);
+  headers.set('Location', returnPath(login.data.returnTo));
   emit({ event: 'sign_in', actor: identity.email, purpose: 'connections' });
   return new Response(null, { status: 303, headers });
 }

@@ -1,16 +1,14 @@
 import type { BrowserLeg } from '../context';
 import { PageError } from '../pages';
 import { type FinishedLogin, verifyAccessSignIn } from '../sign-in';
-import { takesOwnTokens } from '../upstreams';
-import { TokenVault } from '../vault';
-import { allowedUpstream, issueCode } from './complete';
-import { offerTokenStep, ownTokenProblem } from './own-token-step';
+import { allowedResource, issueCode } from './complete';
+import { offerTokenTurns, tokenTurns } from './own-token-step';
 
 /**
  * GET /callback for an MCP login: the login-state store resumed the approved request (state is
  * single-use and bound to this browser); this verifies who signed in, and issues our
  * authorization code to the MCP client, or first asks for the person's own token on a
- * `userSupplied` upstream. On any failure nothing is written: the grant is created last.
+ * `userSupplied` upstream (on an aggregate, each one in turn). On any failure nothing is written: the grant is created last.
  */
 export async function finishMcpLogin(
   request: Request,
@@ -27,14 +25,11 @@ export async function finishMcpLogin(
   }
 
   const { identity, refreshToken } = await verifyAccessSignIn(config.access, url, login.data, headers);
-  const upstream = allowedUpstream(gateway, config, login.request, identity, headers);
-  if (takesOwnTokens(upstream)) {
-    const vault = new TokenVault(env.OAUTH_KV, config.tokenKeys);
-    const problem = await ownTokenProblem(upstream, identity.email, vault, ctx);
-    if (problem !== undefined) {
-      const step = { identity, replacing: problem !== '', ...(refreshToken ? { accessRefreshToken: refreshToken } : {}) };
-      return offerTokenStep({ helpers, config }, login.request, step, upstream, headers, problem);
-    }
+  const resource = allowedResource(gateway, config, login.request, identity, headers);
+  const [turn, ...then] = await tokenTurns(config, resource, identity, env, ctx);
+  if (turn) {
+    const base = { identity, ...(refreshToken ? { accessRefreshToken: refreshToken } : {}) };
+    return offerTokenTurns({ helpers, config }, login.request, base, resource, [turn, ...then], headers);
   }
-  return issueCode(helpers, login.request, identity, upstream, headers, refreshToken);
+  return issueCode(helpers, login.request, identity, resource, headers, refreshToken);
 }

@@ -4,10 +4,17 @@ import { html, htmlPage } from '../lib';
 /**
  * The consent page. Everything in `details` may come from the client (its registration or
  * metadata document) and is escaped by `html`. `upstream` names the server being connected (its
- * title or name; undefined for the single `/mcp` one). `headers` come from `beginConsent`: they
+ * title or name; undefined for the single `/mcp` one). `reaches` names, for an aggregate, every
+ * upstream behind it (config, escaped all the same). `headers` come from `beginConsent`: they
  * bind the form's handle to this browser and forbid framing.
  */
-export function renderConsentPage(details: ConsentDescription, upstream: string | undefined, handle: string, headers: Headers): Response {
+export function renderConsentPage(
+  details: ConsentDescription,
+  upstream: string | undefined,
+  handle: string,
+  headers: Headers,
+  reaches: readonly string[] = [],
+): Response {
   const server = upstream === undefined ? html`this MCP server` : html`<strong>${upstream}</strong>`;
   const scopeText: Record<string, string> = {
     mcp: `Use ${upstream === undefined ? 'this server' : upstream}'s tools and data as you, through this gateway`,
@@ -24,6 +31,7 @@ export function renderConsentPage(details: ConsentDescription, upstream: string 
 <p><strong>${details.clientName}</strong> wants to use ${server} on your behalf.</p>
 ${publisher}
 <dl>
+  ${reaches.length > 0 && html`<dt>Servers it reaches</dt><dd>${reaches.map((name) => html`<div>${name}</div>`)}</dd>`}
   <dt>Access goes to</dt><dd><code>${details.redirectHost}</code></dd>
   <dt>Permissions</dt><dd>${details.scope.map((scope) => html`<div>${scopeText[scope] ?? scope}</div>`)}</dd>
 </dl>

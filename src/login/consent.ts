@@ -1,6 +1,6 @@
 import { AuthorizationError, type AuthRequest, CimdFetchError, type OAuthHelpers } from '@cloudflare/workers-oauth-provider';
 import { emit } from '../audit';
-import { upstreamLabel } from '../config';
+import { type Config, resourceLabel, upstreamLabel } from '../config';
 import type { BrowserLeg } from '../context';
 import { isCrossSitePost } from '../lib';
 import { PageError } from '../pages';
@@ -17,7 +17,7 @@ import { renderConsentPage } from './consent-page';
 export async function handleAuthorize(request: Request, leg: BrowserLeg): Promise<Response> {
   const { helpers, gateway, config } = leg;
   const origin = new URL(request.url).origin;
-  const remember = { secret: config.cookieSecret };
+  const remember = { secret: config.cookieSecret, ...approvalBinding(config) };
 
   if (request.method === 'GET') {
     const authRequest = await parseAuthRequest(request, helpers);
@@ -26,9 +26,11 @@ export async function handleAuthorize(request: Request, leg: BrowserLeg): Promis
       return redirectToAccess(leg, origin, 'mcp-login', { request: authRequest });
     }
     const details = await describeClient(helpers, authRequest);
-    const upstream = gateway.upstreamFor(authRequest.resource);
+    const resource = gateway.resourceFor(authRequest.resource);
     const consent = await helpers.beginConsent(authRequest);
-    return renderConsentPage(details, upstream && upstreamLabel(upstream), consent.handle, consent.headers);
+    // An aggregate's consent names every upstream a token for it reaches: that is what is granted.
+    const reaches = resource?.kind === 'aggregate' ? resource.upstreams.map((u) => upstreamLabel(u) ?? u.name) : [];
+    return renderConsentPage(details, resource && resourceLabel(resource), consent.handle, consent.headers, reaches);
   }
 
   if (request.method === 'POST') {
@@ -36,11 +38,11 @@ export async function handleAuthorize(request: Request, leg: BrowserLeg): Promis
     try {
       if (decision === 'deny') {
         const denied = await helpers.denyConsent(request, handle);
-        emit({ event: 'consent_denied', clientId: denied.request.clientId, upstream: gateway.upstreamFor(denied.request.resource)?.name });
+        emit({ event: 'consent_denied', clientId: denied.request.clientId, upstream: gateway.resourceFor(denied.request.resource)?.name });
         return new Response(null, { status: 302, headers: denied.headers });
       }
       const approved = await helpers.approveConsent(request, handle, { scope: GRANTED_SCOPES, remember });
-      emit({ event: 'consent_approved', clientId: approved.request.clientId, upstream: gateway.upstreamFor(approved.request.resource)?.name });
+      emit({ event: 'consent_approved', clientId: approved.request.clientId, upstream: gateway.resourceFor(approved.request.resource)?.name });
       return await redirectToAccess(leg, origin, 'mcp-login', approved);
     } catch (error) {
       if (!(error instanceof AuthorizationError)) throw error;
@@ -49,6 +51,18 @@ export async function handleAuthorize(request: Request, leg: BrowserLeg): Promis
   }
 
   throw new PageError('method_not_allowed', `${request.method} /authorize`, { headers: new Headers({ Allow: 'GET, POST' }) });
+}
+
+/**
+ * What a remembered approval is bound to beyond the client, redirect URI and resource (the
+ * library's key): with aggregates, what each one reaches. An approval names the upstreams it
+ * grants, so once an aggregate reaches others, people are asked again. The binding is the whole
+ * AGGREGATES membership, since the approval is stored before its resource is known; without
+ * aggregates there is none, and approvals remembered so far stay valid.
+ */
+function approvalBinding(config: Config): { subject?: string } {
+  if (config.aggregates.length === 0) return {};
+  return { subject: `aggregates:${JSON.stringify(config.aggregates.map((a) => [a.name, a.upstreams.map((u) => u.name)]))}` };
 }
 
 /** The validated request, or the error redirect when the library vouches for the redirect URI. */

@@ -1,21 +1,21 @@
 /**
  * What the authorization server asks before it issues tokens for a grant (its
  * `tokenExchangeCallback`): at a refresh, Access again when the grant holds its refresh token
- * (issue #19), then whether the person may still use the upstream; at every exchange, the
+ * (issue #19), then whether the person may still use the upstream (for an aggregate, any of its upstreams); at every exchange, the
  * lifetimes left before the grant's age limit (MAX_GRANT_AGE).
  */
 import { OAuthError, type TokenExchangeCallbackOptions, type TokenExchangeCallbackResult } from '@cloudflare/workers-oauth-provider';
-import type { Config, UpstreamConfig } from '../config';
+import type { Config, GatewayResource } from '../config';
 import type { GrantTokenCache } from '../context';
-import { grantTerms, nowInSeconds, refusalFor } from '../permissions';
+import { grantTerms, nowInSeconds, refusalForAny } from '../permissions';
 import { type GrantProps, identityOf, revalidateWithAccess } from '../sign-in';
 
 /** The callback for this configuration's servers; a refusal also forgets the grant's cached tokens. */
-export function exchangeDecisions(config: Config, upstreamFor: (resource: string | undefined) => UpstreamConfig | undefined, tokenCache: GrantTokenCache) {
+export function exchangeDecisions(config: Config, resourceFor: (resource: string | undefined) => GatewayResource | undefined, tokenCache: GrantTokenCache) {
   return async ({ grantType, props, resource, userId, grantId }: TokenExchangeCallbackOptions): Promise<TokenExchangeCallbackResult | undefined> => {
     if (grantType !== 'authorization_code' && grantType !== 'refresh_token') return;
     let grant = props as GrantProps;
-    const upstream = upstreamFor(resource);
+    const target = resourceFor(resource);
     const refuse = (description: string, reason: string): never => {
       // invalid_grant makes the library revoke the grant and its tokens; /token forgets it again after.
       tokenCache.forgetGrant(userId, grantId);
@@ -44,7 +44,7 @@ export function exchangeDecisions(config: Config, upstreamFor: (resource: string
     }
 
     const identity = identityOf(grant);
-    if (grantType === 'refresh_token' && (!upstream || refusalFor(config, upstream, identity))) {
+    if (grantType === 'refresh_token' && (!target || refusalForAny(config, target.upstreams, identity))) {
       refuse('this account is no longer allowed', 'not_allowed');
     }
     const terms = grantTerms(grant, nowInSeconds(), config) ?? tooOld();

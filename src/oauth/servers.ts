@@ -1,7 +1,8 @@
-/** The OAuth roles of one origin: the authorization server and one resource server per upstream. */
+/** The OAuth roles of one origin: the authorization server and one resource server per upstream and per aggregate. */
 import { OAuthAuthorizationServer, OAuthResourceServer } from '@cloudflare/workers-oauth-provider';
+import { aggregateHandler } from '../aggregate';
 import { emit } from '../audit';
-import type { Config } from '../config';
+import { type Config, type GatewayResource, gatewayResources } from '../config';
 import type { OriginGateway } from '../context';
 import type { Identity } from '../identity';
 import { mcpHandler } from '../mcp';
@@ -19,8 +20,8 @@ export function tokenCacheFor(config: Config): TokenCache<Identity> {
 }
 
 export function buildGateway(origin: string, config: Config): OriginGateway {
-  const byResource = new Map(config.upstreams.map((upstream) => [`${origin}${upstream.path}`, upstream]));
-  const upstreamFor = (resource: string | undefined) => (resource === undefined ? undefined : byResource.get(resource));
+  const byResource = new Map(gatewayResources(config).map((resource) => [`${origin}${resource.path}`, resource]));
+  const resourceFor = (resource: string | undefined) => (resource === undefined ? undefined : byResource.get(resource));
   // `/mcp` is what single-upstream deployments always served, so clients that omit `resource`
   // keep landing there; with several named upstreams only, a client must say which it wants.
   const defaultUpstream = config.upstreams.length === 1 ? config.upstreams[0] : config.upstreams.find((u) => u.path === '/mcp');
@@ -42,7 +43,7 @@ export function buildGateway(origin: string, config: Config): OriginGateway {
     // A grant lives while its client keeps refreshing, up to MAX_GRANT_AGE since its Access sign-in
     // (the callback caps every exchange's lifetimes by it), so active connectors rarely sign in again.
     refreshTokenIdleTTL: config.refreshTokenTtl,
-    tokenExchangeCallback: exchangeDecisions(config, upstreamFor, tokenCache),
+    tokenExchangeCallback: exchangeDecisions(config, resourceFor, tokenCache),
     onError({ code, description, status, internal }) {
       emit({ event: 'oauth_error', status, code, description, internal });
     },
@@ -51,15 +52,20 @@ export function buildGateway(origin: string, config: Config): OriginGateway {
   const validateToken = (env: Env) => (resource: string, token: string) =>
     tokenCache.validate(resource, token, (r, t) => authorizationServer.validateToken<Identity>(r, t, env));
   const resourceServers = new Map(
-    [...byResource].map(([resource, upstream]) => [
-      upstream.name,
+    [...byResource].map(([url, resource]) => [
+      resource.name,
       new OAuthResourceServer<Env, Identity>({
-        resourceMetadata: { resource, authorization_servers: [origin], resource_name: upstream.title ?? 'MCP OAuth gateway' },
+        resourceMetadata: { resource: url, authorization_servers: [origin], resource_name: resource.title ?? 'MCP OAuth gateway' },
         requiredScopes: GRANTED_SCOPES,
         validateToken,
-        handler: mcpHandler(config, upstream),
+        handler: handlerFor(config, resource),
       }),
     ]),
   );
-  return { authorizationServer, resourceServers, upstreamFor, defaultUpstream, validateToken, tokenCache };
+  return { authorizationServer, resourceServers, resourceFor, defaultUpstream, validateToken, tokenCache };
+}
+
+/** An upstream's resource proxies to it; an aggregate's is the gateway's own MCP server over its upstreams. */
+function handlerFor(config: Config, resource: GatewayResource) {
+  return resource.kind === 'aggregate' ? aggregateHandler(config, resource.aggregate) : mcpHandler(config, resource.upstream);
 }

@@ -12,6 +12,10 @@ export interface TokenPageOptions {
   problem?: string;
   /** What the button says, e.g. "Save and continue". */
   submit: string;
+  /** A line above the form, e.g. which aggregate asks for this token. */
+  context?: string;
+  /** A second button that goes on without a token (an aggregate's upstream), and what it says. */
+  skip?: string;
   headers?: Headers;
   status?: number;
 }
@@ -27,12 +31,15 @@ export function renderTokenPage(options: TokenPageOptions): Response {
     `Your token for ${server}`,
     html`<h1>Your token for ${server}</h1>
 <p><strong>${server}</strong> works with a token of your own, so that what your apps do there is done as you, with the permissions you gave that token.</p>
+${options.context && html`<p>${options.context}</p>`}
 ${help}
 ${options.problem && html`<p class="warn">${options.problem}</p>`}
 <form method="post" action="${options.action}">
   ${Object.entries(options.fields).map(([name, value]) => html`<input type="hidden" name="${name}" value="${value}">`)}
   <p><label>Token<br><input type="password" name="token" required maxlength="4096" autocomplete="off" spellcheck="false"></label></p>
-  <div class="buttons"><button class="primary" type="submit">${options.submit}</button></div>
+  <div class="buttons"><button class="primary" type="submit">${options.submit}</button>${
+    options.skip && html`<button type="submit" name="skip" value="1" formnovalidate>${options.skip}</button>`
+  }</div>
 </form>
 <p class="muted">The gateway checks it with ${server}, then keeps it encrypted and never shows it again. Replace or delete it any time at <a href="/connections">/connections</a>.</p>`,
     { status: options.status ?? 200, ...(options.headers ? { headers: options.headers } : {}) },

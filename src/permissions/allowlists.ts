@@ -52,3 +52,15 @@ export function refusalFor(config: Config, upstream: UpstreamConfig, person: Per
   if (!takesOwnTokens(upstream) && upstreamTokenFor(upstream, person.email) === undefined) return 'no_upstream_token';
   return undefined;
 }
+
+/**
+ * Why this person may not use a resource reaching these upstreams (one for an upstream's own
+ * resource, several for an aggregate), or undefined when at least one of them lets them in: an
+ * aggregate serves each person the upstreams they may use. Refused by all, they get the refusal
+ * the upstreams give: `not_allowed` when every one refuses them so.
+ */
+export function refusalForAny(config: Config, upstreams: readonly UpstreamConfig[], person: Person): 'not_allowed' | 'no_upstream_token' | undefined {
+  const refusals = upstreams.map((upstream) => refusalFor(config, upstream, person));
+  if (refusals.includes(undefined)) return undefined;
+  return refusals.every((refusal) => refusal === 'not_allowed') ? 'not_allowed' : 'no_upstream_token';
+}

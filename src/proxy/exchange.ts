@@ -52,6 +52,8 @@ export function openExchange(request: Request, caller: ProxyCaller, ctx: Executi
     upstreamStatus: undefined,
     latencyMs: undefined,
     outcome: 'ok',
+    // The app's name came with the grant's props (src/login/complete.ts): no registry read here.
+    ...(caller.identity.clientName ? { trailOnly: { clientName: caller.identity.clientName } } : {}),
   };
   const finish = (response: Response, outcome: ProxyOutcome): Response => {
     entry.status = response.status;

@@ -8,6 +8,7 @@
  * limit, credential, tool policy), each answering the client itself or handing on what the next
  * needs; then the forward; then the mapping of upstream failures and the rewrites of the answer.
  */
+import type { AuditArguments } from '../config';
 import { toolRulesFor } from '../permissions';
 import { forwardToUpstream, takesOwnTokens, upstreamCredential } from '../upstreams';
 import { type Exchange, openExchange, type ProxyCaller } from './exchange';
@@ -40,7 +41,7 @@ export async function proxyMcpRequest(request: Request, caller: ProxyCaller, ctx
   const target = await targetFor(x);
   if (!target) return x.fail('pathRefused', 'path_refused');
   const toolRules = toolRulesFor(settings.tools, identity);
-  const judged = await judgeBody(x, toolRules !== undefined || settings.rateLimit !== undefined);
+  const judged = await judgeBody(x, toolRules !== undefined || settings.rateLimit !== undefined, settings.audit.arguments);
   if (judged instanceof Response) return judged;
   const { read, id, calls } = judged;
   // The session before the limit: a handle that is not this person's uses no unit.
@@ -84,10 +85,21 @@ async function targetFor(x: Exchange): Promise<URL | undefined> {
  * One read decides everything: what the policy, the limit and the log see is what goes upstream.
  * The body, the id to echo and the number of requests it holds (at least one); or the refusal.
  */
-async function judgeBody(x: Exchange, inspect: boolean): Promise<Response | { read: RequestBody; id: JsonRpcId; calls: number }> {
-  const read = await readRequestBody(x.request, { inspect });
+async function judgeBody(
+  x: Exchange,
+  inspect: boolean,
+  auditArguments: AuditArguments,
+): Promise<Response | { read: RequestBody; id: JsonRpcId; calls: number }> {
+  const read = await readRequestBody(x.request, { inspect, auditArguments });
   const summary = read.kind === 'message' || read.kind === 'refused' ? read.summary : undefined;
-  Object.assign(x.entry, { rpcMethod: summary?.methods, tool: summary?.tools, requests: summary?.batch ? summary.calls : undefined });
+  Object.assign(x.entry, {
+    rpcMethod: summary?.methods,
+    tool: summary?.tools,
+    resource: summary?.resources,
+    prompt: summary?.prompts,
+    requests: summary?.batch ? summary.calls : undefined,
+  });
+  if (summary?.arguments !== undefined) x.entry.trailOnly = { ...x.entry.trailOnly, arguments: summary.arguments };
   x.entry.protocolVersion = protocolRevisionOf(x.request.headers, read.kind === 'message' || read.kind === 'refused' ? read.message : undefined);
   const id = read.kind === 'refused' ? read.id : (summary?.id ?? null);
   if (read.kind === 'refused') return x.fail(read.error, refusalOutcome(read.error), id);

@@ -5,7 +5,9 @@
  * the upstream: an id the policy cannot match answers to, and keys only a case-insensitive decoder
  * (Go's encoding/json, for one) would read as the ones the gateway judged.
  */
+import type { AuditArguments } from '../config';
 import { isRawJsonNumber } from '../lib';
+import { argumentsForTrail } from './audit-arguments';
 import type { JsonRpcId, ProxyErrorKind } from './jsonrpc-error';
 
 /** The MCP TypeScript SDK's own cap (MAX_BATCH_SIZE); a batch beyond it is refused whole. */
@@ -19,6 +21,12 @@ export interface MessageSummary {
   methods: string | undefined;
   /** Each distinct tool of a `tools/call`, in order, comma-separated; undefined when there is none. */
   tools: string | undefined;
+  /** Each distinct resource URI of a `resources/read`, `resources/subscribe` or `resources/unsubscribe`, likewise. */
+  resources: string | undefined;
+  /** Each distinct prompt of a `prompts/get`, likewise. */
+  prompts: string | undefined;
+  /** What the trail keeps of the `tools/call` arguments under the upstream's `audit.arguments`; undefined: nothing. */
+  arguments: string | undefined;
   /** Calls the upstream may execute: every message with a method, except `notifications/…` without an id. */
   calls: number;
   batch: boolean;
@@ -32,11 +40,16 @@ const PARAMS_KEYS = ['name', 'uri', 'arguments'];
 const FOLDED_ENVELOPE = new Map(ENVELOPE_KEYS.map((key) => [key, key]));
 const FOLDED_PARAMS = new Map(PARAMS_KEYS.map((key) => [key, key]));
 
+export interface CheckOptions {
+  /** The upstream's `audit.arguments`: what the summary keeps of the calls' arguments. */
+  auditArguments?: AuditArguments;
+}
+
 /** Checks `value`, a parsed body; never throws. */
-export function checkJsonRpcBody(value: unknown): MessageCheck {
+export function checkJsonRpcBody(value: unknown, options: CheckOptions = {}): MessageCheck {
   const batch = Array.isArray(value);
   const messages: unknown[] = batch ? value : [value];
-  const summary = summarize(messages.slice(0, MAX_BATCH_MESSAGES), batch);
+  const summary = summarize(messages.slice(0, MAX_BATCH_MESSAGES), batch, options.auditArguments ?? 'none');
   const refuse = (error: ProxyErrorKind): MessageCheck => ({ ok: false, error, summary });
   if (batch && messages.length === 0) return refuse('emptyBatch');
   if (messages.length > MAX_BATCH_MESSAGES) return refuse('batchTooLarge');
@@ -100,23 +113,46 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && !isRawJsonNumber(value);
 }
 
-function summarize(messages: unknown[], batch: boolean): MessageSummary {
+function summarize(messages: unknown[], batch: boolean, auditArguments: AuditArguments): MessageSummary {
   const methods = new Set<string>();
   const tools = new Set<string>();
+  const resources = new Set<string>();
+  const prompts = new Set<string>();
+  const callArguments: unknown[] = [];
   let calls = 0;
   for (const message of messages) {
     if (!isPlainObject(message) || message.method === undefined) continue;
     const method = printable(message.method, METHOD_CHARS);
     methods.add(method);
     if (message.id !== undefined || !method.startsWith('notifications/')) calls++;
-    if (message.method === 'tools/call') tools.add(isPlainObject(message.params) ? printable(message.params.name, TOOL_CHARS) : '?');
+    const params = isPlainObject(message.params) ? message.params : undefined;
+    if (message.method === 'tools/call') {
+      tools.add(nameIn(params, 'name'));
+      callArguments.push(params?.arguments);
+    } else if (RESOURCE_METHODS.has(message.method as string)) resources.add(nameIn(params, 'uri'));
+    else if (message.method === 'prompts/get') prompts.add(nameIn(params, 'name'));
   }
   const single = messages[0];
   const id = !batch && isPlainObject(single) && typeof single.method === 'string' && isId(single.id) ? (single.id as JsonRpcId) : null;
   const list = (names: Set<string>) => (names.size > 0 ? [...names].join(',') : undefined);
-  return { id, methods: list(methods), tools: list(tools), calls, batch };
+  return {
+    id,
+    methods: list(methods),
+    tools: list(tools),
+    resources: list(resources),
+    prompts: list(prompts),
+    arguments: argumentsForTrail(callArguments, batch, auditArguments),
+    calls,
+    batch,
+  };
 }
 
+/** What a tool, resource or prompt message names, as the log prints it; `?` without params. */
+function nameIn(params: Record<string, unknown> | undefined, key: 'name' | 'uri'): string {
+  return params ? printable(params[key], TOOL_CHARS) : '?';
+}
+
+const RESOURCE_METHODS = new Set(['resources/read', 'resources/subscribe', 'resources/unsubscribe']);
 const METHOD_CHARS = /[^\w./:-]/g;
 const TOOL_CHARS = /[^\w./:@-]/g;
 

@@ -6,6 +6,7 @@
  * one the tool policy, the rate limit and the log line saw. Anything else streams through unread,
  * unless a policy or a limit must know what it holds.
  */
+import type { AuditArguments } from '../config';
 import { parseExactJson } from '../lib';
 import { jsonCharset } from './json-content-type';
 import type { JsonRpcId, ProxyErrorKind } from './jsonrpc-error';
@@ -32,6 +33,8 @@ export interface ReadOptions {
    * and GET and DELETE (which carry no JSON-RPC) send none upstream.
    */
   inspect?: boolean;
+  /** The upstream's `audit.arguments`: what the summary keeps of the calls' arguments for the trail. */
+  auditArguments?: AuditArguments;
 }
 
 const encoder = new TextEncoder();
@@ -81,7 +84,7 @@ export async function readRequestBody(request: Request, options: ReadOptions = {
   } catch {
     return { kind: 'refused', error: 'parseError', id: null };
   }
-  const check = checkJsonRpcBody(message);
+  const check = checkJsonRpcBody(message, { auditArguments: options.auditArguments ?? 'none' });
   if (!check.ok) return { kind: 'refused', error: check.error, id: check.summary.id, summary: check.summary, message };
   // Right after the parse, so the headers are checked against exactly the message judged.
   const mismatch = headerRefusal(request.headers, message);

@@ -7,6 +7,11 @@ export interface AccessLoginData {
   nonce: string;
 }
 
+/** A /connections sign-in's: also the page to return to (the connections module checks it against its own two paths). */
+export interface ConnectionsLoginData extends AccessLoginData {
+  returnTo?: string;
+}
+
 /** The one redirect URL the Access app knows: every sign-in returns here, whatever its purpose. */
 export const CALLBACK_PATH = '/callback';
 

@@ -13,7 +13,7 @@ import * as oauth from 'oauth4webapi';
 import type { Config } from '../config';
 import { hostCookie, openSealed, readCookie, sealText } from '../lib';
 import { PageError } from '../pages';
-import type { AccessLoginData } from './access-url';
+import type { ConnectionsLoginData } from './access-url';
 
 const STATE_TAG = 'cx.';
 const LOGIN_SECONDS = 600;
@@ -22,7 +22,7 @@ const LOGIN_INFO = 'mcp-oauth-gateway connections login v1';
 const LOGIN_AAD = new TextEncoder().encode(LOGIN_COOKIE);
 
 /** What the login cookie seals: one Access sign-in, until `exp` (seconds). */
-interface PendingLogin extends AccessLoginData {
+interface PendingLogin extends ConnectionsLoginData {
   state: string;
   exp: number;
 }
@@ -33,7 +33,7 @@ export function isCookieState(state: string): boolean {
 }
 
 /** A new state and the Set-Cookie that holds its sign-in. Writes nothing to KV. */
-export async function beginCookieLogin(config: Config, data: AccessLoginData): Promise<{ state: string; headers: Headers }> {
+export async function beginCookieLogin(config: Config, data: ConnectionsLoginData): Promise<{ state: string; headers: Headers }> {
   const state = `${STATE_TAG}${oauth.generateRandomState()}`;
   const pending: PendingLogin = { ...data, state, exp: Math.floor(Date.now() / 1000) + LOGIN_SECONDS };
   const sealed = await sealText(config.cookieSecret, LOGIN_INFO, LOGIN_AAD, JSON.stringify(pending));
@@ -43,7 +43,7 @@ export async function beginCookieLogin(config: Config, data: AccessLoginData): P
 }
 
 /** The sign-in this browser started with `state`, and the headers every answer from here carries. */
-export async function finishCookieLogin(request: Request, config: Config, state: string): Promise<{ data: AccessLoginData; headers: Headers }> {
+export async function finishCookieLogin(request: Request, config: Config, state: string): Promise<{ data: ConnectionsLoginData; headers: Headers }> {
   const headers = new Headers({ 'Cache-Control': 'no-store' });
   // Single use without storage: every answer from here clears the login cookie, and a copy kept
   // past that is still one use only, since Access's code is single-use itself (RFC 6749 §4.1.2).
@@ -54,7 +54,8 @@ export async function finishCookieLogin(request: Request, config: Config, state:
   if (!pending || pending.state !== state || pending.exp <= Date.now() / 1000) {
     throw new PageError('stale_link', 'connections state refused', { headers, startAgain: 'connections' });
   }
-  return { data: { verifier: pending.verifier, nonce: pending.nonce }, headers };
+  const { verifier, nonce, returnTo } = pending;
+  return { data: { verifier, nonce, ...(returnTo !== undefined ? { returnTo } : {}) }, headers };
 }
 
 /** The sign-in the login cookie holds, or undefined: none, or not sealed by this gateway for it. */
@@ -69,7 +70,7 @@ async function openLoginCookie(request: Request, config: Config): Promise<Pendin
     return undefined;
   }
   if (typeof parsed !== 'object' || parsed === null) return undefined;
-  const { state, verifier, nonce, exp } = parsed as Partial<Record<keyof PendingLogin, unknown>>;
+  const { state, verifier, nonce, exp, returnTo } = parsed as Partial<Record<keyof PendingLogin, unknown>>;
   if (typeof state !== 'string' || typeof verifier !== 'string' || typeof nonce !== 'string' || typeof exp !== 'number') return undefined;
-  return { state, verifier, nonce, exp };
+  return { state, verifier, nonce, exp, ...(typeof returnTo === 'string' ? { returnTo } : {}) };
 }

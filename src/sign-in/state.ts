@@ -14,10 +14,16 @@ import { AuthorizationError, type AuthRequest } from '@cloudflare/workers-oauth-
 import type { BrowserLeg } from '../context';
 import type { Identity } from '../identity';
 import { PageError } from '../pages';
-import type { AccessLoginData } from './access-url';
+import type { AccessLoginData, ConnectionsLoginData } from './access-url';
 import { beginCookieLogin, finishCookieLogin, isCookieState } from './login-cookie';
 
 export type LoginPurpose = 'mcp-login' | 'own-token' | 'connections' | 'upstream-oauth';
+
+/** One upstream of an aggregate's own-token step: asked for in turn, each skippable. */
+export interface OwnTokenTurn {
+  upstream: string;
+  replacing: boolean;
+}
 
 /** What each purpose keeps until it finishes. */
 export interface LoginData {
@@ -28,9 +34,18 @@ export interface LoginData {
    * `accessRefreshToken` rides along, sealed in the library's transaction like the rest, so the
    * grant the step ends in is re-validated at refresh as any other (issue #19).
    */
-  'own-token': { identity: Identity; replacing: boolean; accessRefreshToken?: string };
-  /** A sign-in to /connections. */
-  connections: AccessLoginData;
+  'own-token': {
+    identity: Identity;
+    /** Whether the token asked for now replaces a saved one its upstream refused. */
+    replacing: boolean;
+    accessRefreshToken?: string;
+    /** For an aggregate's login, the upstream asked for now; absent: the login's own upstream. */
+    upstream?: string;
+    /** For an aggregate's login, the upstreams still to ask for after this one, in order (issue #21). */
+    then?: OwnTokenTurn[];
+  };
+  /** A sign-in to /connections, and which of its pages to return to. */
+  connections: ConnectionsLoginData;
   /** Room for an upstream's own OAuth leg; nothing begins it yet. */
   'upstream-oauth': never;
 }
@@ -72,7 +87,7 @@ export async function beginLogin<P extends LoginPurpose>(
   data: LoginData[P],
   ...[tie]: P extends CookiePurpose ? [] : [LoginTie]
 ): Promise<{ state: string; headers: Headers }> {
-  if (purpose === 'connections') return beginCookieLogin(store.config, data as AccessLoginData);
+  if (purpose === 'connections') return beginCookieLogin(store.config, data as ConnectionsLoginData);
   if (!tie) throw new TypeError(`a ${purpose} step needs the OAuth request it belongs to`);
   return store.helpers.beginUpstream(tie.request, { data: { purpose, ...data }, ...(tie.headers ? { headers: tie.headers } : {}) });
 }
