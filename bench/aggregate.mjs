@@ -19,8 +19,9 @@
  * 2. `tools/call` of one tool: directly, through the plain proxy, through the aggregate; the
  *    aggregate's median and p99 added over the plain proxy.
  *
- * Clients speak 2025-11-25 in a session, like the latency bench's. Only differences within one
- * run mean anything: the machine is shared.
+ * Clients speak 2025-11-25 in a session (the aggregate keeps its own, like the latency bench's
+ * gateway), and 2026-07-28 without one. Only differences within one run mean anything: the
+ * machine is shared.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -81,77 +82,86 @@ export async function aggregateFigures(options = {}) {
       cleanups,
     );
     const { origin } = gateway;
-    const through = async (/** @type {string} */ path) => maybeSession({ url: `${origin}${path}`, headers: rpcHeaders(await signIn(origin, path)) });
-    const targets = {
-      ...Object.fromEntries(DELAYS.map((ms) => [`direct${ms}`, { url: `${upstream.origin}/${ms}/mcp`, headers: rpcHeaders(pat) }])),
-      plain: await through(`/w${SLOWEST}/mcp`),
-      first: await through('/fresh/mcp'),
-      cached: await through('/five/mcp'),
+    const tokens = {
+      plain: await signIn(origin, `/w${SLOWEST}/mcp`),
+      first: await signIn(origin, '/fresh/mcp'),
+      cached: await signIn(origin, '/five/mcp'),
     };
-
+    /** 2025-11-25 in the session `initialize` gave (the aggregate's own; the plain proxy passes the upstream's: none here). */
+    const legacy = async (/** @type {string} */ path, /** @type {string} */ token) => maybeSession({ url: `${origin}${path}`, headers: rpcHeaders(token) });
+    const session = {
+      plain: await legacy(`/w${SLOWEST}/mcp`, tokens.plain),
+      first: await legacy('/fresh/mcp', tokens.first),
+      cached: await legacy('/five/mcp', tokens.cached),
+    };
     const list = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' });
+    const call = (/** @type {string} */ tool) =>
+      JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: tool, arguments: { text: 'hi' } } });
+    const direct = (/** @type {number} */ ms) => ({ url: `${upstream.origin}/${ms}/mcp`, headers: rpcHeaders(pat) });
+
+    /** @type {Record<string, Probe>} */
+    const listProbes = {
+      ...Object.fromEntries(DELAYS.map((ms) => [`direct${ms}`, { ...direct(ms), body: list }])),
+      plain: { ...session.plain, body: list },
+      first: { ...session.first, body: list },
+      cached: { ...session.cached, body: list },
+      firstModern: modern(`${origin}/fresh/mcp`, tokens.first, 'tools/list'),
+      cachedModern: modern(`${origin}/five/mcp`, tokens.cached, 'tools/list'),
+    };
     // Each aggregate list must hold every upstream's tools: one left out would make it look fast.
-    for (const name of ['first', 'cached']) {
-      const tools = await listedTools(targets[name], list);
+    for (const name of ['first', 'cached', 'firstModern', 'cachedModern']) {
+      const tools = await listedTools(need(listProbes[name]));
       if (tools.length !== TOOLS * DELAYS.length)
         throw new Error(`the aggregate ${name} list has ${tools.length} tools, not ${TOOLS * DELAYS.length}: ${tools.slice(0, 5)}`);
     }
     log(`aggregate: tools/list, ${rounds} interleaved rounds`);
-    const names = Object.keys(targets);
-    /** @type {Record<string, number[]>} */
-    const listMs = Object.fromEntries(names.map((name) => [name, []]));
-    for (let i = 0; i < Math.ceil(rounds / 10); i++) for (const name of names) await timed(need(targets[name]), list);
-    for (let i = 0; i < rounds; i++) {
-      for (let k = 0; k < names.length; k++) {
-        const name = /** @type {string} */ (names[(i + k) % names.length]);
-        listMs[name]?.push(await timed(need(targets[name]), list));
-      }
-    }
-    const lists = Object.fromEntries(names.map((name) => [name, summary(listMs[name] ?? [])]));
-    const sumOfDirect = DELAYS.reduce((sum, ms) => sum + (lists[`direct${ms}`]?.median ?? Number.NaN), 0);
+    const lists = await interleaved(listProbes, rounds, Math.ceil(rounds / 10));
+    const sumOfDirect = DELAYS.reduce((sum, ms) => sum + (lists.figures[`direct${ms}`]?.median ?? Number.NaN), 0);
 
-    log(`aggregate: tools/call, ${requests} interleaved rounds`);
-    const call = (/** @type {string} */ tool) =>
-      JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: tool, arguments: { text: 'hi' } } });
-    const calls = {
-      direct: { target: need(targets[`direct${SLOWEST}`]), body: call('tool_1') },
-      plain: { target: targets.plain, body: call('tool_1') },
-      aggregate: { target: targets.cached, body: call(`w${SLOWEST}_tool_1`) },
+    const tool = `w${SLOWEST}_tool_1`;
+    /** @type {Record<string, Probe>} */
+    const callProbes = {
+      direct: { ...direct(SLOWEST), body: call('tool_1') },
+      plain: { ...session.plain, body: call('tool_1') },
+      aggregate: { ...session.cached, body: call(tool) },
+      plainModern: modern(`${origin}/w${SLOWEST}/mcp`, tokens.plain, 'tools/call', 'tool_1'),
+      aggregateModern: modern(`${origin}/five/mcp`, tokens.cached, 'tools/call', tool),
     };
-    for (const [name, { target, body }] of Object.entries(calls)) {
-      const answer = await (await fetch(target.url, { method: 'POST', headers: target.headers, body })).text();
+    for (const [name, probe] of Object.entries(callProbes)) {
+      const answer = await (await fetch(probe.url, { method: 'POST', headers: probe.headers, body: probe.body })).text();
       if (!answer.includes('"text":"ok"')) throw new Error(`tools/call through ${name} was not answered: ${answer.slice(0, 200)}`);
     }
-    const callNames = /** @type {Array<keyof typeof calls>} */ (Object.keys(calls));
-    /** @type {Record<string, number[]>} */
-    const callMs = Object.fromEntries(callNames.map((name) => [name, []]));
-    for (let i = 0; i < Math.min(200, Math.ceil(requests / 5)); i++) for (const name of callNames) await timed(calls[name].target, calls[name].body);
-    for (let i = 0; i < requests; i++) {
-      for (let k = 0; k < callNames.length; k++) {
-        const name = /** @type {keyof typeof calls} */ (callNames[(i + k) % callNames.length]);
-        callMs[name]?.push(await timed(calls[name].target, calls[name].body));
-      }
-    }
-    const callFigures = Object.fromEntries(callNames.map((name) => [name, summary(callMs[name] ?? [])]));
-    const plainCall = need(callFigures.plain);
-    const aggregateCall = need(callFigures.aggregate);
+    log(`aggregate: tools/call, ${requests} interleaved rounds`);
+    const calls = await interleaved(callProbes, requests, Math.min(200, Math.ceil(requests / 5)));
+    const f = (/** @type {string} */ name) => need(calls.figures[name]);
+    const added = (/** @type {string} */ a, /** @type {string} */ b) => ({
+      difference: { median: f(a).median - f(b).median, p99: f(a).p99 - f(b).p99 },
+      perRound: summary((calls.ms[a] ?? []).map((v, i) => v - (calls.ms[b]?.[i] ?? 0))),
+    });
     return {
       delaysMs: DELAYS,
       rounds,
       requests,
       list: {
-        direct: Object.fromEntries(DELAYS.map((ms) => [ms, lists[`direct${ms}`]])),
-        slowestThroughGateway: lists.plain,
-        first: lists.first,
-        cached: lists.cached,
+        direct: Object.fromEntries(DELAYS.map((ms) => [ms, lists.figures[`direct${ms}`]])),
+        slowestThroughGateway: lists.figures.plain,
+        first: lists.figures.first,
+        cached: lists.figures.cached,
+        firstModern: lists.figures.firstModern,
+        cachedModern: lists.figures.cachedModern,
         sumOfDirectMedians: sumOfDirect,
-        firstOverSlowest: { median: need(lists.first).median - need(lists.plain).median, p99: need(lists.first).p99 - need(lists.plain).p99 },
+        firstOverSlowest: {
+          median: need(lists.figures.first).median - need(lists.figures.plain).median,
+          p99: need(lists.figures.first).p99 - need(lists.figures.plain).p99,
+        },
       },
-      call: {
-        ...callFigures,
-        addedOverPlain: { median: aggregateCall.median - plainCall.median, p99: aggregateCall.p99 - plainCall.p99 },
-        addedOverPlainPaired: summary((callMs.aggregate ?? []).map((v, i) => v - (callMs.plain?.[i] ?? 0))),
-      },
+      call: /** @type {Record<string, { median: number, p99: number }>} */ ({
+        ...calls.figures,
+        addedOverPlain: added('aggregate', 'plain').difference,
+        addedOverPlainPaired: added('aggregate', 'plain').perRound,
+        modernAddedOverPlain: added('aggregateModern', 'plainModern').difference,
+        modernAddedOverPlainPaired: added('aggregateModern', 'plainModern').perRound,
+      }),
     };
   } finally {
     for (const step of cleanups.reverse()) await step().catch(() => {});
@@ -162,21 +172,74 @@ export async function aggregateFigures(options = {}) {
 export function printAggregate(a) {
   const row = (/** @type {string} */ label, /** @type {{ median: number, p99: number } | undefined} */ s) =>
     console.log(`  ${label.padEnd(58)}${fmt(s?.median ?? Number.NaN)} ${fmt(s?.p99 ?? Number.NaN)}`);
+  const slowest = Math.max(...a.delaysMs);
   console.log('');
   console.log(`aggregate tools/list, five upstreams (${a.delaysMs.join(', ')} ms), ${a.rounds} rounds (ms)     median     p99`);
   for (const ms of a.delaysMs) row(`upstream answering after ${ms} ms, direct`, a.list.direct[ms]);
-  row(`slowest (${Math.max(...a.delaysMs)} ms) through the gateway's plain proxy`, a.list.slowestThroughGateway);
+  row(`slowest (${slowest} ms) through the gateway's plain proxy`, a.list.slowestThroughGateway);
   console.log(`  ${'sum of the five direct medians (if asked one by one)'.padEnd(58)}${fmt(a.list.sumOfDirectMedians)}`);
-  row('aggregate, first list (nothing kept: ttlMs 0)', a.list.first);
-  row('aggregate, cached list', a.list.cached);
+  row('aggregate, first list (none kept), 2025 session', a.list.first);
+  row('aggregate, cached list, 2025 session', a.list.cached);
+  row('aggregate, first list, 2026-07-28', a.list.firstModern);
+  row('aggregate, cached list, 2026-07-28', a.list.cachedModern);
   row('aggregate first list - slowest through the gateway', a.list.firstOverSlowest);
   console.log('');
   console.log(`aggregate tools/call, ${a.requests} interleaved rounds (ms)                      median     p99`);
   row('upstream direct', a.call.direct);
-  row('gateway plain proxy (/w50/mcp, tool_1)', a.call.plain);
-  row('gateway aggregate (/five/mcp, w50_tool_1)', a.call.aggregate);
-  row('aggregate - plain proxy (difference of figures)', a.call.addedOverPlain);
-  row('aggregate - plain proxy (per round)', a.call.addedOverPlainPaired);
+  row(`plain proxy (/w${slowest}/mcp, tool_1), 2025`, a.call.plain);
+  row(`aggregate (/five/mcp, w${slowest}_tool_1), 2025 session`, a.call.aggregate);
+  row('aggregate - plain, 2025 (difference of figures)', a.call.addedOverPlain);
+  row('aggregate - plain, 2025 (per round)', a.call.addedOverPlainPaired);
+  row('plain proxy, 2026-07-28', a.call.plainModern);
+  row('aggregate, 2026-07-28', a.call.aggregateModern);
+  row('aggregate - plain, 2026-07-28 (difference of figures)', a.call.modernAddedOverPlain);
+  row('aggregate - plain, 2026-07-28 (per round)', a.call.modernAddedOverPlainPaired);
+}
+
+/** @typedef {{ url: string, headers: Record<string, string>, body: string }} Probe */
+
+/**
+ * Each probe's median and p99 (and its times, for per-round differences), interleaved request by
+ * request with the order rotated, after `warmup` rounds.
+ * @param {Record<string, Probe>} probes @param {number} rounds @param {number} warmup
+ */
+async function interleaved(probes, rounds, warmup) {
+  const names = Object.keys(probes);
+  for (let i = 0; i < warmup; i++) for (const name of names) await timed(need(probes[name]), need(probes[name]).body);
+  /** @type {Record<string, number[]>} */
+  const ms = Object.fromEntries(names.map((name) => [name, []]));
+  for (let i = 0; i < rounds; i++) {
+    for (let k = 0; k < names.length; k++) {
+      const name = /** @type {string} */ (names[(i + k) % names.length]);
+      ms[name]?.push(await timed(need(probes[name]), need(probes[name]).body));
+    }
+  }
+  return { ms, figures: Object.fromEntries(names.map((name) => [name, summary(ms[name] ?? [])])) };
+}
+
+/**
+ * A 2026-07-28 request (stateless: no session), with the headers and `_meta` the revision asks
+ * for (`Mcp-Method`, and `Mcp-Name` for a call).
+ * @param {string} url @param {string} token @param {'tools/list' | 'tools/call'} method @param {string} [tool]
+ * @returns {Probe}
+ */
+function modern(url, token, method, tool) {
+  const _meta = {
+    'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+    'io.modelcontextprotocol/clientCapabilities': {},
+    'io.modelcontextprotocol/clientInfo': { name: 'bench', version: '1' },
+  };
+  const params = tool ? { name: tool, arguments: { text: 'hi' }, _meta } : { _meta };
+  return {
+    url,
+    headers: {
+      ...rpcHeaders(token),
+      'MCP-Protocol-Version': '2026-07-28',
+      'Mcp-Method': method,
+      ...(tool ? { 'Mcp-Name': tool } : {}),
+    },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 3, method, params }),
+  };
 }
 
 /**
@@ -202,9 +265,9 @@ async function maybeSession(target) {
   return { ...target, headers };
 }
 
-/** The tool names a list answer holds (JSON or one SSE event). @param {{ url: string, headers: Record<string, string> }} target @param {string} body */
-async function listedTools(target, body) {
-  const text = await (await fetch(target.url, { method: 'POST', headers: target.headers, body })).text();
+/** The tool names a list answer holds (JSON or one SSE event). @param {Probe} probe */
+async function listedTools(probe) {
+  const text = await (await fetch(probe.url, { method: 'POST', headers: probe.headers, body: probe.body })).text();
   const json = text.trimStart().startsWith('{') ? text : (/^data: (.*)$/m.exec(text)?.[1] ?? '{}');
   const tools = /** @type {{ result?: { tools?: Array<{ name: string }> } }} */ (JSON.parse(json)).result?.tools ?? [];
   return tools.map((t) => t.name);

@@ -122,8 +122,14 @@ export function renderChart(r) {
             },
             lat('aggregate, first list (none kept)', r.aggregate.list.first, true),
             lat('aggregate, cached list', r.aggregate.list.cached, true),
-            lat('tools/call, plain proxy', r.aggregate.call.plain),
-            lat('tools/call, aggregate', r.aggregate.call.aggregate, true),
+            lat('tools/call, plain proxy (2025)', r.aggregate.call.plain),
+            lat('tools/call, aggregate (2025 session)', r.aggregate.call.aggregate, true),
+            ...(r.aggregate.call.plainModern
+              ? [
+                  lat('tools/call, plain proxy (2026-07-28)', r.aggregate.call.plainModern),
+                  lat('tools/call, aggregate (2026-07-28)', r.aggregate.call.aggregateModern, true),
+                ]
+              : []),
           ]),
         ]
       : []),
