@@ -5,4 +5,4 @@
 export { forgetTools, knownReadOnly, rememberTools } from './annotations';
 export { RateLimiter, type RateLimitVerdict, takeRequests } from './rate-limiter';
 export { callsNeedingAnnotations, type ListMatch, planToolRequest, rewriteListAnswers, type ToolRefusal } from './tool-messages';
-export { isObject } from './tool-rules';
+export { isObject, isToolAvailable, isToolNameAllowed } from './tool-rules';

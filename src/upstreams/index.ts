@@ -8,9 +8,12 @@ export {
   type Conversation,
   callUpstream,
   endSession,
+  gatewayId,
   type JsonRpcRequest,
+  type ListResult,
   linkFor,
   listUpstream,
+  listUpstreamWithHint,
   openConversation,
   sendRequest,
   type UpstreamLink,
@@ -26,5 +29,5 @@ export {
 } from './credentials';
 export { type ForwardOptions, forwardToUpstream, type UpstreamResult } from './fetch';
 export { PROTECTED_RESOURCE_ROOT, upstreamNamed, upstreamNameFor } from './paths';
-export { CLIENT_INFO, LEGACY_PROTOCOL_VERSION, MODERN_PROTOCOL_VERSION } from './revision';
+export { CLIENT_INFO, GATEWAY_VERSION, LEGACY_PROTOCOL_VERSION, MODERN_PROTOCOL_VERSION } from './revision';
 export { probeUpstream, type TokenCheck } from './token-check';

@@ -1,0 +1,310 @@
+import { env } from 'cloudflare:test';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { exposedName } from '../src/aggregate/naming';
+import { TokenVault } from '../src/vault';
+import { aggregateConfig, answerOf, callAggregate, legacyRequest, modernRequest, toolNames } from './fixtures/aggregate';
+import { captureLogs, readUntil, received, rpcPost, tag, upstreamOrigin } from './fixtures/proxy';
+
+/** The test upstream server's LONG_TOOL (aggregate-upstream.mjs). */
+const LONG_TOOL = 'summarize_the_weekly_engineering_report_for_every_team_in_the_company_x';
+const ALICE_TOKEN = 'gh_SECRET_alice_0123456789';
+const BOB_TOKEN = 'gh_SECRET_bob_0123456789';
+const SHARED = 'shared_SECRET_0123456789';
+const TOKEN_KEY = 'token-encryption-key-0123456789abcdef0123';
+
+/** Requests of the upstream under tag `t` whose body has this JSON-RPC method. */
+async function methodsSeen(t: string): Promise<string[]> {
+  const all = await received(t, 0);
+  return all.flatMap((r) => {
+    if (r.method !== 'POST') return [r.method];
+    try {
+      return [String((JSON.parse(r.body) as { method?: unknown }).method)];
+    } catch {
+      return ['(unparsed)'];
+    }
+  });
+}
+
+/** Two upstreams: `github` (2026-07-28 only, takes only alice's token) and `extra` (both eras, shared token). */
+function twoUpstreams(options: { githubTools?: object; extraTools?: object } = {}) {
+  const github = tag();
+  const extra = tag();
+  const { config, aggregate } = aggregateConfig(
+    {
+      github: {
+        url: `${upstreamOrigin()}/kinds/modern/mcp?accept=${ALICE_TOKEN}&t=${github}`,
+        title: 'GitHub',
+        userTokens: 'GITHUB_TOKENS',
+        ...(options.githubTools ? { toolsFor: options.githubTools } : {}),
+      },
+      extra: { url: `${upstreamOrigin()}/agg/mcp?t=${extra}`, token: 'EXTRA_TOKEN', ...(options.extraTools ? { toolsFor: options.extraTools } : {}) },
+    },
+    { GITHUB_TOKENS: JSON.stringify({ 'alice@example.com': ALICE_TOKEN, 'bob@example.com': BOB_TOKEN }), EXTRA_TOKEN: SHARED },
+  );
+  return { config, aggregate, tags: { github, extra } };
+}
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe('issue #21: an aggregate lists and calls the tools of several upstreams', () => {
+  it('lists every upstream tool under <upstream>_<tool> to a 2026-07-28 client, described with the upstream, long names shortened', async () => {
+    captureLogs();
+    const { config, aggregate } = twoUpstreams();
+    const response = await callAggregate({ config, aggregate, init: modernRequest(1, 'tools/list') });
+    expect(response.status).toBe(200);
+    const answer = await answerOf(response);
+    const tools = answer.result?.tools as Array<{ name: string; description: string }>;
+    const names = tools.map((tool) => tool.name);
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'github_get_issue',
+        'github_create_issue',
+        'github_list_commits',
+        'extra_report_progress',
+        'extra_echo_arguments',
+        exposedName('extra', LONG_TOOL),
+      ]),
+    );
+    expect(names).toHaveLength(6);
+    const long = exposedName('extra', LONG_TOOL);
+    expect(long).toHaveLength(64);
+    expect(long.startsWith('extra_summarize_the_weekly')).toBe(true);
+    expect(tools.find((tool) => tool.name === 'github_get_issue')?.description).toBe('[GitHub] Read an issue');
+    expect(tools.find((tool) => tool.name === 'extra_echo_arguments')?.description).toBe('[extra] Echoes');
+    // Filtered per person: only that person's client may keep it.
+    expect(answer.result?.cacheScope).toBe('private');
+  });
+
+  it('serves a 2025-11-25 client: initialize, then the same list', async () => {
+    captureLogs();
+    const { config, aggregate } = twoUpstreams();
+    const init = await callAggregate({
+      config,
+      aggregate,
+      init: rpcPost({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'old', version: '1' } },
+      }),
+    });
+    expect(init.status).toBe(200);
+    const opened = await answerOf(init);
+    expect(opened.result?.protocolVersion).toBe('2025-11-25');
+    expect(opened.result?.serverInfo).toMatchObject({ name: 'work', title: 'Work tools' });
+    expect(await toolNames(await callAggregate({ config, aggregate, init: legacyRequest(2, 'tools/list') }))).toContain('github_get_issue');
+  });
+
+  it('routes a call to the upstream its name names, with the original name, the arguments and the progress token', async () => {
+    captureLogs();
+    const { config, aggregate, tags } = twoUpstreams();
+    const params = { name: 'extra_echo_arguments', arguments: { text: 'hello' }, _meta: { progressToken: 'p-7' } };
+    const answer = await answerOf(await callAggregate({ config, aggregate, init: modernRequest(3, 'tools/call', params) }));
+    const echoed = JSON.parse((answer.result?.content as Array<{ text: string }> | undefined)?.[0]?.text ?? '{}');
+    expect(echoed.arguments).toEqual({ text: 'hello' });
+    expect(echoed.meta).toMatchObject({ progressToken: 'p-7' });
+    const calls = (await received(tags.extra, 0)).filter((r) => r.body.includes('"tools/call"'));
+    expect(calls).toHaveLength(1);
+    expect(JSON.parse(calls[0]?.body ?? '{}').params.name).toBe('echo_arguments');
+    expect(calls[0]?.headers.authorization).toBe(`Bearer ${SHARED}`);
+    // Nothing reached the other upstream.
+    expect(await methodsSeen(tags.github)).not.toContain('tools/call');
+  });
+
+  it('routes a shortened name through the upstream list to the tool it stands for', async () => {
+    captureLogs();
+    const { config, aggregate } = twoUpstreams();
+    const answer = await answerOf(
+      await callAggregate({ config, aggregate, init: modernRequest(4, 'tools/call', { name: exposedName('extra', LONG_TOOL), arguments: {} }) }),
+    );
+    expect(answer.result?.content).toEqual([{ type: 'text', text: `called ${LONG_TOOL}` }]);
+  });
+
+  it("answers the upstream's JSON-RPC error as the call's error", async () => {
+    captureLogs();
+    const { config, aggregate } = twoUpstreams();
+    const response = await callAggregate({ config, aggregate, init: modernRequest(5, 'tools/call', { name: 'extra_no_such_tool', arguments: {} }) });
+    expect(response.status).toBe(200);
+    const answer = await answerOf(response);
+    expect(answer.error?.code).toBe(-32602);
+    expect(answer.error?.message).toContain('no_such_tool not found');
+  });
+
+  it('refuses a name that names no upstream of the aggregate', async () => {
+    captureLogs();
+    const { config, aggregate } = twoUpstreams();
+    const answer = await answerOf(
+      await callAggregate({ config, aggregate, init: modernRequest(6, 'tools/call', { name: 'linear_get_issue', arguments: {} }) }),
+    );
+    expect(answer.error?.code).toBe(-32602);
+  });
+});
+
+describe('issue #21: each upstream keeps its own credential and policy per person', () => {
+  it("sends each person's own credential, and bob sees fewer tools under his rules", async () => {
+    const logs = captureLogs();
+    const { config, aggregate, tags } = twoUpstreams({ extraTools: { 'bob@example.com': { allow: ['echo_*'] } } });
+    const alice = await toolNames(await callAggregate({ config, aggregate, init: modernRequest(1, 'tools/list') }));
+    expect(alice).toHaveLength(6);
+    const bob = await toolNames(await callAggregate({ config, aggregate, init: modernRequest(1, 'tools/list'), email: 'bob@example.com' }));
+    // GitHub refuses bob's token: left out, and named in the log; his rules leave one tool of `extra`.
+    expect(bob).toEqual(['extra_echo_arguments']);
+    expect(logs.parsed()).toContainEqual(
+      expect.objectContaining({ event: 'aggregate_upstream_left_out', upstream: 'github', email: 'bob@example.com', reason: 'refused' }),
+    );
+    const authorizations = (await received(tags.github, 0)).map((r) => r.headers.authorization);
+    expect(authorizations).toContain(`Bearer ${ALICE_TOKEN}`);
+    expect(authorizations).toContain(`Bearer ${BOB_TOKEN}`);
+  });
+
+  it('refuses a call of a tool the person may not see, and nothing goes upstream', async () => {
+    captureLogs();
+    const { config, aggregate, tags } = twoUpstreams({ extraTools: { 'bob@example.com': { allow: ['echo_*'] } } });
+    const answer = await answerOf(
+      await callAggregate({
+        config,
+        aggregate,
+        init: modernRequest(2, 'tools/call', { name: 'extra_report_progress', arguments: {} }),
+        email: 'bob@example.com',
+      }),
+    );
+    expect(answer.error?.code).toBe(-32602);
+    expect(await methodsSeen(tags.extra)).not.toContain('tools/call');
+  });
+
+  it("answers a call refused by the upstream's 401 as a JSON-RPC error naming it, never as a 401", async () => {
+    captureLogs();
+    const { config, aggregate } = twoUpstreams();
+    const response = await callAggregate({
+      config,
+      aggregate,
+      init: modernRequest(3, 'tools/call', { name: 'github_get_issue', arguments: {} }),
+      email: 'bob@example.com',
+    });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('WWW-Authenticate')).toBeNull();
+    const answer = await answerOf(response);
+    expect(answer.error?.code).toBe(-32003);
+    expect(answer.error?.message).toContain('GitHub');
+  });
+
+  it('lists a userSupplied upstream without their token as one tool pointing to /connections, and a call says where to add it', async () => {
+    captureLogs();
+    const notes = tag();
+    const { config, aggregate } = aggregateConfig(
+      { notes: { url: `${upstreamOrigin()}/kinds/both/mcp?accept=notes_SECRET_alice&t=${notes}`, title: 'Notes', userSupplied: true } },
+      { TOKEN_ENCRYPTION_KEY: TOKEN_KEY },
+    );
+    const listed = await answerOf(await callAggregate({ config, aggregate, init: modernRequest(1, 'tools/list'), email: 'carol@example.com' }));
+    const tools = listed.result?.tools as Array<{ name: string; description: string }>;
+    expect(tools.map((tool) => tool.name)).toEqual(['notes_add_token']);
+    expect(tools[0]?.description).toContain('https://gw.example/connections');
+    const called = await answerOf(
+      await callAggregate({ config, aggregate, init: modernRequest(2, 'tools/call', { name: 'notes_get_issue', arguments: {} }), email: 'carol@example.com' }),
+    );
+    expect(called.error?.code).toBe(-32007);
+    expect(called.error?.message).toContain('https://gw.example/connections');
+    expect(await received(notes, 0)).toEqual([]);
+
+    // With a token stored, the upstream's own tools, called with it.
+    await new TokenVault(env.OAUTH_KV, config.tokenKeys).save('carol@example.com', 'notes', 'notes_SECRET_alice');
+    const after = await toolNames(await callAggregate({ config, aggregate, init: modernRequest(3, 'tools/list'), email: 'carol@example.com' }));
+    expect(after).toEqual(['notes_get_issue', 'notes_create_issue', 'notes_list_commits']);
+  });
+});
+
+describe('issue #21: lists are asked in parallel, bounded, and cached', () => {
+  it('leaves a slow upstream out of the list, answering within about its timeout, and names it in the log', async () => {
+    const logs = captureLogs();
+    const fast = tag();
+    const { config, aggregate } = aggregateConfig(
+      {
+        fast: { url: `${upstreamOrigin()}/kinds/modern/mcp?t=${fast}`, token: 'FAST_TOKEN' },
+        slow: { url: `${upstreamOrigin()}/stall/mcp?t=${tag()}`, token: 'FAST_TOKEN', timeout: 1 },
+      },
+      { FAST_TOKEN: SHARED },
+    );
+    const started = Date.now();
+    const names = await toolNames(await callAggregate({ config, aggregate, init: modernRequest(1, 'tools/list') }));
+    const elapsed = Date.now() - started;
+    expect(names).toEqual(['fast_get_issue', 'fast_create_issue', 'fast_list_commits']);
+    expect(elapsed).toBeGreaterThanOrEqual(900);
+    expect(elapsed).toBeLessThan(5_000);
+    expect(logs.parsed()).toContainEqual(expect.objectContaining({ event: 'aggregate_upstream_left_out', upstream: 'slow', reason: 'timeout' }));
+  });
+
+  it("keeps each upstream's list per person: a second list asks no upstream, another person's does", async () => {
+    captureLogs();
+    const t = tag();
+    const { config, aggregate } = aggregateConfig({ old: { url: `${upstreamOrigin()}/kinds/sessions/mcp?t=${t}`, token: 'OLD_TOKEN' } }, { OLD_TOKEN: SHARED });
+    const lists = async () => (await methodsSeen(t)).filter((m) => m === 'tools/list').length;
+    await toolNames(await callAggregate({ config, aggregate, init: modernRequest(1, 'tools/list') }));
+    await toolNames(await callAggregate({ config, aggregate, init: modernRequest(2, 'tools/list') }));
+    expect(await lists()).toBe(1);
+    await toolNames(await callAggregate({ config, aggregate, init: modernRequest(3, 'tools/list'), email: 'bob@example.com' }));
+    expect(await lists()).toBe(2);
+  });
+
+  it('keeps no list an upstream says not to keep (ttlMs: 0, the v2 SDK default)', async () => {
+    captureLogs();
+    const { config, aggregate, tags } = twoUpstreams();
+    await toolNames(await callAggregate({ config, aggregate, init: modernRequest(1, 'tools/list') }));
+    await toolNames(await callAggregate({ config, aggregate, init: modernRequest(2, 'tools/list') }));
+    expect((await methodsSeen(tags.extra)).filter((m) => m === 'tools/list')).toHaveLength(2);
+  });
+
+  it('ends the session it opened on a 2025 upstream with sessions', async () => {
+    captureLogs();
+    const t = tag();
+    const { config, aggregate } = aggregateConfig({ old: { url: `${upstreamOrigin()}/kinds/sessions/mcp?t=${t}`, token: 'OLD_TOKEN' } }, { OLD_TOKEN: SHARED });
+    expect(await toolNames(await callAggregate({ config, aggregate, init: modernRequest(1, 'tools/list') }))).toEqual([
+      'old_get_issue',
+      'old_create_issue',
+      'old_list_commits',
+    ]);
+    expect(await methodsSeen(t)).toEqual(['server/discover', 'initialize', 'notifications/initialized', 'tools/list', 'DELETE']);
+  });
+});
+
+describe('issue #21: calls stream and are logged', () => {
+  it('relays progress as it comes, before the result', async () => {
+    captureLogs();
+    const { config, aggregate, tags } = twoUpstreams();
+    const response = await callAggregate({
+      config,
+      aggregate,
+      init: modernRequest(7, 'tools/call', { name: 'extra_report_progress', arguments: {}, _meta: { progressToken: 'tok-1' } }),
+      noWait: true,
+    });
+    expect(response.headers.get('Content-Type')).toContain('text/event-stream');
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    const decoder = new TextDecoder();
+    const first = await readUntil(reader, '"progress":2', decoder);
+    expect(first).toContain('"progressToken":"tok-1"');
+    expect(first).not.toContain('report done');
+    await fetch(`${upstreamOrigin()}/agg/release?t=${tags.extra}`, { method: 'POST' });
+    const rest = await readUntil(reader, 'report done', decoder);
+    expect(rest).toContain('"id":7');
+    await reader.cancel();
+  });
+
+  it('logs each call with the upstream, its own tool name and the aggregate', async () => {
+    const logs = captureLogs();
+    const { config, aggregate } = twoUpstreams();
+    await answerOf(await callAggregate({ config, aggregate, init: modernRequest(1, 'tools/call', { name: exposedName('extra', LONG_TOOL), arguments: {} }) }));
+    expect(logs.parsed()).toContainEqual(
+      expect.objectContaining({
+        event: 'mcp_proxy',
+        upstream: 'extra',
+        tool: LONG_TOOL,
+        aggregate: 'work',
+        path: '/work/mcp',
+        rpcMethod: 'tools/call',
+        outcome: 'ok',
+      }),
+    );
+    expect(logs.lines().join('\n')).not.toContain(SHARED);
+  });
+});
