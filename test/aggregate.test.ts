@@ -3,7 +3,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { exposedName } from '../src/aggregate/naming';
 import { TokenVault } from '../src/vault';
 import { aggregateConfig, answerOf, callAggregate, legacyRequest, modernRequest, toolNames } from './fixtures/aggregate';
-import { captureLogs, readUntil, received, rpcPost, tag, upstreamOrigin } from './fixtures/proxy';
+import { modernOrigin } from './fixtures/modern';
+import { captureLogs, readUntil, received, rpcPost, tag, upstreamOrigin, upstreamSawAbort } from './fixtures/proxy';
 
 /** The test upstream server's LONG_TOOL (aggregate-upstream.mjs). */
 const LONG_TOOL = 'summarize_the_weekly_engineering_report_for_every_team_in_the_company_x';
@@ -306,5 +307,49 @@ describe('issue #21: calls stream and are logged', () => {
       }),
     );
     expect(logs.lines().join('\n')).not.toContain(SHARED);
+  });
+});
+
+describe('issue #21: a call ends with its client', () => {
+  it('aborts the upstream request when the client goes away mid-call', async () => {
+    captureLogs();
+    const { config, aggregate, tags } = twoUpstreams();
+    const response = await callAggregate({
+      config,
+      aggregate,
+      init: modernRequest(8, 'tools/call', { name: 'extra_report_progress', arguments: {}, _meta: { progressToken: 'tok-2' } }),
+      noWait: true,
+    });
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    await readUntil(reader, '"progress":1');
+    await reader.cancel();
+    await expect(upstreamSawAbort(tags.extra)).resolves.toEqual({ aborted: true });
+  });
+});
+
+describe('issue #21: prompts are named and routed like tools', () => {
+  it('lists each upstream prompt as <upstream>_<prompt> under the person rules, and gets it from its upstream', async () => {
+    const logs = captureLogs();
+    const t = tag();
+    const { config, aggregate } = aggregateConfig(
+      {
+        mod: { url: `${modernOrigin()}/mcp?t=${t}`, title: 'Modern', token: 'MOD_TOKEN', toolsFor: { 'bob@example.com': { prompts: { deny: ['summary'] } } } },
+        extra: { url: `${upstreamOrigin()}/agg/mcp?t=${tag()}`, token: 'MOD_TOKEN' },
+      },
+      { MOD_TOKEN: SHARED },
+    );
+    const listed = await answerOf(await callAggregate({ config, aggregate, init: modernRequest(1, 'prompts/list') }));
+    expect(listed.result?.prompts).toEqual([expect.objectContaining({ name: 'mod_summary', description: '[Modern] Summarise' })]);
+    // An upstream without prompts lists none, and is not reported as left out.
+    expect(logs.parsed().filter((line) => line.event === 'aggregate_upstream_left_out')).toEqual([]);
+    const got = await answerOf(await callAggregate({ config, aggregate, init: modernRequest(2, 'prompts/get', { name: 'mod_summary' }) }));
+    expect(got.result?.messages).toEqual([{ role: 'user', content: { type: 'text', text: 'hi' } }]);
+
+    const bob = await answerOf(await callAggregate({ config, aggregate, init: modernRequest(3, 'prompts/list'), email: 'bob@example.com' }));
+    expect(bob.result?.prompts).toEqual([]);
+    const refused = await answerOf(
+      await callAggregate({ config, aggregate, init: modernRequest(4, 'prompts/get', { name: 'mod_summary' }), email: 'bob@example.com' }),
+    );
+    expect(refused.error?.code).toBe(-32602);
   });
 });

@@ -1,5 +1,5 @@
 /**
- * Each upstream's tool list, per person, kept a short while in the isolate: an aggregate's
+ * Each upstream's tool (and prompt) list, per person, kept a short while in the isolate: an aggregate's
  * `tools/list` (and a call that needs the list to route or to check `readOnly`) then costs no
  * upstream request. The list is the upstream's own, unfiltered: the person's policy is applied
  * each time it is read, so a policy can never be served from someone else's entry. Keyed by
@@ -17,33 +17,43 @@ export const LIST_TTL_MS = 60_000;
 /** Entries per isolate; the oldest goes first. */
 const MAX_ENTRIES = 1_000;
 
-const lists = new Map<string, { tools: readonly unknown[]; until: number }>();
+/** The lists kept: tools and prompts. */
+export type ListKind = 'tools/list' | 'prompts/list';
 
-const keyOf = (upstream: UpstreamConfig, email: string) => `${upstream.name}\n${upstream.url.href}\n${email}`;
+const lists = new Map<string, { items: readonly unknown[]; until: number }>();
+
+const keyOf = (kind: ListKind, upstream: UpstreamConfig, email: string) => `${kind}\n${upstream.name}\n${upstream.url.href}\n${email}`;
 
 /** The list kept for this person, if still fresh. */
-export function cachedList(upstream: UpstreamConfig, email: string, now = Date.now()): readonly unknown[] | undefined {
-  const key = keyOf(upstream, email);
+export function cachedList(kind: ListKind, upstream: UpstreamConfig, email: string, now = Date.now()): readonly unknown[] | undefined {
+  const key = keyOf(kind, upstream, email);
   const entry = lists.get(key);
   if (!entry) return undefined;
   if (entry.until <= now) {
     lists.delete(key);
     return undefined;
   }
-  return entry.tools;
+  return entry.items;
 }
 
 /** Keeps a list for `min(LIST_TTL_MS, ttlMs)`; a `ttlMs` of 0 keeps nothing. */
-export function keepList(upstream: UpstreamConfig, email: string, tools: readonly unknown[], ttlMs: number | undefined, now = Date.now()): void {
-  const key = keyOf(upstream, email);
+export function keepList(
+  kind: ListKind,
+  upstream: UpstreamConfig,
+  email: string,
+  items: readonly unknown[],
+  ttlMs: number | undefined,
+  now = Date.now(),
+): void {
+  const key = keyOf(kind, upstream, email);
   lists.delete(key);
   const lifetime = Math.min(LIST_TTL_MS, ttlMs ?? LIST_TTL_MS);
   if (lifetime <= 0) return;
   while (lists.size >= MAX_ENTRIES) lists.delete(lists.keys().next().value as string);
-  lists.set(key, { tools, until: now + lifetime });
+  lists.set(key, { items, until: now + lifetime });
 }
 
 /** Drops a person's list (the upstream said it changed). */
-export function forgetList(upstream: UpstreamConfig, email: string): void {
-  lists.delete(keyOf(upstream, email));
+export function forgetList(kind: ListKind, upstream: UpstreamConfig, email: string): void {
+  lists.delete(keyOf(kind, upstream, email));
 }

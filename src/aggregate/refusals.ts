@@ -4,6 +4,7 @@
  * the answer is always in-band (HTTP 200 on the call's own response): an aggregate never answers
  * 401, which would send the client into re-authorizing against the gateway for an upstream's sake.
  */
+import { scrubSecrets } from '../proxy';
 import type { Member } from './members';
 
 export interface Refusal {
@@ -35,3 +36,17 @@ export const refusals = {
   // gets the same answer as one that does not exist.
   unknownTool: (name: string): Refusal => ({ code: -32602, message: `tool ${name} is not available through this gateway` }),
 } as const;
+
+/**
+ * The upstream's own JSON-RPC error, passed on as the client's (same code and message), with the
+ * member's credential scrubbed from its text as the proxy scrubs error bodies.
+ */
+export function upstreamError(member: Member, error: Record<string, unknown>): Refusal & { data?: unknown } {
+  const { code, message, data } = error;
+  const secrets = member.credential ? [member.credential.token, member.credential.header[1]] : [];
+  return {
+    code: typeof code === 'number' && Number.isInteger(code) ? code : -32603,
+    message: scrubSecrets(typeof message === 'string' ? message : 'upstream error', secrets, false),
+    ...(data === undefined ? {} : { data: JSON.parse(scrubSecrets(JSON.stringify(data), secrets, false)) as unknown }),
+  };
+}

@@ -7,11 +7,13 @@
  */
 import { createMcpHandler, ProtocolError, Server } from '@modelcontextprotocol/server';
 import { GATEWAY_VERSION } from '../upstreams';
+import type { LeftOutReason } from './conversation';
 import { LIST_TTL_MS } from './list-cache';
 import type { Member } from './members';
+import { getPrompt, listPrompts } from './prompts';
 import { rateLimitRefusal } from './rate-limit';
 import type { Refusal } from './refusals';
-import { callTool, type LeftOutReason, listTools, routeCall } from './tools';
+import { callTool, listTools, routeCall } from './tools';
 
 /** What one request to the aggregate knows of its caller, and what it reports back for the log. */
 export interface AggregateRequest {
@@ -47,9 +49,9 @@ function aggregateServer(request: Request, state: AggregateRequest): Server {
   const server = new Server(
     { name: state.name, ...(state.title ? { title: state.title } : {}), version: GATEWAY_VERSION },
     {
-      capabilities: { tools: { listChanged: true } },
+      capabilities: { tools: { listChanged: true }, prompts: { listChanged: true } },
       // A list filtered per person may be cached by that person's client only, as long as the gateway keeps it.
-      cacheHints: { 'tools/list': { ttlMs: LIST_TTL_MS, cacheScope: 'private' } },
+      cacheHints: { 'tools/list': PRIVATE_LIST, 'prompts/list': PRIVATE_LIST },
     },
   );
 
@@ -67,37 +69,61 @@ function aggregateServer(request: Request, state: AggregateRequest): Server {
   server.setRequestHandler('tools/call', async (call, ctx) => {
     const started = Date.now();
     state.onCallStarted();
-    const signal = AbortSignal.any([ctx.mcpReq.signal, request.signal]);
-    const { name } = call.params;
-    const options = { email: state.email, origin: state.origin, signal };
-    const route = await routeCall(await state.members(), name, options);
-    if (!route.ok) {
-      const outcome = REFUSAL_OUTCOMES[route.refusal.code] ?? 'tool_refused';
-      state.onCall({ upstream: route.member?.upstream.name, tool: name, upstreamStatus: undefined, latencyMs: Date.now() - started, outcome });
-      throw protocolError(route.refusal);
+    // Filled in as the call goes; reported however it ends (an unexpected throw included).
+    const report: CallReport = { upstream: undefined, tool: call.params.name, upstreamStatus: undefined, latencyMs: 0, outcome: 'unreachable' };
+    try {
+      const signal = AbortSignal.any([ctx.mcpReq.signal, request.signal]);
+      const options = { email: state.email, origin: state.origin, signal };
+      const route = await routeCall(await state.members(), call.params.name, options);
+      report.upstream = route.member?.upstream.name;
+      if (!route.ok) {
+        report.outcome = REFUSAL_OUTCOMES[route.refusal.code] ?? 'tool_refused';
+        throw protocolError(route.refusal);
+      }
+      const { member, tool } = route;
+      report.tool = tool;
+      const limited = await rateLimitRefusal(member, state.email);
+      if (limited) {
+        report.outcome = 'rate_limited';
+        throw protocolError(limited);
+      }
+      const called = await callTool(member, tool, call.params as unknown as Record<string, unknown>, {
+        ...options,
+        onNotification: (notification) => {
+          // Related to this request: the transport answers on an event stream from here on.
+          void ctx.mcpReq.notify(notification as Parameters<typeof ctx.mcpReq.notify>[0]).catch(() => {});
+        },
+      });
+      report.upstreamStatus = called.upstreamStatus;
+      report.outcome = called.ok ? 'ok' : called.outcome;
+      if (!called.ok) throw protocolError(called.refusal);
+      return called.result as never;
+    } finally {
+      state.onCall({ ...report, latencyMs: Date.now() - started });
     }
-    const { member, tool } = route;
-    const limited = await rateLimitRefusal(member, state.email);
-    if (limited) {
-      state.onCall({ upstream: member.upstream.name, tool, upstreamStatus: undefined, latencyMs: Date.now() - started, outcome: 'rate_limited' });
-      throw protocolError(limited);
-    }
-    const params = call.params as unknown as Record<string, unknown>;
-    const called = await callTool(member, tool, params, {
-      ...options,
-      onNotification: (notification) => {
-        // Related to this request: the transport answers on an event stream from here on.
-        void ctx.mcpReq.notify(notification as Parameters<typeof ctx.mcpReq.notify>[0]).catch(() => {});
-      },
+  });
+
+  server.setRequestHandler('prompts/list', async (_request, ctx) => {
+    const prompts = await listPrompts(await state.members(), {
+      email: state.email,
+      origin: state.origin,
+      signal: AbortSignal.any([ctx.mcpReq.signal, request.signal]),
+      onLeftOut: state.onLeftOut,
     });
-    const outcome = called.ok ? 'ok' : called.outcome;
-    state.onCall({ upstream: member.upstream.name, tool, upstreamStatus: called.upstreamStatus, latencyMs: Date.now() - started, outcome });
-    if (!called.ok) throw protocolError(called.refusal);
-    return called.result as never;
+    return { prompts } as never;
+  });
+
+  server.setRequestHandler('prompts/get', async (get, ctx) => {
+    const signal = AbortSignal.any([ctx.mcpReq.signal, request.signal]);
+    const got = await getPrompt(await state.members(), get.params as unknown as Record<string, unknown>, { email: state.email, origin: state.origin, signal });
+    if (!got.ok) throw protocolError(got.refusal);
+    return got.result as never;
   });
 
   return server;
 }
+
+const PRIVATE_LIST = { ttlMs: LIST_TTL_MS, cacheScope: 'private' } as const;
 
 /** The log's outcome for a call the gateway refused before it went upstream, by the refusal's code. */
 const REFUSAL_OUTCOMES: Readonly<Record<number, string>> = {

@@ -7,17 +7,13 @@
  * No MCP SDK here: src/aggregate/server.ts turns these outcomes into the SDK's answers.
  */
 import { isObject, isToolAvailable, isToolNameAllowed } from '../policy';
-import { scrubSecrets } from '../proxy';
-import { type CallResult, callUpstream, gatewayId, linkFor, listUpstreamWithHint, openConversation, type UpstreamLink } from '../upstreams';
-import { cachedList, forgetList, keepList } from './list-cache';
+import { type CallResult, callUpstream, gatewayId } from '../upstreams';
+import { type LeftOutReason, withConversation } from './conversation';
+import { forgetList } from './list-cache';
 import type { Member } from './members';
 import { describedAs, exposedName, originalAmong, splitExposedName } from './naming';
-import { type Refusal, refusals } from './refusals';
-
-/** Why an upstream's tools are missing from one list answer (named in the log). */
-export type LeftOutReason = 'timeout' | 'unreachable' | 'refused' | 'failed' | 'client_closed';
-
-type ListOutcome = { ok: true; tools: readonly unknown[] } | { ok: false; reason: LeftOutReason };
+import { type Refusal, refusals, upstreamError } from './refusals';
+import { upstreamList } from './upstream-lists';
 
 export interface ToolListOptions {
   email: string;
@@ -37,12 +33,12 @@ export async function listTools(members: readonly Member[], options: ToolListOpt
   const lists = await Promise.all(
     members.map(async (member) => {
       if (!member.credential) return [addTokenTool(member, options.origin)];
-      const listed = await upstreamTools(member, options.email, options.signal);
+      const listed = await upstreamList(member, 'tools/list', options.email, options.signal);
       if (!listed.ok) {
         options.onLeftOut(member, listed.reason);
         return [];
       }
-      return exposedTools(member, listed.tools);
+      return exposedTools(member, listed.items);
     }),
   );
   // A shortened name could in theory collide within one upstream's list: the first one listed keeps it.
@@ -66,30 +62,6 @@ function addTokenTool(member: Member, origin: string): Record<string, unknown> {
     inputSchema: { type: 'object', properties: {} },
     annotations: { readOnlyHint: true },
   };
-}
-
-/** The upstream's whole list as this person's credential sees it: cached, else asked within its timeout. */
-async function upstreamTools(member: Member, email: string, signal: AbortSignal): Promise<ListOutcome> {
-  const { upstream } = member;
-  const cached = cachedList(upstream, email);
-  if (cached) return { ok: true, tools: cached };
-  const deadline = AbortSignal.timeout(upstream.timeoutMs);
-  const outcome = await withConversation(member, AbortSignal.any([signal, deadline]), async (link) => {
-    const listed = await listUpstreamWithHint(link, 'tools/list', 'tools');
-    if (listed.outcome === 'refused') return { ok: false, reason: 'refused' } as const;
-    if (listed.outcome === 'failed') {
-      const how = listed.called?.outcome;
-      return { ok: false, reason: how === 'timeout' || how === 'unreachable' || how === 'client_closed' ? how : 'failed' } as const;
-    }
-    keepList(upstream, email, listed.items, listed.ttlMs);
-    return { ok: true, tools: listed.items } as const;
-  });
-  if ('refusal' in outcome) {
-    if (deadline.aborted) return { ok: false, reason: 'timeout' };
-    return { ok: false, reason: outcome.reason };
-  }
-  if (!outcome.ok && deadline.aborted) return { ok: false, reason: 'timeout' };
-  return outcome;
 }
 
 /** Where a call goes: the member and the upstream's own tool name, or the refusal to answer instead. */
@@ -116,9 +88,9 @@ export async function routeCall(members: readonly Member[], name: string, option
     if (tool !== undefined && member.rules && !isToolNameAllowed(member.rules, tool)) return { ok: false, refusal: refusals.unknownTool(name), member };
     return tool === undefined ? { ok: false, refusal: refusals.unknownTool(name), member } : { ok: true, member, tool };
   }
-  const listed = await upstreamTools(member, options.email, options.signal);
+  const listed = await upstreamList(member, 'tools/list', options.email, options.signal);
   if (!listed.ok) return { ok: false, refusal: listRefusal(member, listed.reason, options.origin), member };
-  const tools = listed.tools.filter((t): t is Record<string, unknown> & { name: string } => isObject(t) && typeof t.name === 'string');
+  const tools = listed.items.filter((t): t is Record<string, unknown> & { name: string } => isObject(t) && typeof t.name === 'string');
   tool ??= originalAmong(
     member.upstream.name,
     name,
@@ -131,7 +103,7 @@ export async function routeCall(members: readonly Member[], name: string, option
   return { ok: true, member, tool };
 }
 
-function listRefusal(member: Member, reason: LeftOutReason, origin: string): Refusal {
+export function listRefusal(member: Member, reason: LeftOutReason, origin: string): Refusal {
   if (reason === 'refused') return refusals.refusedCredential(member, origin);
   if (reason === 'timeout') return refusals.timeout(member);
   if (reason === 'unreachable') return refusals.unreachable(member);
@@ -164,7 +136,7 @@ export async function callTool(member: Member, tool: string, params: Record<stri
   const outcome = await withConversation(member, options.signal, async (link) => {
     const called = await callUpstream(link, { jsonrpc: '2.0', id: gatewayId('call'), method: 'tools/call', params: forwarded }, undefined, (message) => {
       if (typeof message.method !== 'string') return;
-      if (message.method === 'notifications/tools/list_changed') forgetList(member.upstream, options.email);
+      if (message.method === 'notifications/tools/list_changed') forgetList('tools/list', member.upstream, options.email);
       if (message.method === 'notifications/progress' || message.method === 'notifications/message') {
         options.onNotification({ method: message.method, ...(isObject(message.params) ? { params: message.params } : {}) });
       }
@@ -182,21 +154,8 @@ export async function callTool(member: Member, tool: string, params: Record<stri
     return { ok: false, refusal: refusals.refusedCredential(member, options.origin), upstreamStatus: status, outcome: 'upstream_refused_credential' };
   }
   const { answer } = called;
-  if (isObject(answer?.error)) {
-    const { code, message, data } = answer.error;
-    const secrets = member.credential ? [member.credential.token, member.credential.header[1]] : [];
-    return {
-      ok: false,
-      refusal: {
-        code: typeof code === 'number' && Number.isInteger(code) ? code : -32603,
-        message: scrubSecrets(typeof message === 'string' ? message : 'upstream error', secrets, false),
-        ...(data === undefined ? {} : { data: JSON.parse(scrubSecrets(JSON.stringify(data), secrets, false)) as unknown }),
-      },
-      upstreamStatus: status,
-      // As the proxy logs an upstream's error answer it passed on.
-      outcome: 'ok',
-    };
-  }
+  // As the proxy logs an upstream's error answer it passed on: `ok`.
+  if (isObject(answer?.error)) return { ok: false, refusal: upstreamError(member, answer.error), upstreamStatus: status, outcome: 'ok' };
   if (!isObject(answer?.result)) return { ok: false, refusal: refusals.noAnswer(member), upstreamStatus: status, outcome: 'unreachable' };
   return { ok: true, result: answer.result, upstreamStatus: status };
 }
@@ -212,26 +171,4 @@ function conversationRefusal(member: Member, called: CallResult | undefined): Re
 function withoutEnvelope(meta: Record<string, unknown>): Record<string, unknown> | undefined {
   const kept = Object.entries(meta).filter(([key]) => !key.startsWith('io.modelcontextprotocol/'));
   return kept.length > 0 ? Object.fromEntries(kept) : undefined;
-}
-
-type Opened<T> = T | { refusal: true; reason: LeftOutReason; status: number | undefined; called: CallResult | undefined };
-
-/**
- * Opens a conversation with the member's upstream (its revision, and for a 2025 server with
- * sessions one session), runs `work` on it, and ends it: nothing is left open upstream.
- */
-async function withConversation<T extends object>(member: Member, signal: AbortSignal, work: (link: UpstreamLink) => Promise<T>): Promise<Opened<T>> {
-  const link = { ...linkFor(member.upstream, member.credential?.header), signal };
-  const opened = await openConversation(link);
-  if (opened.outcome === 'refused') return { refusal: true, reason: 'refused', status: opened.status, called: undefined };
-  if (opened.outcome === 'failed') {
-    const { called } = opened;
-    const reason: LeftOutReason = called.outcome === 'response' ? 'failed' : called.outcome;
-    return { refusal: true, reason, status: called.outcome === 'response' ? called.response.status : undefined, called };
-  }
-  try {
-    return await work(opened.link);
-  } finally {
-    await opened.end();
-  }
 }
