@@ -353,3 +353,70 @@ describe('issue #21: prompts are named and routed like tools', () => {
     expect(refused.error?.code).toBe(-32602);
   });
 });
+
+describe('issue #21: a 2025 client session maps to one upstream session per upstream', () => {
+  const initialize = rpcPost({
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'initialize',
+    params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'old', version: '1' } },
+  });
+  const inSession = (handle: string, init: RequestInit): RequestInit => ({
+    ...init,
+    headers: { ...(init.headers as Record<string, string>), 'Mcp-Session-Id': handle },
+  });
+
+  function sessionsUpstream() {
+    const t = tag();
+    const { config, aggregate } = aggregateConfig({ old: { url: `${upstreamOrigin()}/kinds/sessions/mcp?t=${t}`, token: 'OLD_TOKEN' } }, { OLD_TOKEN: SHARED });
+    return { config, aggregate, t };
+  }
+
+  it('opens one upstream session for two parallel first calls, and DELETE ends it', async () => {
+    captureLogs();
+    const { config, aggregate, t } = sessionsUpstream();
+    const opened = await callAggregate({ config, aggregate, init: initialize });
+    expect(opened.status).toBe(200);
+    const handle = opened.headers.get('Mcp-Session-Id');
+    expect(handle).toMatch(/^[0-9a-f-]{36}\.[A-Za-z0-9_-]+$/);
+    await opened.body?.cancel();
+    // Nothing upstream until a request needs it.
+    expect(await methodsSeen(t)).toEqual([]);
+
+    const call = (id: number) =>
+      callAggregate({ config, aggregate, init: inSession(handle as string, legacyRequest(id, 'tools/call', { name: 'old_get_issue', arguments: {} })) });
+    const answers = await Promise.all([call(2), call(3)]);
+    for (const response of answers) expect((await answerOf(response)).result?.content).toEqual([{ type: 'text', text: 'called get_issue' }]);
+    const seen = await methodsSeen(t);
+    expect(seen.filter((m) => m === 'initialize')).toHaveLength(1);
+    expect(seen.filter((m) => m === 'tools/call')).toHaveLength(2);
+    expect(seen).not.toContain('DELETE');
+    const sessionIds = new Set((await received(t, 0)).filter((r) => r.body.includes('tools/call')).map((r) => r.headers['mcp-session-id']));
+    expect(sessionIds.size).toBe(1);
+
+    const ended = await callAggregate({ config, aggregate, init: { method: 'DELETE', headers: { 'Mcp-Session-Id': handle as string } } });
+    expect(ended.status).toBe(204);
+    const deleted = (await received(t, 5)).filter((r) => r.method === 'DELETE');
+    expect(deleted.map((r) => r.headers['mcp-session-id'])).toEqual([...sessionIds]);
+    // The ended session is unknown from now on: the client starts a new one.
+    const after = await callAggregate({ config, aggregate, init: inSession(handle as string, legacyRequest(4, 'tools/list')) });
+    expect(after.status).toBe(404);
+  });
+
+  it("answers 404 for someone else's session handle or a forged one, and nothing goes upstream", async () => {
+    captureLogs();
+    const { config, aggregate, t } = sessionsUpstream();
+    const opened = await callAggregate({ config, aggregate, init: initialize });
+    const handle = opened.headers.get('Mcp-Session-Id') as string;
+    await opened.body?.cancel();
+    const list = legacyRequest(2, 'tools/list');
+    const bobs = await callAggregate({ config, aggregate, init: inSession(handle, list), email: 'bob@example.com' });
+    expect(bobs.status).toBe(404);
+    expect((await bobs.json<{ error: { code: number } }>()).error.code).toBe(-32001);
+    const forged = `${handle.slice(0, 36)}.${'A'.repeat(43)}`;
+    expect((await callAggregate({ config, aggregate, init: inSession(forged, list) })).status).toBe(404);
+    expect(await methodsSeen(t)).toEqual([]);
+    // Its owner still has it.
+    expect(await toolNames(await callAggregate({ config, aggregate, init: inSession(handle, list) }))).toContain('old_get_issue');
+  });
+});

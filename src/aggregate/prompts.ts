@@ -20,7 +20,7 @@ export async function listPrompts(members: readonly Member[], options: ToolListO
   const lists = await Promise.all(
     members.map(async (member) => {
       if (!member.credential) return [];
-      const listed = await upstreamList(member, 'prompts/list', options.email, options.signal);
+      const listed = await upstreamList(member, 'prompts/list', options.email, options.signal, options.sessions);
       if (!listed.ok) {
         options.onLeftOut(member, listed.reason);
         return [];
@@ -56,7 +56,7 @@ export async function getPrompt(
   if (!member.credential) return { ok: false, refusal: refusals.noOwnToken(member, options.origin), member };
   let prompt = split.original;
   if (prompt === undefined) {
-    const listed = await upstreamList(member, 'prompts/list', options.email, options.signal);
+    const listed = await upstreamList(member, 'prompts/list', options.email, options.signal, options.sessions);
     if (!listed.ok) return { ok: false, refusal: listRefusal(member, listed.reason, options.origin), member };
     const names = listed.items.flatMap((item) => (isObject(item) && typeof item.name === 'string' ? [item.name] : []));
     prompt = originalAmong(member.upstream.name, name, names);
@@ -66,8 +66,11 @@ export async function getPrompt(
   if (verdict && !verdict.allowed) return { ...unknown, member };
 
   const forwarded = { name: prompt, ...(isObject(params.arguments) ? { arguments: params.arguments } : {}) };
-  const outcome = await withConversation(member, options.signal, (link) =>
-    callUpstream(link, { jsonrpc: '2.0', id: gatewayId('prompt'), method: 'prompts/get', params: forwarded }),
+  const outcome = await withConversation(
+    member,
+    options.signal,
+    (link) => callUpstream(link, { jsonrpc: '2.0', id: gatewayId('prompt'), method: 'prompts/get', params: forwarded }),
+    { sessions: options.sessions, stale: (called) => called.outcome === 'response' && called.response.status === 404 },
   );
   if ('refusal' in outcome) return { ok: false, refusal: listRefusal(member, outcome.reason, options.origin), member };
   if (outcome.outcome !== 'response') return { ok: false, refusal: listRefusal(member, outcome.outcome, options.origin), member };

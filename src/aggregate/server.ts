@@ -7,7 +7,7 @@
  */
 import { createMcpHandler, ProtocolError, Server } from '@modelcontextprotocol/server';
 import { GATEWAY_VERSION } from '../upstreams';
-import type { LeftOutReason } from './conversation';
+import type { LeftOutReason, SessionLinks } from './conversation';
 import { LIST_TTL_MS } from './list-cache';
 import type { Member } from './members';
 import { getPrompt, listPrompts } from './prompts';
@@ -21,6 +21,10 @@ export interface AggregateRequest {
   title: string | undefined;
   email: string;
   origin: string;
+  /** The client's request signal: it going away abandons what the request still waits for upstream. */
+  signal: AbortSignal;
+  /** The client's 2025 session, when it has one (index.ts checked its handle). */
+  sessions: SessionLinks | undefined;
   /** The person's members, read once per request and only when a handler needs them. */
   members: () => Promise<Member[]>;
   onLeftOut: (member: Member, reason: LeftOutReason) => void;
@@ -41,11 +45,11 @@ export interface CallReport {
 /** Serves one request to the aggregate. */
 export async function serveAggregate(request: Request, state: AggregateRequest): Promise<Response> {
   // One handler per request: every instance it makes closes over this person's state.
-  const handler = createMcpHandler(() => aggregateServer(request, state), { legacy: 'stateless', responseMode: 'auto' });
+  const handler = createMcpHandler(() => aggregateServer(state), { legacy: 'stateless', responseMode: 'auto' });
   return handler.fetch(request);
 }
 
-function aggregateServer(request: Request, state: AggregateRequest): Server {
+function aggregateServer(state: AggregateRequest): Server {
   const server = new Server(
     { name: state.name, ...(state.title ? { title: state.title } : {}), version: GATEWAY_VERSION },
     {
@@ -59,8 +63,9 @@ function aggregateServer(request: Request, state: AggregateRequest): Server {
     const tools = await listTools(await state.members(), {
       email: state.email,
       origin: state.origin,
-      signal: AbortSignal.any([ctx.mcpReq.signal, request.signal]),
+      signal: AbortSignal.any([ctx.mcpReq.signal, state.signal]),
       onLeftOut: state.onLeftOut,
+      sessions: state.sessions,
     });
     // The whole list in one page: the upstreams' pages were followed already.
     return { tools } as never;
@@ -72,8 +77,8 @@ function aggregateServer(request: Request, state: AggregateRequest): Server {
     // Filled in as the call goes; reported however it ends (an unexpected throw included).
     const report: CallReport = { upstream: undefined, tool: call.params.name, upstreamStatus: undefined, latencyMs: 0, outcome: 'unreachable' };
     try {
-      const signal = AbortSignal.any([ctx.mcpReq.signal, request.signal]);
-      const options = { email: state.email, origin: state.origin, signal };
+      const signal = AbortSignal.any([ctx.mcpReq.signal, state.signal]);
+      const options = { email: state.email, origin: state.origin, signal, sessions: state.sessions };
       const route = await routeCall(await state.members(), call.params.name, options);
       report.upstream = route.member?.upstream.name;
       if (!route.ok) {
@@ -107,15 +112,21 @@ function aggregateServer(request: Request, state: AggregateRequest): Server {
     const prompts = await listPrompts(await state.members(), {
       email: state.email,
       origin: state.origin,
-      signal: AbortSignal.any([ctx.mcpReq.signal, request.signal]),
+      signal: AbortSignal.any([ctx.mcpReq.signal, state.signal]),
       onLeftOut: state.onLeftOut,
+      sessions: state.sessions,
     });
     return { prompts } as never;
   });
 
   server.setRequestHandler('prompts/get', async (get, ctx) => {
-    const signal = AbortSignal.any([ctx.mcpReq.signal, request.signal]);
-    const got = await getPrompt(await state.members(), get.params as unknown as Record<string, unknown>, { email: state.email, origin: state.origin, signal });
+    const signal = AbortSignal.any([ctx.mcpReq.signal, state.signal]);
+    const got = await getPrompt(await state.members(), get.params as unknown as Record<string, unknown>, {
+      email: state.email,
+      origin: state.origin,
+      signal,
+      sessions: state.sessions,
+    });
     if (!got.ok) throw protocolError(got.refusal);
     return got.result as never;
   });

@@ -8,7 +8,7 @@
  */
 import { isObject, isToolAvailable, isToolNameAllowed } from '../policy';
 import { type CallResult, callUpstream, gatewayId } from '../upstreams';
-import { type LeftOutReason, withConversation } from './conversation';
+import { type LeftOutReason, type SessionLinks, withConversation } from './conversation';
 import { forgetList } from './list-cache';
 import type { Member } from './members';
 import { describedAs, exposedName, originalAmong, splitExposedName } from './naming';
@@ -21,6 +21,8 @@ export interface ToolListOptions {
   /** The client's request: aborting it abandons every upstream list still under way. */
   signal: AbortSignal;
   onLeftOut: (member: Member, reason: LeftOutReason) => void;
+  /** The client's 2025 session, when it has one: upstream requests ride on its upstream sessions. */
+  sessions?: SessionLinks | undefined;
 }
 
 /**
@@ -33,7 +35,7 @@ export async function listTools(members: readonly Member[], options: ToolListOpt
   const lists = await Promise.all(
     members.map(async (member) => {
       if (!member.credential) return [addTokenTool(member, options.origin)];
-      const listed = await upstreamList(member, 'tools/list', options.email, options.signal);
+      const listed = await upstreamList(member, 'tools/list', options.email, options.signal, options.sessions);
       if (!listed.ok) {
         options.onLeftOut(member, listed.reason);
         return [];
@@ -88,7 +90,7 @@ export async function routeCall(members: readonly Member[], name: string, option
     if (tool !== undefined && member.rules && !isToolNameAllowed(member.rules, tool)) return { ok: false, refusal: refusals.unknownTool(name), member };
     return tool === undefined ? { ok: false, refusal: refusals.unknownTool(name), member } : { ok: true, member, tool };
   }
-  const listed = await upstreamList(member, 'tools/list', options.email, options.signal);
+  const listed = await upstreamList(member, 'tools/list', options.email, options.signal, options.sessions);
   if (!listed.ok) return { ok: false, refusal: listRefusal(member, listed.reason, options.origin), member };
   const tools = listed.items.filter((t): t is Record<string, unknown> & { name: string } => isObject(t) && typeof t.name === 'string');
   tool ??= originalAmong(
@@ -114,6 +116,7 @@ export interface CallOptions {
   email: string;
   origin: string;
   signal: AbortSignal;
+  sessions?: SessionLinks | undefined;
   /** Each notification of the upstream's answer stream, as it arrives (progress, logging). */
   onNotification: (message: { method: string; params?: Record<string, unknown> }) => void;
 }
@@ -133,16 +136,21 @@ export async function callTool(member: Member, tool: string, params: Record<stri
   const meta = isObject(params._meta) ? withoutEnvelope(params._meta) : undefined;
   const forwarded = { ...params, name: tool, ...(meta ? { _meta: meta } : {}) };
   if (!meta) delete forwarded._meta;
-  const outcome = await withConversation(member, options.signal, async (link) => {
-    const called = await callUpstream(link, { jsonrpc: '2.0', id: gatewayId('call'), method: 'tools/call', params: forwarded }, undefined, (message) => {
-      if (typeof message.method !== 'string') return;
-      if (message.method === 'notifications/tools/list_changed') forgetList('tools/list', member.upstream, options.email);
-      if (message.method === 'notifications/progress' || message.method === 'notifications/message') {
-        options.onNotification({ method: message.method, ...(isObject(message.params) ? { params: message.params } : {}) });
-      }
-    });
-    return { called };
-  });
+  const outcome = await withConversation(
+    member,
+    options.signal,
+    async (link) => {
+      const called = await callUpstream(link, { jsonrpc: '2.0', id: gatewayId('call'), method: 'tools/call', params: forwarded }, undefined, (message) => {
+        if (typeof message.method !== 'string') return;
+        if (message.method === 'notifications/tools/list_changed') forgetList('tools/list', member.upstream, options.email);
+        if (message.method === 'notifications/progress' || message.method === 'notifications/message') {
+          options.onNotification({ method: message.method, ...(isObject(message.params) ? { params: message.params } : {}) });
+        }
+      });
+      return { called };
+    },
+    { sessions: options.sessions, stale: ({ called }) => called.outcome === 'response' && called.response.status === 404 },
+  );
   if ('refusal' in outcome) {
     const refusal = outcome.reason === 'refused' ? refusals.refusedCredential(member, options.origin) : conversationRefusal(member, outcome.called);
     return { ok: false, refusal, upstreamStatus: outcome.status, outcome: outcome.reason === 'refused' ? 'upstream_refused_credential' : outcome.reason };

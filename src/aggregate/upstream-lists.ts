@@ -4,7 +4,7 @@
  */
 import { isObject } from '../policy';
 import { listUpstreamWithHint } from '../upstreams';
-import { type LeftOutReason, withConversation } from './conversation';
+import { type LeftOutReason, type SessionLinks, withConversation } from './conversation';
 import { cachedList, keepList, type ListKind } from './list-cache';
 import type { Member } from './members';
 
@@ -17,28 +17,34 @@ const FIELDS: Record<ListKind, string> = { 'tools/list': 'tools', 'prompts/list'
  * timeout. An upstream that answers "method not found" (one without prompts) lists nothing, and
  * is not left out.
  */
-export async function upstreamList(member: Member, kind: ListKind, email: string, signal: AbortSignal): Promise<ListOutcome> {
+export async function upstreamList(member: Member, kind: ListKind, email: string, signal: AbortSignal, sessions?: SessionLinks): Promise<ListOutcome> {
   const { upstream } = member;
   const cached = cachedList(kind, upstream, email);
   if (cached) return { ok: true, items: cached };
   const deadline = AbortSignal.timeout(upstream.timeoutMs);
-  const outcome = await withConversation(member, AbortSignal.any([signal, deadline]), async (link): Promise<ListOutcome> => {
-    const listed = await listUpstreamWithHint(link, kind, FIELDS[kind]);
-    if (listed.outcome === 'refused') return { ok: false, reason: 'refused' };
-    if (listed.outcome === 'failed') {
-      const called = listed.called;
-      // JSON-RPC 2.0 §5.1 "Method not found" (2026-07-28 servers send it with an error status).
-      if (called?.outcome === 'response' && isObject(called.answer?.error) && called.answer.error.code === -32601) {
-        keepList(kind, upstream, email, [], undefined);
-        return { ok: true, items: [] };
-      }
-      const how = called?.outcome;
-      return { ok: false, reason: how === 'timeout' || how === 'unreachable' || how === 'client_closed' ? how : 'failed' };
+  const opened = await withConversation(
+    member,
+    AbortSignal.any([signal, deadline]),
+    async (link) => ({ listed: await listUpstreamWithHint(link, kind, FIELDS[kind]) }),
+    {
+      sessions,
+      stale: ({ listed }) => listed.outcome === 'failed' && listed.called?.outcome === 'response' && listed.called.response.status === 404,
+    },
+  );
+  if ('refusal' in opened) return { ok: false, reason: deadline.aborted ? 'timeout' : opened.reason };
+  const { listed } = opened;
+  if (listed.outcome === 'refused') return { ok: false, reason: 'refused' };
+  if (listed.outcome === 'failed') {
+    const called = listed.called;
+    // JSON-RPC 2.0 §5.1 "Method not found" (2026-07-28 servers send it with an error status).
+    if (called?.outcome === 'response' && isObject(called.answer?.error) && called.answer.error.code === -32601) {
+      keepList(kind, upstream, email, [], undefined);
+      return { ok: true, items: [] };
     }
-    keepList(kind, upstream, email, listed.items, listed.ttlMs);
-    return { ok: true, items: listed.items };
-  });
-  if ('refusal' in outcome) return { ok: false, reason: deadline.aborted ? 'timeout' : outcome.reason };
-  if (!outcome.ok && deadline.aborted) return { ok: false, reason: 'timeout' };
-  return outcome;
+    if (deadline.aborted) return { ok: false, reason: 'timeout' };
+    const how = called?.outcome;
+    return { ok: false, reason: how === 'timeout' || how === 'unreachable' || how === 'client_closed' ? how : 'failed' };
+  }
+  keepList(kind, upstream, email, listed.items, listed.ttlMs);
+  return { ok: true, items: listed.items };
 }

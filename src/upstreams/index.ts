@@ -29,5 +29,5 @@ export {
 } from './credentials';
 export { type ForwardOptions, forwardToUpstream, type UpstreamResult } from './fetch';
 export { PROTECTED_RESOURCE_ROOT, upstreamNamed, upstreamNameFor } from './paths';
-export { CLIENT_INFO, GATEWAY_VERSION, LEGACY_PROTOCOL_VERSION, MODERN_PROTOCOL_VERSION } from './revision';
+export { CLIENT_INFO, GATEWAY_VERSION, isModernRevision, LEGACY_PROTOCOL_VERSION, MODERN_PROTOCOL_VERSION } from './revision';
 export { probeUpstream, type TokenCheck } from './token-check';
