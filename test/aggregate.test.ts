@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { exposedName } from '../src/aggregate/naming';
 import { TokenVault } from '../src/vault';
 import { aggregateConfig, answerOf, callAggregate, legacyRequest, modernRequest, toolNames } from './fixtures/aggregate';
-import { modernOrigin } from './fixtures/modern';
+import { methodsReceived, modernOrigin, publishToolsChanged } from './fixtures/modern';
 import { captureLogs, readUntil, received, rpcPost, tag, upstreamOrigin, upstreamSawAbort } from './fixtures/proxy';
 
 /** The test upstream server's LONG_TOOL (aggregate-upstream.mjs). */
@@ -418,5 +418,79 @@ describe('issue #21: a 2025 client session maps to one upstream session per upst
     expect(await methodsSeen(t)).toEqual([]);
     // Its owner still has it.
     expect(await toolNames(await callAggregate({ config, aggregate, init: inSession(handle, list) }))).toContain('old_get_issue');
+  });
+});
+
+describe('issue #21: an upstream list change reaches the client, and the next list is fresh', () => {
+  /** Resolves once the modern upstream has received `method` under `t` (the gateway's watch is open). */
+  async function untilReceived(t: string, method: string): Promise<void> {
+    for (let i = 0; i < 200; i++) {
+      if ((await methodsReceived(t)).includes(method)) return;
+      await scheduler.wait(25);
+    }
+    throw new Error(`the upstream never received ${method}`);
+  }
+
+  function modernAggregate() {
+    const t = tag();
+    const { config, aggregate } = aggregateConfig({ mod: { url: `${modernOrigin()}/mcp?t=${t}`, token: 'MOD_TOKEN' } }, { MOD_TOKEN: SHARED });
+    return { config, aggregate, t };
+  }
+
+  it('sends notifications/tools/list_changed on subscriptions/listen to a 2026-07-28 client, and drops the cached list', async () => {
+    captureLogs();
+    const { config, aggregate, t } = modernAggregate();
+    const lists = async () => (await methodsReceived(t)).filter((m) => m === 'tools/list').length;
+    await toolNames(await callAggregate({ config, aggregate, init: modernRequest(1, 'tools/list') }));
+    await toolNames(await callAggregate({ config, aggregate, init: modernRequest(2, 'tools/list') }));
+    // The upstream says its list may be kept five minutes: asked once.
+    expect(await lists()).toBe(1);
+
+    const listen = await callAggregate({
+      config,
+      aggregate,
+      init: modernRequest(3, 'subscriptions/listen', { notifications: { toolsListChanged: true } }),
+      noWait: true,
+    });
+    expect(listen.headers.get('Content-Type')).toContain('text/event-stream');
+    const reader = (listen.body as ReadableStream<Uint8Array>).getReader();
+    await untilReceived(t, 'subscriptions/listen');
+    await publishToolsChanged();
+    await readUntil(reader, 'notifications/tools/list_changed');
+    await reader.cancel();
+
+    await toolNames(await callAggregate({ config, aggregate, init: modernRequest(4, 'tools/list') }));
+    expect(await lists()).toBe(2);
+  });
+
+  it("sends it on a 2025 client session's GET stream", async () => {
+    captureLogs();
+    const { config, aggregate, t } = modernAggregate();
+    const opened = await callAggregate({
+      config,
+      aggregate,
+      init: rpcPost({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'old', version: '1' } },
+      }),
+    });
+    const handle = opened.headers.get('Mcp-Session-Id') as string;
+    await opened.body?.cancel();
+    const stream = await callAggregate({
+      config,
+      aggregate,
+      init: { method: 'GET', headers: { Accept: 'text/event-stream', 'Mcp-Session-Id': handle, 'MCP-Protocol-Version': '2025-11-25' } },
+      noWait: true,
+    });
+    expect(stream.status).toBe(200);
+    expect(stream.headers.get('Content-Type')).toContain('text/event-stream');
+    const reader = (stream.body as ReadableStream<Uint8Array>).getReader();
+    await untilReceived(t, 'subscriptions/listen');
+    await publishToolsChanged();
+    const seen = await readUntil(reader, 'notifications/tools/list_changed');
+    expect(seen).toContain('"jsonrpc":"2.0"');
+    await reader.cancel();
   });
 });

@@ -20,6 +20,7 @@ import type { SessionLinks } from './conversation';
 import { type Member, membersFor } from './members';
 import { newSession, type SessionOwner, sessionIdOf } from './session-handle';
 import { type AggregateSessions, openingRequest } from './sessions';
+import { changeStream } from './watch';
 
 export { AggregateSessions } from './sessions';
 
@@ -52,6 +53,8 @@ export function aggregateHandler(config: Config, aggregate: AggregateConfig) {
           open: (member) => stub.open(openingRequest(member.upstream, member.credential?.header)),
           forget: (member, sessionId) => stub.forget(member.upstream.name, sessionId),
         };
+        // The session's GET stream: the upstreams' list changes (the SDK serves 2025 clients statelessly, without one).
+        if (request.method === 'GET') return changeStream(await membersOnce(), { email: identity.email, sessions, signal: request.signal });
       }
       const opensSession = handle === null && !modern && request.method === 'POST' && (await isInitialize(request));
 

@@ -5,7 +5,7 @@
  * the upstreams (tools.ts). Loaded only on an aggregate's path (`await import('./server')` in
  * index.ts), so the plain proxy never evaluates the SDK.
  */
-import { createMcpHandler, ProtocolError, Server } from '@modelcontextprotocol/server';
+import { createMcpHandler, ProtocolError, Server, type ServerEvent, type ServerEventBus } from '@modelcontextprotocol/server';
 import { GATEWAY_VERSION } from '../upstreams';
 import type { LeftOutReason, SessionLinks } from './conversation';
 import { LIST_TTL_MS } from './list-cache';
@@ -14,6 +14,7 @@ import { getPrompt, listPrompts } from './prompts';
 import { rateLimitRefusal } from './rate-limit';
 import type { Refusal } from './refusals';
 import { callTool, listTools, routeCall } from './tools';
+import { watchMembers } from './watch';
 
 /** What one request to the aggregate knows of its caller, and what it reports back for the log. */
 export interface AggregateRequest {
@@ -44,9 +45,51 @@ export interface CallReport {
 
 /** Serves one request to the aggregate. */
 export async function serveAggregate(request: Request, state: AggregateRequest): Promise<Response> {
-  // One handler per request: every instance it makes closes over this person's state.
-  const handler = createMcpHandler(() => aggregateServer(state), { legacy: 'stateless', responseMode: 'auto' });
+  // One handler per request: every instance it makes closes over this person's state, and a
+  // `subscriptions/listen` stream's bus watches this person's upstreams while it is open.
+  const handler = createMcpHandler(() => aggregateServer(state), { legacy: 'stateless', responseMode: 'auto', bus: upstreamsBus(state) });
   return handler.fetch(request);
+}
+
+/**
+ * The bus the SDK's `subscriptions/listen` streams subscribe to: while at least one is open, the
+ * members' upstreams are watched (watch.ts), and each list change they report is published.
+ */
+function upstreamsBus(state: AggregateRequest): ServerEventBus {
+  const listeners = new Set<(event: ServerEvent) => void>();
+  let stop: AbortController | undefined;
+  const publish = (event: ServerEvent) => {
+    for (const listener of [...listeners]) listener(event);
+  };
+  return {
+    publish,
+    subscribe(listener) {
+      listeners.add(listener);
+      if (!stop) {
+        const controller = new AbortController();
+        stop = controller;
+        const signal = AbortSignal.any([controller.signal, state.signal]);
+        void state
+          .members()
+          .then((members) =>
+            watchMembers(members, {
+              email: state.email,
+              sessions: state.sessions,
+              signal,
+              onChange: (kind) => publish({ kind: kind === 'tools/list' ? 'tools_list_changed' : 'prompts_list_changed' }),
+            }),
+          )
+          .catch(() => {});
+      }
+      return () => {
+        listeners.delete(listener);
+        if (listeners.size === 0) {
+          stop?.abort();
+          stop = undefined;
+        }
+      };
+    },
+  };
 }
 
 function aggregateServer(state: AggregateRequest): Server {

@@ -210,6 +210,44 @@ async function openAs(link: UpstreamLink, remembered: 'modern' | 'legacy' | unde
   return { outcome: 'open', revision, link: next, server: result, end };
 }
 
+/**
+ * Watches an upstream for change notifications until its stream ends or `link.signal` aborts:
+ * `subscriptions/listen` (asking for tool and prompt list changes) on a 2026-07-28 link, the GET
+ * stream of the link's session on a 2025 one. Each message of the stream is handed to `onMessage`.
+ * Resolves `false` when there was nothing to watch (a 2025 link without a session, or no stream).
+ */
+export async function watchUpstream(link: UpstreamLink, onMessage: (message: Record<string, unknown>) => void): Promise<boolean> {
+  let result: UpstreamResult;
+  if (isModernRevision(link.headers.get('MCP-Protocol-Version'))) {
+    const params = { notifications: { toolsListChanged: true, promptsListChanged: true } };
+    result = await sendRequest(link, { jsonrpc: '2.0', id: gatewayId('listen'), method: 'subscriptions/listen', params });
+  } else {
+    if (!link.headers.has('Mcp-Session-Id')) return false;
+    const headers = new Headers(link.headers);
+    headers.set('Accept', 'text/event-stream');
+    headers.delete('Content-Type');
+    result = await forwardToUpstream(link.url, { method: 'GET', headers, body: null, signal: link.signal, timeoutMs: link.timeoutMs });
+  }
+  if (result.outcome !== 'response') return false;
+  const { response } = result;
+  if (!response.ok || !response.body || !/^text\/event-stream\s*(;|$)/i.test(response.headers.get('Content-Type') ?? '')) {
+    await response.body?.cancel().catch(() => {});
+    return false;
+  }
+  const reader = rewriteJsonRpcEvents(response.body, (message) => {
+    if (isObject(message)) onMessage(message);
+    return undefined;
+  }).getReader();
+  try {
+    while (!(await reader.read()).done);
+  } catch {
+    // The stream broke or was aborted: the watch is over.
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+  return true;
+}
+
 /** Ends a session the gateway opened (a DELETE; a 405 is fine), never failing. */
 export async function endSession(link: UpstreamLink, session: string, protocolVersion: string): Promise<void> {
   const headers = new Headers(link.headers);

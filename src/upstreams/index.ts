@@ -17,6 +17,7 @@ export {
   openConversation,
   sendRequest,
   type UpstreamLink,
+  watchUpstream,
 } from './client';
 export {
   authHeaderFor,
