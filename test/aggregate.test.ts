@@ -160,6 +160,32 @@ describe('issue #21: each upstream keeps its own credential and policy per perso
     expect(authorizations).toContain(`Bearer ${BOB_TOKEN}`);
   });
 
+  it('applies readOnly from the upstream list: only read-only tools are listed, and others are refused when called', async () => {
+    captureLogs();
+    const { config, aggregate, tags } = twoUpstreams({ extraTools: { 'bob@example.com': { readOnly: true } } });
+    const bob = await toolNames(await callAggregate({ config, aggregate, init: modernRequest(1, 'tools/list'), email: 'bob@example.com' }));
+    expect(bob).toEqual([exposedName('extra', LONG_TOOL)]);
+    const refused = await answerOf(
+      await callAggregate({
+        config,
+        aggregate,
+        init: modernRequest(2, 'tools/call', { name: 'extra_echo_arguments', arguments: { text: 'x' } }),
+        email: 'bob@example.com',
+      }),
+    );
+    expect(refused.error?.code).toBe(-32602);
+    const allowed = await answerOf(
+      await callAggregate({
+        config,
+        aggregate,
+        init: modernRequest(3, 'tools/call', { name: exposedName('extra', LONG_TOOL), arguments: {} }),
+        email: 'bob@example.com',
+      }),
+    );
+    expect(allowed.result?.content).toEqual([{ type: 'text', text: `called ${LONG_TOOL}` }]);
+    expect((await methodsSeen(tags.extra)).filter((m) => m === 'tools/call')).toHaveLength(1);
+  });
+
   it('refuses a call of a tool the person may not see, and nothing goes upstream', async () => {
     captureLogs();
     const { config, aggregate, tags } = twoUpstreams({ extraTools: { 'bob@example.com': { allow: ['echo_*'] } } });
@@ -492,5 +518,51 @@ describe('issue #21: an upstream list change reaches the client, and the next li
     const seen = await readUntil(reader, 'notifications/tools/list_changed');
     expect(seen).toContain('"jsonrpc":"2.0"');
     await reader.cancel();
+  });
+});
+
+describe('issue #21: allowlists and rate limits stay per upstream', () => {
+  it("leaves out an upstream the person is not allowed on, and charges a call to its own upstream's rate limit", async () => {
+    captureLogs();
+    const limited = tag();
+    const { config, aggregate } = aggregateConfig(
+      {
+        limited: { url: `${upstreamOrigin()}/agg/mcp?t=${limited}`, token: 'T', rateLimit: { requests: 1, period: 3600 } },
+        private: { url: `${upstreamOrigin()}/kinds/both/mcp?t=${tag()}`, token: 'T', allowedEmails: 'alice@example.com' },
+      },
+      { T: SHARED, RATE_LIMITER: env.RATE_LIMITER },
+    );
+    const bob = await toolNames(await callAggregate({ config, aggregate, init: modernRequest(1, 'tools/list'), email: 'bob@example.com' }));
+    expect(bob.some((name) => name.startsWith('private_'))).toBe(false);
+    expect(bob).toContain('limited_echo_arguments');
+    const refused = await answerOf(
+      await callAggregate({ config, aggregate, init: modernRequest(2, 'tools/call', { name: 'private_get_issue', arguments: {} }), email: 'bob@example.com' }),
+    );
+    expect(refused.error?.code).toBe(-32602);
+
+    const email = `carol-${crypto.randomUUID()}@example.com`;
+    const call = (id: number) => modernRequest(id, 'tools/call', { name: 'limited_echo_arguments', arguments: { text: 'x' } });
+    expect((await answerOf(await callAggregate({ config, aggregate, init: call(3), email }))).result).toBeDefined();
+    const second = await answerOf(await callAggregate({ config, aggregate, init: call(4), email }));
+    expect(second.error?.code).toBe(-32006);
+    expect(second.error?.message).toContain('limited');
+    // The other upstream's allowance is untouched.
+    expect(
+      (
+        await answerOf(
+          await callAggregate({
+            config,
+            aggregate,
+            init: modernRequest(5, 'tools/call', { name: 'private_get_issue', arguments: {} }),
+            email: 'alice@example.com',
+          }),
+        )
+      ).result,
+    ).toBeDefined();
+    // The client's own credentials never travel: only the upstream's.
+    const calls = (await received(limited, 0)).filter((r) => r.body.includes('tools/call'));
+    expect(calls).toHaveLength(1);
+    expect(calls[0]?.headers.cookie).toBeUndefined();
+    expect(calls[0]?.headers.authorization).toBe(`Bearer ${SHARED}`);
   });
 });
