@@ -429,6 +429,29 @@ describe('issue #21: a 2025 client session maps to one upstream session per upst
     expect(after.status).toBe(404);
   });
 
+  it('opens a new upstream session when the upstream no longer knows its own, and tries the request again', async () => {
+    captureLogs();
+    const { config, aggregate, t } = sessionsUpstream();
+    const opened = await callAggregate({ config, aggregate, init: initialize });
+    const handle = opened.headers.get('Mcp-Session-Id') as string;
+    await opened.body?.cancel();
+    const call = (id: number) =>
+      callAggregate({ config, aggregate, init: inSession(handle, legacyRequest(id, 'tools/call', { name: 'old_get_issue', arguments: {} })) });
+    await answerOf(await call(2));
+    const first = (await received(t, 0)).find((r) => r.body.includes('tools/call'))?.headers['mcp-session-id'] as string;
+    // The upstream ends its session behind the gateway's back.
+    const gone = await fetch(`${upstreamOrigin()}/kinds/sessions/mcp?t=${tag()}`, {
+      method: 'DELETE',
+      headers: { 'Mcp-Session-Id': first, 'MCP-Protocol-Version': '2025-11-25' },
+    });
+    await gone.body?.cancel();
+    expect((await answerOf(await call(3))).result?.content).toEqual([{ type: 'text', text: 'called get_issue' }]);
+    const calls = (await received(t, 0)).filter((r) => r.body.includes('tools/call')).map((r) => r.headers['mcp-session-id']);
+    expect(calls).toHaveLength(3);
+    expect(calls[2]).not.toBe(first);
+    expect((await methodsSeen(t)).filter((m) => m === 'initialize')).toHaveLength(2);
+  });
+
   it("answers 404 for someone else's session handle or a forged one, and nothing goes upstream", async () => {
     captureLogs();
     const { config, aggregate, t } = sessionsUpstream();
