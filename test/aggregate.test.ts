@@ -78,6 +78,22 @@ describe('issue #21: an aggregate lists and calls the tools of several upstreams
     expect(answer.result?.cacheScope).toBe('private');
   });
 
+  it('answers server/discover for 2026-07-28 clients, and refuses a request whose headers disagree with its body', async () => {
+    captureLogs();
+    const { config, aggregate } = twoUpstreams();
+    const discovered = await answerOf(await callAggregate({ config, aggregate, init: modernRequest(1, 'server/discover') }));
+    expect(discovered.result?.supportedVersions).toContain('2026-07-28');
+    expect(discovered.result?.capabilities).toMatchObject({ tools: { listChanged: true }, prompts: { listChanged: true } });
+    const init = modernRequest(2, 'tools/call', { name: 'extra_echo_arguments', arguments: { text: 'x' } });
+    const mismatch = await callAggregate({
+      config,
+      aggregate,
+      init: { ...init, headers: { ...(init.headers as Record<string, string>), 'Mcp-Name': 'github_create_issue' } },
+    });
+    expect(mismatch.status).toBe(400);
+    expect((await mismatch.json<{ error: { code: number } }>()).error.code).toBe(-32020);
+  });
+
   it('serves a 2025-11-25 client: initialize, then the same list', async () => {
     captureLogs();
     const { config, aggregate } = twoUpstreams();
@@ -260,6 +276,25 @@ describe('issue #21: lists are asked in parallel, bounded, and cached', () => {
     expect(elapsed).toBeGreaterThanOrEqual(900);
     expect(elapsed).toBeLessThan(5_000);
     expect(logs.parsed()).toContainEqual(expect.objectContaining({ event: 'aggregate_upstream_left_out', upstream: 'slow', reason: 'timeout' }));
+  });
+
+  it('asks five upstreams at once: a list takes about as long as the slowest, not their sum', async () => {
+    captureLogs();
+    const names = ['one', 'two', 'three', 'four', 'five'];
+    const { config, aggregate } = aggregateConfig(
+      Object.fromEntries(names.map((name) => [name, { url: `${upstreamOrigin()}/agg/mcp?t=${tag()}&delay=400`, token: 'T' }])),
+      { T: SHARED },
+    );
+    // The first request of a test file loads the SDK (through vitest's transform): not what is measured.
+    await toolNames(await callAggregate({ config, aggregate, init: modernRequest(1, 'tools/list') }));
+    // The upstreams say `ttlMs: 0`: every list asks all five again.
+    const started = Date.now();
+    const listed = await toolNames(await callAggregate({ config, aggregate, init: modernRequest(2, 'tools/list') }));
+    const elapsed = Date.now() - started;
+    expect(listed).toHaveLength(15);
+    expect(elapsed).toBeGreaterThanOrEqual(400);
+    // One after another would take at least 2 s.
+    expect(elapsed).toBeLessThan(1_600);
   });
 
   it("keeps each upstream's list per person: a second list asks no upstream, another person's does", async () => {
