@@ -624,3 +624,41 @@ describe('issue #21: allowlists and rate limits stay per upstream', () => {
     expect(calls[0]?.headers.authorization).toBe(`Bearer ${SHARED}`);
   });
 });
+
+describe('issue #21: resource URIs stay unique per upstream', () => {
+  it('serves each upstream resource and template as <upstream>+<uri>, reads it from its upstream, and applies the person rules', async () => {
+    captureLogs();
+    const t = tag();
+    const { config, aggregate } = aggregateConfig(
+      { repo: { url: `${upstreamOrigin()}/tools/json/mcp?t=${t}`, token: 'T', toolsFor: { 'bob@example.com': { resources: { deny: ['*secret*'] } } } } },
+      { T: SHARED },
+    );
+    const uris = async (email: string) => {
+      const answer = await answerOf(await callAggregate({ config, aggregate, init: modernRequest(1, 'resources/list'), email }));
+      return (answer.result?.resources as Array<{ uri: string }>).map((resource) => resource.uri);
+    };
+    expect(await uris('alice@example.com')).toEqual([
+      'repo+repo://docs/readme',
+      'repo+repo://secret/keys',
+      'repo+file:///etc/passwd',
+      'repo+repo://docs/secret-plan',
+    ]);
+    expect(await uris('bob@example.com')).toEqual(['repo+repo://docs/readme', 'repo+file:///etc/passwd']);
+    const templates = await answerOf(await callAggregate({ config, aggregate, init: modernRequest(2, 'resources/templates/list') }));
+    expect((templates.result?.resourceTemplates as Array<{ uriTemplate: string }>).map((template) => template.uriTemplate)).toEqual([
+      'repo+repo://{owner}/{name}',
+      'repo+file:///{path}',
+    ]);
+
+    const read = await answerOf(await callAggregate({ config, aggregate, init: modernRequest(3, 'resources/read', { uri: 'repo+repo://docs/readme' }) }));
+    expect(read.result?.contents).toEqual([{ uri: 'repo+repo://docs/readme', text: 'contents of repo://docs/readme' }]);
+    const reads = (await received(t, 0)).filter((r) => r.body.includes('"resources/read"'));
+    expect(JSON.parse(reads[0]?.body ?? '{}').params.uri).toBe('repo://docs/readme');
+
+    const refused = await answerOf(
+      await callAggregate({ config, aggregate, init: modernRequest(4, 'resources/read', { uri: 'repo+repo://secret/keys' }), email: 'bob@example.com' }),
+    );
+    expect(refused.error?.code).toBe(-32602);
+    expect((await received(t, 0)).filter((r) => r.body.includes('"resources/read"'))).toHaveLength(1);
+  });
+});

@@ -17,8 +17,8 @@ export const LIST_TTL_MS = 60_000;
 /** Entries per isolate; the oldest goes first. */
 const MAX_ENTRIES = 1_000;
 
-/** The lists kept: tools and prompts. */
-export type ListKind = 'tools/list' | 'prompts/list';
+/** The lists kept: tools, prompts, resources and resource templates. */
+export type ListKind = 'tools/list' | 'prompts/list' | 'resources/list' | 'resources/templates/list';
 
 const lists = new Map<string, { items: readonly unknown[]; until: number }>();
 

@@ -13,6 +13,7 @@ import type { Member } from './members';
 import { getPrompt, listPrompts } from './prompts';
 import { rateLimitRefusal } from './rate-limit';
 import type { Refusal } from './refusals';
+import { listResources, readResource, withExposedUris } from './resources';
 import { callTool, listTools, routeCall } from './tools';
 import { watchMembers } from './watch';
 
@@ -76,7 +77,7 @@ function upstreamsBus(state: AggregateRequest): ServerEventBus {
               email: state.email,
               sessions: state.sessions,
               signal,
-              onChange: (kind) => publish({ kind: kind === 'tools/list' ? 'tools_list_changed' : 'prompts_list_changed' }),
+              onChange: (kind) => publish({ kind: kind === 'resources/templates/list' ? 'resources_list_changed' : PUBLISHED[kind] }),
             }),
           )
           .catch(() => {});
@@ -96,9 +97,9 @@ function aggregateServer(state: AggregateRequest): Server {
   const server = new Server(
     { name: state.name, ...(state.title ? { title: state.title } : {}), version: GATEWAY_VERSION },
     {
-      capabilities: { tools: { listChanged: true }, prompts: { listChanged: true } },
+      capabilities: { tools: { listChanged: true }, prompts: { listChanged: true }, resources: { listChanged: true } },
       // A list filtered per person may be cached by that person's client only, as long as the gateway keeps it.
-      cacheHints: { 'tools/list': PRIVATE_LIST, 'prompts/list': PRIVATE_LIST },
+      cacheHints: { 'tools/list': PRIVATE_LIST, 'prompts/list': PRIVATE_LIST, 'resources/list': PRIVATE_LIST, 'resources/templates/list': PRIVATE_LIST },
     },
   );
 
@@ -145,7 +146,8 @@ function aggregateServer(state: AggregateRequest): Server {
       report.upstreamStatus = called.upstreamStatus;
       report.outcome = called.ok ? 'ok' : called.outcome;
       if (!called.ok) throw protocolError(called.refusal);
-      return called.result as never;
+      // Resource links and embedded resources in the result are named as the aggregate serves them.
+      return withExposedUris(member.upstream.name, called.result, 'content') as never;
     } finally {
       state.onCall({ ...report, latencyMs: Date.now() - started });
     }
@@ -174,8 +176,35 @@ function aggregateServer(state: AggregateRequest): Server {
     return got.result as never;
   });
 
+  for (const kind of ['resources/list', 'resources/templates/list'] as const) {
+    server.setRequestHandler(kind, async (_request, ctx) => {
+      const items = await listResources(await state.members(), kind, {
+        email: state.email,
+        origin: state.origin,
+        signal: AbortSignal.any([ctx.mcpReq.signal, state.signal]),
+        onLeftOut: state.onLeftOut,
+        sessions: state.sessions,
+      });
+      return (kind === 'resources/list' ? { resources: items } : { resourceTemplates: items }) as never;
+    });
+  }
+
+  server.setRequestHandler('resources/read', async (read, ctx) => {
+    const signal = AbortSignal.any([ctx.mcpReq.signal, state.signal]);
+    const got = await readResource(await state.members(), read.params as unknown as Record<string, unknown>, {
+      email: state.email,
+      origin: state.origin,
+      signal,
+      sessions: state.sessions,
+    });
+    if (!got.ok) throw protocolError(got.refusal);
+    return got.result as never;
+  });
+
   return server;
 }
+
+const PUBLISHED = { 'tools/list': 'tools_list_changed', 'prompts/list': 'prompts_list_changed', 'resources/list': 'resources_list_changed' } as const;
 
 const PRIVATE_LIST = { ttlMs: LIST_TTL_MS, cacheScope: 'private' } as const;
 

@@ -1,5 +1,5 @@
 /**
- * One upstream's whole list (tools or prompts) as one person's credential sees it: from the
+ * One upstream's whole list (tools, prompts, resources or templates) as one person's credential sees it: from the
  * isolate's cache (list-cache.ts), else asked within the upstream's own `timeout`.
  */
 import { isObject } from '../policy';
@@ -10,7 +10,12 @@ import type { Member } from './members';
 
 export type ListOutcome = { ok: true; items: readonly unknown[] } | { ok: false; reason: LeftOutReason };
 
-const FIELDS: Record<ListKind, string> = { 'tools/list': 'tools', 'prompts/list': 'prompts' };
+const FIELDS: Record<ListKind, string> = {
+  'tools/list': 'tools',
+  'prompts/list': 'prompts',
+  'resources/list': 'resources',
+  'resources/templates/list': 'resourceTemplates',
+};
 
 /**
  * The upstream's whole list as this person's credential sees it: cached, else asked within its

@@ -12,6 +12,7 @@ import type { Member } from './members';
 const CHANGES: Readonly<Record<string, ListKind>> = {
   'notifications/tools/list_changed': 'tools/list',
   'notifications/prompts/list_changed': 'prompts/list',
+  'notifications/resources/list_changed': 'resources/list',
 };
 
 export interface WatchOptions {
@@ -33,6 +34,8 @@ async function watchMember(member: Member, options: WatchOptions): Promise<void>
     const kind = typeof message.method === 'string' && Object.hasOwn(CHANGES, message.method) ? CHANGES[message.method] : undefined;
     if (!kind) return;
     forgetList(kind, member.upstream, options.email);
+    // Resources and their templates change together.
+    if (kind === 'resources/list') forgetList('resources/templates/list', member.upstream, options.email);
     options.onChange(kind);
   };
   const link: UpstreamLink = { ...linkFor(member.upstream, member.credential?.header), signal: options.signal };
@@ -57,6 +60,8 @@ async function watchMember(member: Member, options: WatchOptions): Promise<void>
 const NOTIFICATIONS: Readonly<Record<ListKind, string>> = {
   'tools/list': 'notifications/tools/list_changed',
   'prompts/list': 'notifications/prompts/list_changed',
+  'resources/list': 'notifications/resources/list_changed',
+  'resources/templates/list': 'notifications/resources/list_changed',
 };
 
 /**

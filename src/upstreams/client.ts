@@ -212,14 +212,14 @@ async function openAs(link: UpstreamLink, remembered: 'modern' | 'legacy' | unde
 
 /**
  * Watches an upstream for change notifications until its stream ends or `link.signal` aborts:
- * `subscriptions/listen` (asking for tool and prompt list changes) on a 2026-07-28 link, the GET
+ * `subscriptions/listen` (asking for tool, prompt and resource list changes) on a 2026-07-28 link, the GET
  * stream of the link's session on a 2025 one. Each message of the stream is handed to `onMessage`.
  * Resolves `false` when there was nothing to watch (a 2025 link without a session, or no stream).
  */
 export async function watchUpstream(link: UpstreamLink, onMessage: (message: Record<string, unknown>) => void): Promise<boolean> {
   let result: UpstreamResult;
   if (isModernRevision(link.headers.get('MCP-Protocol-Version'))) {
-    const params = { notifications: { toolsListChanged: true, promptsListChanged: true } };
+    const params = { notifications: { toolsListChanged: true, promptsListChanged: true, resourcesListChanged: true } };
     result = await sendRequest(link, { jsonrpc: '2.0', id: gatewayId('listen'), method: 'subscriptions/listen', params });
   } else {
     if (!link.headers.has('Mcp-Session-Id')) return false;
