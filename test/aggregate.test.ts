@@ -635,7 +635,7 @@ describe('issue #21: resource URIs stay unique per upstream', () => {
     );
     const uris = async (email: string) => {
       const answer = await answerOf(await callAggregate({ config, aggregate, init: modernRequest(1, 'resources/list'), email }));
-      return (answer.result?.resources as Array<{ uri: string }>).map((resource) => resource.uri);
+      return ((answer.result?.resources ?? []) as Array<{ uri: string }>).map((resource) => resource.uri);
     };
     expect(await uris('alice@example.com')).toEqual([
       'repo+repo://docs/readme',
@@ -645,7 +645,7 @@ describe('issue #21: resource URIs stay unique per upstream', () => {
     ]);
     expect(await uris('bob@example.com')).toEqual(['repo+repo://docs/readme', 'repo+file:///etc/passwd']);
     const templates = await answerOf(await callAggregate({ config, aggregate, init: modernRequest(2, 'resources/templates/list') }));
-    expect((templates.result?.resourceTemplates as Array<{ uriTemplate: string }>).map((template) => template.uriTemplate)).toEqual([
+    expect(((templates.result?.resourceTemplates ?? []) as Array<{ uriTemplate: string }>).map((template) => template.uriTemplate)).toEqual([
       'repo+repo://{owner}/{name}',
       'repo+file:///{path}',
     ]);
