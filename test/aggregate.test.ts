@@ -440,6 +440,9 @@ describe('issue #21: a 2025 client session maps to one upstream session per upst
     expect(opened.status).toBe(200);
     const handle = opened.headers.get('Mcp-Session-Id');
     expect(handle).toMatch(/^[0-9a-f-]{36}\.[A-Za-z0-9_-]+$/);
+    // A browser client (its Origin is on the request) may read it.
+    expect(opened.headers.get('Access-Control-Allow-Origin')).toBe('http://localhost:6274');
+    expect(opened.headers.get('Access-Control-Expose-Headers')).toContain('Mcp-Session-Id');
     await opened.body?.cancel();
     // Nothing upstream until a request needs it.
     expect(await methodsSeen(t)).toEqual([]);

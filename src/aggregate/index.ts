@@ -13,7 +13,7 @@ import { auditDatabase, emit, flushTrail } from '../audit';
 import type { AggregateConfig, Config } from '../config';
 import type { Identity } from '../identity';
 import { mayUseGateway } from '../permissions';
-import { jsonRpcErrorResponse } from '../proxy';
+import { jsonRpcErrorResponse, withCors } from '../proxy';
 import { endSession, isModernRevision, linkFor, takesOwnTokens } from '../upstreams';
 import { TokenVault } from '../vault';
 import type { SessionLinks } from './conversation';
@@ -54,7 +54,7 @@ export function aggregateHandler(config: Config, aggregate: AggregateConfig) {
           forget: (member, sessionId) => stub.forget(member.upstream.name, sessionId),
         };
         // The session's GET stream: the upstreams' list changes (the SDK serves 2025 clients statelessly, without one).
-        if (request.method === 'GET') return changeStream(await membersOnce(), { email: identity.email, sessions, signal: request.signal });
+        if (request.method === 'GET') return withCorsOf(changeStream(await membersOnce(), { email: identity.email, sessions, signal: request.signal }), cors);
       }
       const opensSession = handle === null && !modern && request.method === 'POST' && (await isInitialize(request));
 
@@ -110,6 +110,7 @@ export function aggregateHandler(config: Config, aggregate: AggregateConfig) {
         response = new Response(response.body, response);
         response.headers.set('Mcp-Session-Id', session.handle);
       }
+      response = withCorsOf(response, cors);
       // Every other request (initialize, discover, lists) gets one line naming the aggregate itself.
       if (!called) {
         emit({
@@ -154,7 +155,13 @@ async function endClientSession(stub: DurableObjectStub<AggregateSessions>, memb
     return [endSession(link, session.sessionId, session.revision)];
   });
   ctx.waitUntil(Promise.allSettled(ends));
-  const headers = new Headers();
-  if (cors) headers.set('Access-Control-Allow-Origin', cors);
-  return new Response(null, { status: 204, headers });
+  return new Response(null, { status: 204, headers: withCors(new Headers(), cors) });
+}
+
+/** Browser clients (MCP Inspector) read `Mcp-Session-Id` and `WWW-Authenticate` only when exposed, as the proxy does. */
+function withCorsOf(response: Response, cors: string | null): Response {
+  if (!cors) return response;
+  const copy = new Response(response.body, response);
+  withCors(copy.headers, cors);
+  return copy;
 }
