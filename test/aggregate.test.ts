@@ -405,6 +405,9 @@ describe('issue #21: prompts are named and routed like tools', () => {
     expect(logs.parsed().filter((line) => line.event === 'aggregate_upstream_left_out')).toEqual([]);
     const got = await answerOf(await callAggregate({ config, aggregate, init: modernRequest(2, 'prompts/get', { name: 'mod_summary' }) }));
     expect(got.result?.messages).toEqual([{ role: 'user', content: { type: 'text', text: 'hi' } }]);
+    expect(logs.parsed()).toContainEqual(
+      expect.objectContaining({ event: 'mcp_proxy', rpcMethod: 'prompts/get', upstream: 'mod', aggregate: 'work', outcome: 'ok' }),
+    );
 
     const bob = await answerOf(await callAggregate({ config, aggregate, init: modernRequest(3, 'prompts/list'), email: 'bob@example.com' }));
     expect(bob.result?.prompts).toEqual([]);

@@ -93,8 +93,8 @@ export function aggregateHandler(config: Config, aggregate: AggregateConfig) {
             time: new Date().toISOString(),
             ...base,
             upstream: call.upstream ?? aggregate.name,
-            rpcMethod: 'tools/call',
-            tool: call.tool,
+            rpcMethod: call.rpcMethod,
+            ...(call.tool === undefined ? {} : { tool: call.tool }),
             // The call's answer is in-band: its JSON-RPC error, if any, rides on a 200.
             status: 200,
             upstreamStatus: call.upstreamStatus,

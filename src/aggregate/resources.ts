@@ -63,7 +63,7 @@ export async function listResources(
   return lists.flat();
 }
 
-export type ReadOutcome = { ok: true; result: Record<string, unknown> } | { ok: false; refusal: Refusal & { data?: unknown } };
+export type ReadOutcome = ({ ok: true; result: Record<string, unknown> } | { ok: false; refusal: Refusal & { data?: unknown } }) & { member?: Member };
 
 /** `resources/read` of the upstream's own URI behind an exposed one. */
 export async function readResource(
@@ -83,22 +83,23 @@ export async function readResource(
     refusal: { code: -32602, message: `resource ${exposed} is not available through this gateway`, data: { uri: exposed } },
   } as const;
   if (!split || !member) return unknown;
-  if (!member.credential) return { ok: false, refusal: refusals.noOwnToken(member, options.origin) };
+  if (!member.credential) return { ok: false, refusal: refusals.noOwnToken(member, options.origin), member };
   const verdict = member.rules ? contentRequestOf(member.rules, { method: 'resources/read', params: { uri: split.uri } }) : undefined;
-  if (verdict && !verdict.allowed) return unknown;
+  if (verdict && !verdict.allowed) return { ...unknown, member };
   const outcome = await withConversation(
     member,
     options.signal,
     (link) => callUpstream(link, { jsonrpc: '2.0', id: gatewayId('read'), method: 'resources/read', params: { uri: split.uri } }),
     { sessions: options.sessions, stale: (called) => called.outcome === 'response' && called.response.status === 404 },
   );
-  if ('refusal' in outcome) return { ok: false, refusal: listRefusal(member, outcome.reason, options.origin) };
-  if (outcome.outcome !== 'response') return { ok: false, refusal: listRefusal(member, outcome.outcome, options.origin) };
-  if (outcome.response.status === 401 || outcome.response.status === 403) return { ok: false, refusal: refusals.refusedCredential(member, options.origin) };
+  if ('refusal' in outcome) return { ok: false, refusal: listRefusal(member, outcome.reason, options.origin), member };
+  if (outcome.outcome !== 'response') return { ok: false, refusal: listRefusal(member, outcome.outcome, options.origin), member };
+  if (outcome.response.status === 401 || outcome.response.status === 403)
+    return { ok: false, refusal: refusals.refusedCredential(member, options.origin), member };
   const answer = outcome.answer;
-  if (isObject(answer?.error)) return { ok: false, refusal: upstreamError(member, answer.error) };
-  if (!isObject(answer?.result)) return { ok: false, refusal: refusals.noAnswer(member) };
-  return { ok: true, result: withExposedUris(member.upstream.name, answer.result, 'contents') };
+  if (isObject(answer?.error)) return { ok: false, refusal: upstreamError(member, answer.error), member };
+  if (!isObject(answer?.result)) return { ok: false, refusal: refusals.noAnswer(member), member };
+  return { ok: true, result: withExposedUris(member.upstream.name, answer.result, 'contents'), member };
 }
 
 /**

@@ -37,8 +37,11 @@ export interface AggregateRequest {
 }
 
 export interface CallReport {
+  /** `tools/call`, `prompts/get` or `resources/read`: what went to one upstream. */
+  rpcMethod: string;
   upstream: string | undefined;
-  tool: string;
+  /** The upstream's own tool name (a refused call: the name the client sent); undefined for prompts and resources. */
+  tool: string | undefined;
   upstreamStatus: number | undefined;
   latencyMs: number;
   outcome: string;
@@ -119,7 +122,14 @@ function aggregateServer(state: AggregateRequest): Server {
     const started = Date.now();
     state.onCallStarted();
     // Filled in as the call goes; reported however it ends (an unexpected throw included).
-    const report: CallReport = { upstream: undefined, tool: call.params.name, upstreamStatus: undefined, latencyMs: 0, outcome: 'unreachable' };
+    const report: CallReport = {
+      rpcMethod: 'tools/call',
+      upstream: undefined,
+      tool: call.params.name,
+      upstreamStatus: undefined,
+      latencyMs: 0,
+      outcome: 'unreachable',
+    };
     try {
       const signal = AbortSignal.any([ctx.mcpReq.signal, state.signal]);
       const options = { email: state.email, origin: state.origin, signal, sessions: state.sessions };
@@ -165,13 +175,22 @@ function aggregateServer(state: AggregateRequest): Server {
   });
 
   server.setRequestHandler('prompts/get', async (get, ctx) => {
+    const started = Date.now();
+    state.onCallStarted();
     const signal = AbortSignal.any([ctx.mcpReq.signal, state.signal]);
-    const got = await getPrompt(await state.members(), get.params as unknown as Record<string, unknown>, {
-      email: state.email,
-      origin: state.origin,
-      signal,
-      sessions: state.sessions,
-    });
+    const got = await reported(
+      state,
+      async () =>
+        getPrompt(await state.members(), get.params as unknown as Record<string, unknown>, {
+          email: state.email,
+          origin: state.origin,
+          signal,
+          sessions: state.sessions,
+        }),
+      'prompts/get',
+      'prompt_refused',
+      started,
+    );
     if (!got.ok) throw protocolError(got.refusal);
     return got.result as never;
   });
@@ -190,13 +209,22 @@ function aggregateServer(state: AggregateRequest): Server {
   }
 
   server.setRequestHandler('resources/read', async (read, ctx) => {
+    const started = Date.now();
+    state.onCallStarted();
     const signal = AbortSignal.any([ctx.mcpReq.signal, state.signal]);
-    const got = await readResource(await state.members(), read.params as unknown as Record<string, unknown>, {
-      email: state.email,
-      origin: state.origin,
-      signal,
-      sessions: state.sessions,
-    });
+    const got = await reported(
+      state,
+      async () =>
+        readResource(await state.members(), read.params as unknown as Record<string, unknown>, {
+          email: state.email,
+          origin: state.origin,
+          signal,
+          sessions: state.sessions,
+        }),
+      'resources/read',
+      'resource_refused',
+      started,
+    );
     if (!got.ok) throw protocolError(got.refusal);
     return got.result as never;
   });
@@ -207,6 +235,32 @@ function aggregateServer(state: AggregateRequest): Server {
 const PUBLISHED = { 'tools/list': 'tools_list_changed', 'prompts/list': 'prompts_list_changed', 'resources/list': 'resources_list_changed' } as const;
 
 const PRIVATE_LIST = { ttlMs: LIST_TTL_MS, cacheScope: 'private' } as const;
+
+/** Runs a prompt or resource request, and reports it however it ends (an unexpected throw included). */
+async function reported<T extends { ok: boolean; member?: Member | undefined; refusal?: Refusal }>(
+  state: AggregateRequest,
+  run: () => Promise<T>,
+  rpcMethod: string,
+  refused: string,
+  started: number,
+): Promise<T> {
+  let got: T | undefined;
+  try {
+    got = await run();
+    return got;
+  } finally {
+    const report = got
+      ? reportOf(got, rpcMethod, refused)
+      : { rpcMethod, upstream: undefined, tool: undefined, upstreamStatus: undefined, outcome: 'unreachable' };
+    state.onCall({ ...report, latencyMs: Date.now() - started });
+  }
+}
+
+/** The log's report of a prompt or resource request, by how it ended. */
+function reportOf(got: { ok: boolean; member?: Member | undefined; refusal?: Refusal }, rpcMethod: string, refused: string): Omit<CallReport, 'latencyMs'> {
+  const outcome = got.ok || !got.refusal ? 'ok' : (REFUSAL_OUTCOMES[got.refusal.code] ?? (got.refusal.code === -32602 ? refused : 'ok'));
+  return { rpcMethod, upstream: got.member?.upstream.name, tool: undefined, upstreamStatus: undefined, outcome };
+}
 
 /** The log's outcome for a call the gateway refused before it went upstream, by the refusal's code. */
 const REFUSAL_OUTCOMES: Readonly<Record<number, string>> = {
