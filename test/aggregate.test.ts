@@ -65,10 +65,11 @@ describe('issue #21: an aggregate lists and calls the tools of several upstreams
         'github_list_commits',
         'extra_report_progress',
         'extra_echo_arguments',
+        'extra_link_resource',
         exposedName('extra', LONG_TOOL),
       ]),
     );
-    expect(names).toHaveLength(6);
+    expect(names).toHaveLength(7);
     const long = exposedName('extra', LONG_TOOL);
     expect(long).toHaveLength(64);
     expect(long.startsWith('extra_summarize_the_weekly')).toBe(true);
@@ -164,7 +165,7 @@ describe('issue #21: each upstream keeps its own credential and policy per perso
     const logs = captureLogs();
     const { config, aggregate, tags } = twoUpstreams({ extraTools: { 'bob@example.com': { allow: ['echo_*'] } } });
     const alice = await toolNames(await callAggregate({ config, aggregate, init: modernRequest(1, 'tools/list') }));
-    expect(alice).toHaveLength(6);
+    expect(alice).toHaveLength(7);
     const bob = await toolNames(await callAggregate({ config, aggregate, init: modernRequest(1, 'tools/list'), email: 'bob@example.com' }));
     // GitHub refuses bob's token: left out, and named in the log; his rules leave one tool of `extra`.
     expect(bob).toEqual(['extra_echo_arguments']);
@@ -291,7 +292,7 @@ describe('issue #21: lists are asked in parallel, bounded, and cached', () => {
     const started = Date.now();
     const listed = await toolNames(await callAggregate({ config, aggregate, init: modernRequest(2, 'tools/list') }));
     const elapsed = Date.now() - started;
-    expect(listed).toHaveLength(15);
+    expect(listed).toHaveLength(20);
     expect(elapsed).toBeGreaterThanOrEqual(400);
     // One after another would take at least 2 s.
     expect(elapsed).toBeLessThan(1_600);
@@ -664,7 +665,19 @@ describe('issue #21: resource URIs stay unique per upstream', () => {
     const refused = await answerOf(
       await callAggregate({ config, aggregate, init: modernRequest(4, 'resources/read', { uri: 'repo+repo://secret/keys' }), email: 'bob@example.com' }),
     );
+    expect(refused.error?.message).toContain('repo+repo://secret/keys');
     expect(refused.error?.code).toBe(-32602);
     expect((await received(t, 0)).filter((r) => r.body.includes('"resources/read"'))).toHaveLength(1);
+  });
+});
+
+describe('issue #21: resource links in tool results', () => {
+  it('names a linked resource as the aggregate serves it, so the client can read it back', async () => {
+    captureLogs();
+    const { config, aggregate } = twoUpstreams();
+    const answer = await answerOf(
+      await callAggregate({ config, aggregate, init: modernRequest(1, 'tools/call', { name: 'extra_link_resource', arguments: {} }) }),
+    );
+    expect(answer.result?.content).toEqual([expect.objectContaining({ type: 'resource_link', uri: 'extra+notes://1' })]);
   });
 });
