@@ -25,4 +25,5 @@ export default {
 
 // A Durable Object class must be exported by the Worker's main module: the one exception to
 // "index.ts exports only the Worker".
+export { AggregateSessions } from './aggregate';
 export { RateLimiter } from './policy';

@@ -49,12 +49,16 @@ export interface McpRequestFields {
   outcome: string;
   /** Stored in the trail, never printed. */
   trailOnly?: TrailOnlyFields | undefined;
+  /** Set when the request came through an aggregate (`AGGREGATES`): its name; `upstream` is then the upstream the call went to. */
+  aggregate?: string | undefined;
 }
 
 export type AuditEvent =
   | ({ event: 'mcp_proxy'; time: string } & McpRequestFields)
   | { event: 'mcp_proxy_endpoint_refused'; upstream: string; email: string; clientId: string; path: string }
   | { event: 'rate_limiter_unavailable'; upstream: string; email: string; error: string }
+  /** An aggregate's list answered without this upstream's tools: it was too slow, failed or refused the credential. */
+  | { event: 'aggregate_upstream_left_out'; aggregate: string; upstream: string; email: string; reason: string }
   | { event: 'sign_in'; actor: string; purpose: 'mcp-login' | 'connections'; upstream?: string; clientId?: string; trailOnly?: TrailOnlyFields }
   | { event: 'consent_approved' | 'consent_denied'; clientId: string; upstream: string | undefined }
   | { event: 'own_token_saved' | 'own_token_replaced'; actor: string; subject: string; upstream: string; via: 'login' | 'connections' }

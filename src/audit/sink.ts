@@ -12,6 +12,7 @@ const LEVELS: Record<AuditEventName, Level> = {
   mcp_proxy: 'log',
   mcp_proxy_endpoint_refused: 'warn',
   rate_limiter_unavailable: 'warn',
+  aggregate_upstream_left_out: 'warn',
   sign_in: 'log',
   consent_approved: 'log',
   consent_denied: 'log',

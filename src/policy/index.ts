@@ -3,6 +3,7 @@
  * limiter's Durable Object. What other folders and tests import of src/policy/ is exported here.
  */
 export { forgetTools, knownReadOnly, rememberTools } from './annotations';
+export { contentRequestOf, filterContentResult } from './content-rules';
 export { RateLimiter, type RateLimitVerdict, takeRequests } from './rate-limiter';
 export { callsNeedingAnnotations, type ListMatch, planToolRequest, rewriteListAnswers, type ToolRefusal } from './tool-messages';
-export { isObject } from './tool-rules';
+export { isObject, isToolAvailable, isToolNameAllowed } from './tool-rules';

@@ -3,7 +3,7 @@
  * folders, tests and the bench import of src/proxy/ is exported here.
  */
 export { proxyMcpRequest } from './handler';
-export { clientResponseHeaders, upstreamRequestHeaders } from './headers';
+export { clientResponseHeaders, upstreamRequestHeaders, withCors } from './headers';
 export { jsonRpcErrorResponse, ProxyError, type ProxyErrorKind } from './jsonrpc-error';
 export { logProxyRequest } from './log';
 export { readRequestBody } from './message';

@@ -100,13 +100,22 @@ export function sendRequest(
   return forwardToUpstream(link.url, { method: 'POST', headers, body: JSON.stringify(body), signal: link.signal, timeoutMs: link.timeoutMs });
 }
 
-/** A request and its answer; `maxBytes` bounds a JSON body (longer: no answer). */
-export async function callUpstream(link: UpstreamLink, request: JsonRpcRequest, maxBytes = MAX_LIST_BYTES): Promise<CallResult> {
+/**
+ * A request and its answer; `maxBytes` bounds a JSON body (longer: no answer). `onMessage` sees
+ * every other message of an SSE answer (progress, logging, list changes) as it arrives, before the
+ * answer: what the aggregate relays to its own client.
+ */
+export async function callUpstream(
+  link: UpstreamLink,
+  request: JsonRpcRequest,
+  maxBytes = MAX_LIST_BYTES,
+  onMessage?: (message: Record<string, unknown>) => void,
+): Promise<CallResult> {
   const result = await sendRequest(link, request);
   if (result.outcome !== 'response') return result;
   let answer: Record<string, unknown> | undefined;
   try {
-    answer = await answerIn(result.response, request.id, maxBytes);
+    answer = await answerIn(result.response, request.id, maxBytes, onMessage);
   } catch {
     // A body cut short, not JSON, or an event too large to read: no answer.
   }
@@ -118,18 +127,37 @@ export async function callUpstream(link: UpstreamLink, request: JsonRpcRequest, 
  * pages; undefined when any page cannot be had, so a partial list is never taken for the whole.
  */
 export async function listUpstream(link: UpstreamLink, method: string, field: string): Promise<unknown[] | undefined> {
+  const listed = await listUpstreamWithHint(link, method, field);
+  return listed.outcome === 'listed' ? listed.items : undefined;
+}
+
+export type ListResult =
+  /** `ttlMs`: the shortest a page named (2026-07-28 list results); undefined when none did. */
+  | { outcome: 'listed'; items: unknown[]; ttlMs: number | undefined }
+  /** A page was answered 401/403: the credential, not the list. */
+  | { outcome: 'refused'; status: number }
+  /** A page could not be had (`called` says how), or there were too many. */
+  | { outcome: 'failed'; called: CallResult | undefined };
+
+/** A whole list as `listUpstream` reads it, with the cache hint its pages gave, or why there is none. */
+export async function listUpstreamWithHint(link: UpstreamLink, method: string, field: string): Promise<ListResult> {
   const items: unknown[] = [];
+  let ttlMs: number | undefined;
   let cursor: string | undefined;
   for (let page = 0; page < MAX_LIST_PAGES; page++) {
     const called = await callUpstream(link, { jsonrpc: '2.0', id: gatewayId(field), method, params: cursor === undefined ? {} : { cursor } });
+    if (called.outcome === 'response' && (called.response.status === 401 || called.response.status === 403)) {
+      return { outcome: 'refused', status: called.response.status };
+    }
     const result = called.outcome === 'response' && isObject(called.answer?.result) ? called.answer.result : undefined;
     const list = result?.[field];
-    if (!result || !Array.isArray(list)) return undefined;
+    if (!result || !Array.isArray(list)) return { outcome: 'failed', called };
     items.push(...list);
-    if (typeof result.nextCursor !== 'string') return items;
+    if (typeof result.ttlMs === 'number' && Number.isFinite(result.ttlMs) && result.ttlMs >= 0) ttlMs = Math.min(ttlMs ?? result.ttlMs, result.ttlMs);
+    if (typeof result.nextCursor !== 'string') return { outcome: 'listed', items, ttlMs };
     cursor = result.nextCursor;
   }
-  return undefined;
+  return { outcome: 'failed', called: undefined };
 }
 
 /**
@@ -182,6 +210,44 @@ async function openAs(link: UpstreamLink, remembered: 'modern' | 'legacy' | unde
   return { outcome: 'open', revision, link: next, server: result, end };
 }
 
+/**
+ * Watches an upstream for change notifications until its stream ends or `link.signal` aborts:
+ * `subscriptions/listen` (asking for tool, prompt and resource list changes) on a 2026-07-28 link, the GET
+ * stream of the link's session on a 2025 one. Each message of the stream is handed to `onMessage`.
+ * Resolves `false` when there was nothing to watch (a 2025 link without a session, or no stream).
+ */
+export async function watchUpstream(link: UpstreamLink, onMessage: (message: Record<string, unknown>) => void): Promise<boolean> {
+  let result: UpstreamResult;
+  if (isModernRevision(link.headers.get('MCP-Protocol-Version'))) {
+    const params = { notifications: { toolsListChanged: true, promptsListChanged: true, resourcesListChanged: true } };
+    result = await sendRequest(link, { jsonrpc: '2.0', id: gatewayId('listen'), method: 'subscriptions/listen', params });
+  } else {
+    if (!link.headers.has('Mcp-Session-Id')) return false;
+    const headers = new Headers(link.headers);
+    headers.set('Accept', 'text/event-stream');
+    headers.delete('Content-Type');
+    result = await forwardToUpstream(link.url, { method: 'GET', headers, body: null, signal: link.signal, timeoutMs: link.timeoutMs });
+  }
+  if (result.outcome !== 'response') return false;
+  const { response } = result;
+  if (!response.ok || !response.body || !/^text\/event-stream\s*(;|$)/i.test(response.headers.get('Content-Type') ?? '')) {
+    await response.body?.cancel().catch(() => {});
+    return false;
+  }
+  const reader = rewriteJsonRpcEvents(response.body, (message) => {
+    if (isObject(message)) onMessage(message);
+    return undefined;
+  }).getReader();
+  try {
+    while (!(await reader.read()).done);
+  } catch {
+    // The stream broke or was aborted: the watch is over.
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+  return true;
+}
+
 /** Ends a session the gateway opened (a DELETE; a 405 is fine), never failing. */
 export async function endSession(link: UpstreamLink, session: string, protocolVersion: string): Promise<void> {
   const headers = new Headers(link.headers);
@@ -194,7 +260,12 @@ export async function endSession(link: UpstreamLink, session: string, protocolVe
 }
 
 /** The answer with this id, from a JSON (single or batch) or SSE response; undefined otherwise. */
-async function answerIn(response: Response, id: string | number, maxBytes: number): Promise<Record<string, unknown> | undefined> {
+async function answerIn(
+  response: Response,
+  id: string | number,
+  maxBytes: number,
+  onMessage?: (message: Record<string, unknown>) => void,
+): Promise<Record<string, unknown> | undefined> {
   const type = response.headers.get('Content-Type') ?? '';
   const json = /^application\/json\s*(;|$)/i.test(type);
   // An error status's JSON body may still be the JSON-RPC answer (2026-07-28 servers send one).
@@ -217,7 +288,9 @@ async function answerIn(response: Response, id: string | number, maxBytes: numbe
   // Read events until the one answering `id`; other messages on this stream are not ours to act on.
   let found: Record<string, unknown> | undefined;
   const reader = rewriteJsonRpcEvents(response.body, (message) => {
-    found ??= answerOf(message);
+    if (found) return undefined;
+    found = answerOf(message);
+    if (!found && onMessage && isObject(message)) onMessage(message);
     return undefined;
   }).getReader();
   try {

@@ -8,12 +8,16 @@ export {
   type Conversation,
   callUpstream,
   endSession,
+  gatewayId,
   type JsonRpcRequest,
+  type ListResult,
   linkFor,
   listUpstream,
+  listUpstreamWithHint,
   openConversation,
   sendRequest,
   type UpstreamLink,
+  watchUpstream,
 } from './client';
 export {
   authHeaderFor,
@@ -26,5 +30,5 @@ export {
 } from './credentials';
 export { type ForwardOptions, forwardToUpstream, type UpstreamResult } from './fetch';
 export { PROTECTED_RESOURCE_ROOT, upstreamNamed, upstreamNameFor } from './paths';
-export { CLIENT_INFO, LEGACY_PROTOCOL_VERSION, MODERN_PROTOCOL_VERSION } from './revision';
+export { CLIENT_INFO, GATEWAY_VERSION, isModernRevision, LEGACY_PROTOCOL_VERSION, MODERN_PROTOCOL_VERSION } from './revision';
 export { probeUpstream, type TokenCheck } from './token-check';
