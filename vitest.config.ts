@@ -17,6 +17,9 @@ export default defineConfig({
       },
     }),
   ],
+  // The SDK module wrangler's custom build makes for an aggregate (src/aggregate/sdk.ts) is the
+  // package itself here: the tests need no build step.
+  resolve: { alias: [{ find: /^\.\/vendor\/mcp-server\.mjs$/, replacement: '@modelcontextprotocol/server' }] },
   test: {
     include: ['test/**/*.test.ts'],
     globalSetup: ['./test/fixtures/upstream-global-setup.mjs'],

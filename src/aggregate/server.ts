@@ -3,9 +3,10 @@
  * 2026-07-28 (stateless, `server/discover`) and 2025-era clients (its stateless fallback: each
  * request answered by a fresh instance) from one low-level `Server` whose handlers answer from
  * the upstreams (tools.ts). Loaded only on an aggregate's path (`await import('./server')` in
- * index.ts), so the plain proxy never evaluates the SDK.
+ * index.ts); the SDK itself is a module of its own beside the bundle (sdk.ts), so the plain
+ * proxy neither compiles nor carries it.
  */
-import { createMcpHandler, ProtocolError, Server, type ServerEvent, type ServerEventBus } from '@modelcontextprotocol/server';
+import type { ProtocolError, Server, ServerEvent, ServerEventBus } from '@modelcontextprotocol/server';
 import { GATEWAY_VERSION } from '../upstreams';
 import type { LeftOutReason, SessionLinks } from './conversation';
 import { LIST_TTL_MS } from './list-cache';
@@ -14,6 +15,7 @@ import { getPrompt, listPrompts } from './prompts';
 import { rateLimitRefusal } from './rate-limit';
 import type { Refusal } from './refusals';
 import { listResources, readResource, withExposedUris } from './resources';
+import { type McpServerSdk, mcpServerSdk } from './sdk';
 import { callTool, listTools, routeCall } from './tools';
 import { watchMembers } from './watch';
 
@@ -49,9 +51,10 @@ export interface CallReport {
 
 /** Serves one request to the aggregate. */
 export async function serveAggregate(request: Request, state: AggregateRequest): Promise<Response> {
+  const sdk = await mcpServerSdk();
   // One handler per request: every instance it makes closes over this person's state, and a
   // `subscriptions/listen` stream's bus watches this person's upstreams while it is open.
-  const handler = createMcpHandler(() => aggregateServer(state), { legacy: 'stateless', responseMode: 'auto', bus: upstreamsBus(state) });
+  const handler = sdk.createMcpHandler(() => aggregateServer(state, sdk), { legacy: 'stateless', responseMode: 'auto', bus: upstreamsBus(state) });
   return handler.fetch(request);
 }
 
@@ -96,8 +99,9 @@ function upstreamsBus(state: AggregateRequest): ServerEventBus {
   };
 }
 
-function aggregateServer(state: AggregateRequest): Server {
-  const server = new Server(
+function aggregateServer(state: AggregateRequest, sdk: McpServerSdk): Server {
+  const protocolError = (refusal: Refusal & { data?: unknown }): ProtocolError => new sdk.ProtocolError(refusal.code, refusal.message, refusal.data);
+  const server = new sdk.Server(
     { name: state.name, ...(state.title ? { title: state.title } : {}), version: GATEWAY_VERSION },
     {
       capabilities: { tools: { listChanged: true }, prompts: { listChanged: true }, resources: { listChanged: true } },
@@ -269,7 +273,3 @@ const REFUSAL_OUTCOMES: Readonly<Record<number, string>> = {
   [-32004]: 'unreachable',
   [-32005]: 'timeout',
 };
-
-function protocolError(refusal: Refusal & { data?: unknown }): ProtocolError {
-  return new ProtocolError(refusal.code, refusal.message, refusal.data);
-}
