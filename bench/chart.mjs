@@ -111,6 +111,28 @@ export function renderChart(r) {
         text: `${p.MiBps.toFixed(0)} MiB/s, +${p.growthMiB.toFixed(1)} MiB RSS`,
       })),
     ),
+    ...(r.aggregate
+      ? [
+          panel(`Aggregate tools/list over five upstreams (${r.aggregate.delaysMs.join(', ')} ms) and tools/call (median bar, p99 tick)`, [
+            lat(`slowest (${Math.max(...r.aggregate.delaysMs)} ms) via the plain proxy`, r.aggregate.list.slowestThroughGateway),
+            {
+              label: 'sum of the five, one by one (reference)',
+              value: r.aggregate.list.sumOfDirectMedians,
+              text: ms(r.aggregate.list.sumOfDirectMedians),
+            },
+            lat('aggregate, first list (none kept)', r.aggregate.list.first, true),
+            lat('aggregate, cached list', r.aggregate.list.cached, true),
+            lat('tools/call, plain proxy (2025)', r.aggregate.call.plain),
+            lat('tools/call, aggregate (2025 session)', r.aggregate.call.aggregate, true),
+            ...(r.aggregate.call.plainModern
+              ? [
+                  lat('tools/call, plain proxy (2026-07-28)', r.aggregate.call.plainModern),
+                  lat('tools/call, aggregate (2026-07-28)', r.aggregate.call.aggregateModern, true),
+                ]
+              : []),
+          ]),
+        ]
+      : []),
   ];
   let y = 44;
   const body = [];

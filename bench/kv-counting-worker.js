@@ -18,7 +18,9 @@
  */
 import worker from '../src/index';
 
-export { RateLimiter } from '../src/index';
+// Every Durable Object class the Worker exports (RateLimiter, an aggregate's sessions), so the
+// bench's wrangler dev binds the same ones as wrangler.jsonc.
+export * from '../src/index';
 
 import { configFor } from '../src/config';
 import { TokenVault } from '../src/vault';

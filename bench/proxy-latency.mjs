@@ -21,26 +21,26 @@
  *    alternating slices, requests per second and errors;
  * 4. first streamed event, bare Worker and gateway; then a 100 MiB SSE stream (bare, gateway POST
  *    answer, gateway GET stream) with workerd's memory before and at peak;
- * 5. bench/policy.mjs (policy on vs off), when present.
+ * 5. bench/policy.mjs (policy on vs off), when present;
+ * 6. bench/aggregate.mjs (issue #21): an aggregate's tools/list over five upstreams against the
+ *    slowest alone, and its tools/call against the plain proxy's (its own wrangler dev, after the
+ *    first has stopped). BENCH_AGGREGATE=0 skips it; BENCH_PARTS=aggregate runs only it.
  *
  * Prints one table, writes the figures to bench/results/<time>.json (git-ignored) and draws them
  * as docs/bench.svg. Only ratios within one run mean anything: the machine is shared.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import * as jose from 'jose';
-import * as oauth from 'oauth4webapi';
-import { applyLocalD1Migrations } from '../dev/lib/wrangler.mjs';
 import { startUpstream } from '../test/fixtures/upstream-server.mjs';
+import { aggregateFigures, printAggregate } from './aggregate.mjs';
 import { renderChart } from './chart.mjs';
+import { ACCESS_CLIENT_ID, ACCESS_CLIENT_SECRET, fmt, inSession, rpcHeaders, signIn, startGateway, startStandInAccess, summary, timed } from './harness.mjs';
 import { runLoad } from './load.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -57,10 +57,9 @@ const ALL_PARTS = ['latency', 'breakdown', 'load', 'stream', 'policy'];
 // Also `BENCH_PARTS=trail`: only the audit trail on against off, and its D1 statements per request;
 // `BENCH_PARTS=latency`: only what the gateway adds over the bare Worker, with and without session and trail.
 const PARTS = new Set((process.env.BENCH_PARTS ?? ALL_PARTS.join(',')).split(','));
+/** The aggregate part: in a full run unless BENCH_AGGREGATE=0, in a partial one when BENCH_PARTS names it. */
+const AGGREGATE = process.env.BENCH_AGGREGATE !== '0' && (process.env.BENCH_PARTS === undefined || PARTS.has('aggregate'));
 const PAT = `pat_BENCH_${randomBytes(16).toString('hex')}`;
-const ACCESS_CLIENT_ID = 'bench-access-client';
-const ACCESS_CLIENT_SECRET = randomBytes(16).toString('hex');
-const CLIENT_REDIRECT = 'http://localhost:33418/callback';
 const EMAIL = 'bench@example.com';
 
 if (Number(process.versions.node.split('.')[0]) < 22) {
@@ -86,6 +85,10 @@ try {
 }
 
 async function main() {
+  if (PARTS.size === 1 && AGGREGATE) {
+    printAggregate(await aggregateFigures({ requests: REQUESTS, log }));
+    return;
+  }
   const upstream = await startUpstream();
   cleanups.push(() => upstream.close());
   const access = await startStandInAccess();
@@ -100,20 +103,24 @@ async function main() {
       { url: `${upstream.origin}/`, token: 'BENCH_PAT', ...(i === NAMED_UPSTREAMS - 1 ? { userSupplied: true } : {}) },
     ]),
   );
-  const gateway = await startGateway(work, {
-    ACCESS_CLIENT_ID,
-    ACCESS_CLIENT_SECRET,
-    ACCESS_AUTHORIZATION_URL: `${access.base}/authorization`,
-    ACCESS_TOKEN_URL: `${access.base}/token`,
-    ACCESS_JWKS_URL: `${access.base}/jwks`,
-    COOKIE_ENCRYPTION_KEY: randomBytes(32).toString('hex'),
-    TOKEN_ENCRYPTION_KEY: randomBytes(32).toString('hex'),
-    // The upstream's root, so /mcp/json/mcp and /mcp/big/… reach its behaviours by path.
-    UPSTREAM_URL: `${upstream.origin}/`,
-    UPSTREAM_TOKEN: PAT,
-    BENCH_PAT: PAT,
-    BENCH_UPSTREAMS: JSON.stringify(named),
-  });
+  const gateway = await startGateway(
+    work,
+    {
+      ACCESS_CLIENT_ID,
+      ACCESS_CLIENT_SECRET,
+      ACCESS_AUTHORIZATION_URL: `${access.base}/authorization`,
+      ACCESS_TOKEN_URL: `${access.base}/token`,
+      ACCESS_JWKS_URL: `${access.base}/jwks`,
+      COOKIE_ENCRYPTION_KEY: randomBytes(32).toString('hex'),
+      TOKEN_ENCRYPTION_KEY: randomBytes(32).toString('hex'),
+      // The upstream's root, so /mcp/json/mcp and /mcp/big/… reach its behaviours by path.
+      UPSTREAM_URL: `${upstream.origin}/`,
+      UPSTREAM_TOKEN: PAT,
+      BENCH_PAT: PAT,
+      BENCH_UPSTREAMS: JSON.stringify(named),
+    },
+    cleanups,
+  );
   const origin = gateway.origin;
   // The second configuration answers on `localhost`: its own origin, resources and tokens.
   const severalOrigin = origin.replace('127.0.0.1', 'localhost');
@@ -201,6 +208,8 @@ async function main() {
       partial.firstEvent = await firstEventFigures(origin, token, quietToken);
       partial.stream = await streamFigures(upstream.origin, gateway, token);
     }
+    await cleanup();
+    if (AGGREGATE) partial.aggregate = await aggregateFigures({ requests: REQUESTS, log });
     console.log(JSON.stringify(partial, null, 2));
     return;
   }
@@ -256,6 +265,8 @@ async function main() {
 
   // 5. Tool policy on and off (in-process, after wrangler has stopped).
   const policy = existsSync(join(ROOT, 'bench/policy.mjs')) ? await runPolicyBench() : undefined;
+  // 6. The aggregate, on its own wrangler dev.
+  const aggregate = AGGREGATE ? await aggregateFigures({ requests: REQUESTS, log }) : undefined;
 
   const results = {
     when: new Date().toISOString(),
@@ -282,6 +293,7 @@ async function main() {
     firstEvent,
     stream,
     policy,
+    aggregate,
   };
   const targetsMet = evaluate(results);
   printTable(results, targetsMet);
@@ -565,47 +577,12 @@ function printTable(r, targets) {
     console.log('tool policy (bench/policy.mjs)');
     console.log(r.policy.table);
   }
+  if (r.aggregate) printAggregate(r.aggregate);
   console.log('');
   console.log(`targets (issue #10)${' '.repeat(45)}as shipped${' '.repeat(17)}log line not printed (bench only)`);
   const mark = (/** @type {boolean} */ met) => (met ? 'met    ' : 'NOT MET');
   for (const t of targets) console.log(`  ${t.target.padEnd(52)} ${mark(t.met)} ${t.value.padEnd(18)} ${mark(t.metNotPrinting)} ${t.notPrinting}`);
   console.log('(wrangler dev runs workerd locally; production adds the network between Cloudflare and the upstream, not this overhead.)');
-}
-
-/**
- * The target with the session its path gives on initialize (the upstream's id, or the gateway's
- * handle for it), as a client sends on every later request.
- * @param {{ url: string, headers: Record<string, string> }} target
- */
-async function inSession(target) {
-  const initialize = { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {} } };
-  const response = await fetch(target.url, { method: 'POST', headers: target.headers, body: JSON.stringify(initialize) });
-  await response.arrayBuffer();
-  const session = response.headers.get('Mcp-Session-Id');
-  if (response.status !== 200 || !session) throw new Error(`${target.url}: initialize answered ${response.status} without a session`);
-  return { ...target, headers: { ...target.headers, 'Mcp-Session-Id': session } };
-}
-
-/** @param {string} [token] */
-function rpcHeaders(token) {
-  return {
-    'Content-Type': 'application/json',
-    Accept: 'application/json, text/event-stream',
-    'MCP-Protocol-Version': '2025-11-25',
-    ...(token ? { Authorization: `Bearer ${token}` } : {}),
-  };
-}
-
-/**
- * @param {{ url: string, headers: Record<string, string> }} target
- * @param {string | undefined} body
- */
-async function timed(target, body, method = 'POST', status = 200) {
-  const started = performance.now();
-  const response = await fetch(target.url, { method, headers: target.headers, body });
-  await response.arrayBuffer();
-  if (response.status !== status) throw new Error(`${target.url} answered ${response.status}`);
-  return performance.now() - started;
 }
 
 /**
@@ -633,18 +610,6 @@ async function pairedOverBare(targets, body) {
     out[name] = { ...summary(own), overBare: name.startsWith('bare') ? undefined : summary(own.map((v, i) => v - (base?.[i] ?? 0))) };
   }
   return out;
-}
-
-/** @param {number[]} values */
-function summary(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  const at = (/** @type {number} */ q) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? Number.NaN;
-  return { median: at(0.5), p99: at(0.99) };
-}
-
-/** @param {number} ms */
-function fmt(ms) {
-  return ms.toFixed(2).padStart(7);
 }
 
 /**
@@ -717,240 +682,4 @@ async function workerdRssMiB(/** @type {number} */ pgid, /** @type {string[] | P
     kib += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
   }
   return kib / 1024;
-}
-
-async function freePort() {
-  const server = createNetServer();
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(undefined)));
-  const address = server.address();
-  await new Promise((resolve) => server.close(() => resolve(undefined)));
-  if (!address || typeof address === 'string') throw new Error('no free port');
-  return address.port;
-}
-
-/**
- * `wrangler dev` in its own process group (stopping only its PID can leave workerd running), with
- * the configuration in an env file and KV state in a throwaway directory.
- */
-async function startGateway(/** @type {string} */ work, /** @type {Record<string, string>} */ vars) {
-  const port = await freePort();
-  const envFile = join(work, 'bench.env');
-  await writeFile(
-    envFile,
-    Object.entries(vars)
-      .map(([name, value]) => `${name}=${value}\n`)
-      .join(''),
-    { mode: 0o600 },
-  );
-  // The audit trail's tables in the bench's local D1, as `npm start` makes them.
-  await applyLocalD1Migrations({ config: join(ROOT, 'wrangler.jsonc'), persistTo: join(work, 'state'), cwd: ROOT });
-  const logPath = join(work, 'wrangler.log');
-  const log = createWriteStream(logPath);
-  const child = spawn(
-    process.execPath,
-    [
-      join(ROOT, 'node_modules/wrangler/bin/wrangler.js'),
-      'dev',
-      'bench/kv-counting-worker.js',
-      '--ip',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--inspector-port',
-      String(await freePort()),
-      '--persist-to',
-      join(work, 'state'),
-      '--env-file',
-      envFile,
-      '--show-interactive-dev-session=false',
-      '--log-level',
-      'warn',
-    ],
-    {
-      cwd: ROOT,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1' },
-    },
-  );
-  child.stdout.pipe(log);
-  child.stderr.pipe(log);
-  const pgid = /** @type {number} */ (child.pid);
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  cleanups.push(async () => {
-    try {
-      process.kill(-pgid, 'SIGTERM');
-    } catch {}
-    const timeout = new Promise((resolve) => setTimeout(resolve, 5000, 'timeout'));
-    if ((await Promise.race([exited, timeout])) === 'timeout') {
-      try {
-        process.kill(-pgid, 'SIGKILL');
-      } catch {}
-    }
-  });
-
-  const origin = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 90_000;
-  for (;;) {
-    const health = await fetch(`${origin}/health`).catch(() => undefined);
-    if (health?.ok) break;
-    if (health && health.status !== 200) throw new Error(`gateway misconfigured: ${await health.text()}`);
-    if (child.exitCode !== null || Date.now() > deadline) {
-      throw new Error(`wrangler dev did not start; its log:\n${(await readFile(logPath, 'utf8').catch(() => '')).slice(-3000)}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  return { origin, pgid };
-}
-
-/** The MCP client's side of the login; `signIn.lastClientId` is the client it registered. */
-async function signIn(/** @type {string} */ origin, /** @type {string} */ resourcePath) {
-  /** @type {Map<string, string>} */
-  const jar = new Map();
-  const browser = async (/** @type {string} */ url, /** @type {RequestInit} */ init = {}) => {
-    const headers = new Headers(init.headers);
-    if (jar.size > 0) headers.set('Cookie', [...jar].map(([k, v]) => `${k}=${v}`).join('; '));
-    const response = await fetch(url, { ...init, headers, redirect: 'manual' });
-    for (const line of response.headers.getSetCookie()) {
-      const [pair = ''] = line.split(';');
-      const eq = pair.indexOf('=');
-      jar.set(pair.slice(0, eq).trim(), pair.slice(eq + 1).trim());
-    }
-    return response;
-  };
-  const expectStatus = async (/** @type {Response} */ response, /** @type {number} */ status, /** @type {string} */ step) => {
-    if (response.status !== status) throw new Error(`${step}: expected ${status}, got ${response.status}: ${(await response.text()).slice(0, 300)}`);
-    return response;
-  };
-
-  const registration = await expectStatus(
-    await fetch(`${origin}/register`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({
-        client_name: 'Latency bench',
-        redirect_uris: [CLIENT_REDIRECT],
-        token_endpoint_auth_method: 'none',
-        grant_types: ['authorization_code', 'refresh_token'],
-        response_types: ['code'],
-      }),
-    }),
-    201,
-    'register',
-  );
-  const { client_id: clientId } = /** @type {{ client_id: string }} */ (await registration.json());
-
-  const verifier = oauth.generateRandomCodeVerifier();
-  const state = oauth.generateRandomState();
-  const authorize = new URL('/authorize', origin);
-  for (const [name, value] of Object.entries({
-    response_type: 'code',
-    client_id: clientId,
-    redirect_uri: CLIENT_REDIRECT,
-    code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
-    code_challenge_method: 'S256',
-    state,
-    scope: 'mcp',
-    resource: `${origin}${resourcePath}`,
-  })) {
-    authorize.searchParams.set(name, value);
-  }
-  const consent = await expectStatus(await browser(authorize.href), 200, 'authorize');
-  const handle = /name="handle" value="([^"]+)"/.exec(await consent.text())?.[1];
-  if (!handle) throw new Error('authorize: no consent form');
-  const toAccess = await expectStatus(
-    await browser(`${origin}/authorize`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: origin },
-      body: new URLSearchParams({ handle, decision: 'approve' }),
-    }),
-    302,
-    'consent',
-  );
-  const fromAccess = await expectStatus(await browser(toAccess.headers.get('Location') ?? ''), 302, 'access login');
-  const back = await expectStatus(await browser(fromAccess.headers.get('Location') ?? ''), 302, 'callback');
-  const code = new URL(back.headers.get('Location') ?? '', origin).searchParams.get('code') ?? '';
-  const tokens = await expectStatus(
-    await fetch(`${origin}/token`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({
-        grant_type: 'authorization_code',
-        code,
-        code_verifier: verifier,
-        client_id: clientId,
-        redirect_uri: CLIENT_REDIRECT,
-        resource: `${origin}${resourcePath}`,
-      }),
-    }),
-    200,
-    'token',
-  );
-  signIn.lastClientId = clientId;
-  return /** @type {{ access_token: string }} */ (await tokens.json()).access_token;
-}
-
-/**
- * A stand-in Cloudflare Access for SaaS app: the person "signs in" the moment the authorization
- * endpoint is visited; the token endpoint checks the client secret, redirect URI and PKCE, and
- * returns an RS256 ID token with the nonce; the JWKS endpoint publishes the key.
- */
-async function startStandInAccess() {
-  const { privateKey, publicKey } = await jose.generateKeyPair('RS256');
-  const jwk = { ...(await jose.exportJWK(publicKey)), kid: 'bench-key', alg: 'RS256', use: 'sig' };
-  /** @type {Map<string, { redirectUri: string, challenge: string, nonce: string }>} */
-  const codes = new Map();
-  const path = `/cdn-cgi/access/sso/oidc/${ACCESS_CLIENT_ID}`;
-  let base = '';
-
-  const server = createServer(async (req, res) => {
-    const url = new URL(req.url ?? '/', base);
-    const send = (/** @type {number} */ status, /** @type {unknown} */ body) => {
-      res.writeHead(status, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify(body));
-    };
-    if (req.method === 'GET' && url.pathname === `${path}/authorization`) {
-      const code = randomBytes(16).toString('hex');
-      const param = (/** @type {string} */ name) => url.searchParams.get(name) ?? '';
-      codes.set(code, { redirectUri: param('redirect_uri'), challenge: param('code_challenge'), nonce: param('nonce') });
-      const back = new URL(param('redirect_uri'));
-      back.searchParams.set('code', code);
-      back.searchParams.set('state', param('state'));
-      res.writeHead(302, { Location: back.href });
-      return res.end();
-    }
-    if (req.method === 'GET' && url.pathname === `${path}/jwks`) return send(200, { keys: [jwk] });
-    if (req.method === 'POST' && url.pathname === `${path}/token`) {
-      let raw = '';
-      for await (const chunk of req) raw += chunk;
-      const form = new URLSearchParams(raw);
-      if (form.get('client_id') !== ACCESS_CLIENT_ID || form.get('client_secret') !== ACCESS_CLIENT_SECRET) return send(401, { error: 'invalid_client' });
-      const pending = codes.get(form.get('code') ?? '');
-      codes.delete(form.get('code') ?? '');
-      if (!pending || pending.redirectUri !== form.get('redirect_uri')) return send(400, { error: 'invalid_grant' });
-      if ((await oauth.calculatePKCECodeChallenge(form.get('code_verifier') ?? '')) !== pending.challenge) return send(400, { error: 'invalid_grant' });
-      const idToken = await new jose.SignJWT({ email: 'bench@example.com', nonce: pending.nonce })
-        .setProtectedHeader({ alg: 'RS256', kid: jwk.kid })
-        .setIssuer(base + path)
-        .setAudience(ACCESS_CLIENT_ID)
-        .setSubject('bench-user')
-        .setIssuedAt()
-        .setExpirationTime('10m')
-        .sign(privateKey);
-      return send(200, { access_token: randomBytes(16).toString('hex'), token_type: 'Bearer', expires_in: 600, id_token: idToken });
-    }
-    send(404, { error: 'not_found' });
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(undefined)));
-  const address = server.address();
-  if (!address || typeof address === 'string') throw new Error('access stand-in did not bind');
-  base = `http://127.0.0.1:${address.port}`;
-  return {
-    base: `${base}${path}`,
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve(undefined));
-      }),
-  };
 }

@@ -99,10 +99,11 @@ const LOG_TAIL = 40;
 
 /**
  * @typedef {object} Connector
- * @property {string} name  `mcp` for the single upstream, else its UPSTREAMS name
+ * @property {string} name  `mcp` for the single upstream, else its UPSTREAMS or AGGREGATES name
  * @property {string} title
  * @property {string} url  the gateway URL to give an MCP client
- * @property {string} upstreamUrl  where the gateway forwards it
+ * @property {string} [upstreamUrl]  where the gateway forwards it; none for an aggregate
+ * @property {string[]} [upstreams]  an aggregate's upstreams, by connector name
  */
 
 /** A part failed to start; `logs` holds its last output lines. */
@@ -140,10 +141,11 @@ export async function startStack(options = {}) {
   const connectors = [{ name: 'mcp', title: demoUpstream ? 'Kanban, at /mcp' : 'MCP server', url: `${gatewayOrigin}/mcp`, upstreamUrl: upstreamMcp }];
   if (demoUpstream) {
     // The demo stack also shows several upstreams behind one gateway: the same kanban at
-    // /kanban/mcp, and the notes server at /notes/mcp.
+    // /kanban/mcp, the notes server at /notes/mcp, and both as one connector at /work/mcp.
     connectors.push(
       { name: 'kanban', title: 'Kanban board', url: `${gatewayOrigin}/kanban/mcp`, upstreamUrl: upstreamMcp },
       { name: 'notes', title: 'Notes', url: `${gatewayOrigin}/notes/mcp`, upstreamUrl: `http://127.0.0.1:${ports.upstream}/notes/mcp` },
+      { name: 'work', title: 'Work tools', url: `${gatewayOrigin}/work/mcp`, upstreams: ['kanban', 'notes'] },
     );
   }
 
@@ -265,8 +267,9 @@ export async function startStack(options = {}) {
 }
 
 /**
- * UPSTREAMS for the demo: the kanban's token comes from a variable of its own, as a deployment
- * keeps it in a secret; the notes server takes each person's own token.
+ * UPSTREAMS and AGGREGATES for the demo: the kanban's token comes from a variable of its own, as a
+ * deployment keeps it in a secret; the notes server takes each person's own token; the aggregate
+ * `work` serves both behind one connector, each upstream with its own credential and policy.
  * @param {Connector[]} connectors @param {string} kanbanToken
  */
 function demoUpstreams(connectors, kanbanToken) {
@@ -276,8 +279,10 @@ function demoUpstreams(connectors, kanbanToken) {
     kanban: { url: url('kanban'), title: 'Kanban board', token: 'KANBAN_TOKEN', tools: { readOnly: true }, toolsFor: { 'group:writers': {} } },
     notes: { url: url('notes'), title: 'Notes', userSupplied: true },
   };
+  const aggregates = Object.fromEntries(connectors.filter((c) => c.upstreams).map((c) => [c.name, { title: c.title, upstreams: c.upstreams }]));
   return {
     UPSTREAMS: JSON.stringify(upstreams),
+    AGGREGATES: JSON.stringify(aggregates),
     KANBAN_TOKEN: kanbanToken,
     TOKEN_ENCRYPTION_KEY: randomBytes(32).toString('hex'),
     // The first demo user sees everyone's connections on /connections.

@@ -145,6 +145,7 @@ function readPort(p) {
 function printGuide(s, seconds) {
   const mcp = s.urls.mcp;
   const notes = s.connectors.find((c) => c.name === 'notes');
+  const work = s.connectors.find((c) => c.upstreams);
   const width = Math.max(...s.users.map((u) => u.email.length));
   const state = relative(process.cwd(), DEFAULT_STATE_DIR) || '.';
   console.log(`
@@ -165,7 +166,13 @@ ${
 Connector URLs:
 ${s.connectors.map((c) => `  ${c.title.padEnd(16)}  ${c.url}`).join('\n')}
 
-Each is its own connector with its own sign-in; the examples below use the first.
+Each is its own connector with its own sign-in; the examples below use the first.${
+    work
+      ? `
+${work.title} is an aggregate: the tools of ${(work.upstreams ?? []).join(' and ')} behind one connector and one
+sign-in, named ${(work.upstreams ?? []).map((u) => `${u}_…`).join(', ')} (e.g. kanban_list_boards, notes_add_note).`
+      : ''
+  }
 
   Claude Code     claude mcp add --transport http kanban-demo ${mcp}
   MCP Inspector   npx @modelcontextprotocol/inspector

@@ -74,8 +74,31 @@ export function createKanbanServer(kanban: () => DurableObjectStub<KanbanBoard>)
     async ({ card }) => run(() => kanban().closeCard(card)),
   );
 
+  server.registerTool(
+    'count_slowly',
+    {
+      description: `Count from 1 to n, one step every ${STEP_MS} ms, each step sent as a progress notification before the result: a demo of a tool that streams.`,
+      inputSchema: z.object({ n: z.number().int().min(1).max(MAX_STEPS).describe('how far to count, at most 50') }),
+      annotations: { readOnlyHint: true },
+    },
+    async ({ n }, ctx) => {
+      const progressToken = ctx.mcpReq._meta?.progressToken;
+      for (let step = 1; step <= n; step++) {
+        await new Promise((resolve) => setTimeout(resolve, STEP_MS));
+        // Only a client that asked for progress (sent a progressToken) gets the notifications.
+        if (progressToken !== undefined) {
+          await ctx.mcpReq.notify({ method: 'notifications/progress', params: { progressToken, progress: step, total: n, message: `counted to ${step}` } });
+        }
+      }
+      return { content: [{ type: 'text' as const, text: `counted to ${n}` }] };
+    },
+  );
+
   return server;
 }
+
+const STEP_MS = 100;
+const MAX_STEPS = 50;
 
 /** Every tool answers with JSON text; a refusal (unknown board, card, column) is a tool error the model can read. */
 async function run(action: () => Promise<unknown>) {

@@ -6,7 +6,7 @@
  */
 import { Client, type OAuthClientProvider, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { HeadlessOAuthProvider, REDIRECT_URI } from './mcp-client';
-import { Person } from './person';
+import { type OwnToken, Person } from './person';
 
 export interface ConnectedV2 {
   client: Client;
@@ -16,7 +16,7 @@ export interface ConnectedV2 {
   exchanges: Array<{ method: string; rpc: string | undefined; status: number }>;
 }
 
-export async function connectV2WithOAuth(url: string, options: { email?: string; ownTokens?: string[] } = {}): Promise<ConnectedV2> {
+export async function connectV2WithOAuth(url: string, options: { email?: string; ownTokens?: OwnToken[] } = {}): Promise<ConnectedV2> {
   const person = new Person(options.email ?? 'alice@example.com', (u) => u.href.startsWith(REDIRECT_URI));
   person.tokensToPaste = [...(options.ownTokens ?? [])];
   const provider = new HeadlessOAuthProvider(person);

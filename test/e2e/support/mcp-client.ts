@@ -10,7 +10,7 @@ import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { type Decision, type Outcome, Person } from './person';
+import { type Decision, type Outcome, type OwnToken, Person } from './person';
 import { Recorder } from './recorder';
 
 export const REDIRECT_URI = 'http://127.0.0.1:53682/oauth/callback';
@@ -95,7 +95,7 @@ export interface Connected<T = StreamableHTTPClientTransport> {
 export interface ConnectOptions {
   email?: string;
   /** Tokens the person pastes, in turn, when the gateway asks for their own. */
-  ownTokens?: string[];
+  ownTokens?: OwnToken[];
   clientMetadataUrl?: string;
   recorder?: Recorder;
   /** Wraps the recording fetch the transport uses, e.g. to watch which requests it makes. */

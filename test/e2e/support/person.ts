@@ -50,6 +50,10 @@ export interface Visit {
 
 export type Decision = 'approve' | 'deny';
 
+/** In `tokensToPaste`: skip this token page instead of pasting a token. */
+export const SKIP = Symbol('skip the token page');
+export type OwnToken = string | typeof SKIP;
+
 /** Where the sign-in ended: the client's redirect URI with its query, or the page that stopped it. */
 export type Outcome = { kind: 'redirect'; url: URL } | { kind: 'page'; status: number; url: URL; text: string };
 
@@ -57,8 +61,11 @@ export class Person {
   private readonly jar = new CookieJar();
   /** Every page and redirect seen, for leak checks. */
   readonly seen: Visit[] = [];
-  /** What this person pastes, in turn, each time the gateway asks for their own upstream token. */
-  tokensToPaste: string[] = [];
+  /**
+   * What this person does, in turn, each time the gateway asks for their own upstream token:
+   * paste the token, or press the page's skip button (`SKIP`).
+   */
+  tokensToPaste: OwnToken[] = [];
 
   constructor(
     readonly email: string,
@@ -99,7 +106,14 @@ export class Person {
       } else if (form?.kind === 'login') {
         visit = await this.post(form.action, { email: this.email, action: 'login' });
       } else if (form?.kind === 'token' && this.tokensToPaste.length > 0) {
-        visit = await this.post(form.action, { state: form.fields.state ?? '', token: this.tokensToPaste.shift() ?? '' });
+        const token = this.tokensToPaste.shift() ?? '';
+        if (token === SKIP) {
+          const skip = skipControl(text, url);
+          if (!skip) throw new Error(`the token page at ${url.pathname} offers no way to skip it`);
+          visit = skip.fields ? await this.post(skip.action, skip.fields) : await this.visit(skip.action);
+        } else {
+          visit = await this.post(form.action, { state: form.fields.state ?? '', token });
+        }
       } else {
         return { kind: 'page', status: response.status, url, text };
       }
@@ -125,8 +139,27 @@ function pageForm(text: string, base: URL) {
   if (handle) return { kind: 'consent' as const, action: url, fields: { handle: decodeEntities(handle) } };
   const state = /name="state" value="([^"]+)"/.exec(text)?.[1];
   if (state && /name="token"/.test(text)) return { kind: 'token' as const, action: url, fields: { state: decodeEntities(state) } };
-  if (/name="email"/.test(text)) return { kind: 'login' as const, action: url, fields: {} };
+  // The login page asks for an email in a field of its own; other pages may carry one hidden.
+  if (/<input type="email" name="email"/.test(text)) return { kind: 'login' as const, action: url, fields: {} };
   return undefined;
+}
+
+/**
+ * The token page's way to go on without a token: a form whose button says or sends "skip" (its
+ * hidden fields and that button's name and value are posted), or a link that says "skip".
+ */
+function skipControl(text: string, base: URL): { action: URL; fields?: Record<string, string> } | undefined {
+  for (const [, action = '', inner = ''] of text.matchAll(/<form method="post" action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/g)) {
+    const button = [...inner.matchAll(/<button([^>]*)>([\s\S]*?)<\/button>/g)].find(([, attributes = '', label = '']) => /skip/i.test(attributes + label));
+    if (!button) continue;
+    const fields: Record<string, string> = {};
+    for (const [, name = '', value = ''] of inner.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"/g)) fields[name] = decodeEntities(value);
+    const name = /name="([^"]+)"/.exec(button[1] ?? '')?.[1];
+    if (name) fields[name] = decodeEntities(/value="([^"]*)"/.exec(button[1] ?? '')?.[1] ?? '');
+    return { action: new URL(decodeEntities(action), base), fields };
+  }
+  const link = [...text.matchAll(/<a [^>]*href="([^"]+)"[^>]*>([\s\S]*?)<\/a>/g)].find(([, , label = '']) => /skip/i.test(label));
+  return link ? { action: new URL(decodeEntities(link[1] ?? ''), base) } : undefined;
 }
 
 function decodeEntities(value: string): string {
