@@ -3,10 +3,10 @@
  * client and an MCP client to each upstream it reaches. Reached only with a valid access token
  * for the aggregate's own resource.
  *
- * Kept light on purpose: the MCP SDK behind it (server.ts) is imported on the first request to an
- * aggregate, so a Worker serving only plain proxies never evaluates it (esbuild turns the dynamic
- * import into a lazily initialised module of the same bundle). What is decided here, before the
- * SDK: who may use the gateway, and a 2025 client's session (its handle, its Durable Object).
+ * Kept light on purpose: the server behind it (server.ts) is imported on the first request to an
+ * aggregate, and the MCP SDK it uses is a module of its own beside the bundle (sdk.ts), so a
+ * Worker serving only plain proxies never compiles it. What is decided here, before the SDK: who
+ * may use the gateway, and a 2025 client's session (its handle, its Durable Object).
  */
 import type { OAuthResourceContext } from '@cloudflare/workers-oauth-provider';
 import { auditDatabase, emit, flushTrail } from '../audit';
@@ -19,6 +19,7 @@ import { TokenVault } from '../vault';
 import type { SessionLinks } from './conversation';
 import { type Member, membersFor } from './members';
 import { newSession, type SessionOwner, sessionIdOf } from './session-handle';
+import { forgetSession, forgetUpstreamSession, knownUpstreamSession, needsTouch, rememberOpen, rememberUpstreamSession } from './session-memory';
 import { type AggregateSessions, openingRequest } from './sessions';
 import { changeStream } from './watch';
 
@@ -46,13 +47,21 @@ export function aggregateHandler(config: Config, aggregate: AggregateConfig) {
       let sessions: SessionLinks | undefined;
       if (handle !== null) {
         const id = await sessionIdOf(handle, owner);
-        const stub = id === undefined ? undefined : sessionObject(env, id);
-        if (!stub || !(await stub.touch())) return jsonRpcErrorResponse('unknownSession', null, cors);
-        if (request.method === 'DELETE') return endClientSession(stub, await membersOnce(), ctx, cors);
-        sessions = {
-          open: (member) => stub.open(openingRequest(member.upstream, member.credential?.header)),
-          forget: (member, sessionId) => stub.forget(member.upstream.name, sessionId),
-        };
+        if (id === undefined) return jsonRpcErrorResponse('unknownSession', null, cors);
+        const stub = sessionObject(env, id);
+        if (request.method === 'DELETE') {
+          forgetSession(id);
+          if (!(await stub.touch())) return jsonRpcErrorResponse('unknownSession', null, cors);
+          return endClientSession(stub, await membersOnce(), ctx, cors);
+        }
+        if (needsTouch(id)) {
+          if (!(await stub.touch())) {
+            forgetSession(id);
+            return jsonRpcErrorResponse('unknownSession', null, cors);
+          }
+          rememberOpen(id);
+        }
+        sessions = sessionLinks(id, stub);
         // The session's GET stream: the upstreams' list changes (the SDK serves 2025 clients statelessly, without one).
         if (request.method === 'GET') return withCorsOf(changeStream(await membersOnce(), { email: identity.email, sessions, signal: request.signal }), cors);
       }
@@ -107,6 +116,7 @@ export function aggregateHandler(config: Config, aggregate: AggregateConfig) {
       if (opensSession && response.ok) {
         const session = await newSession(owner);
         await sessionObject(env, session.id).begin();
+        rememberOpen(session.id);
         response = new Response(response.body, response);
         response.headers.set('Mcp-Session-Id', session.handle);
       }
@@ -132,6 +142,25 @@ export function aggregateHandler(config: Config, aggregate: AggregateConfig) {
 
 function sessionObject(env: Env, id: string): DurableObjectStub<AggregateSessions> {
   return env.AGGREGATE_SESSIONS.get(env.AGGREGATE_SESSIONS.idFromName(id));
+}
+
+/** A client session's upstream sessions: what this isolate saw the object open, else the object (session-memory.ts). */
+function sessionLinks(id: string, stub: DurableObjectStub<AggregateSessions>): SessionLinks {
+  return {
+    async open(member) {
+      const name = member.upstream.name;
+      const seen = knownUpstreamSession(id, name);
+      if (seen) return { outcome: 'open', session: seen };
+      const opening = await stub.open(openingRequest(member.upstream, member.credential?.header));
+      if (opening.outcome === 'open') rememberUpstreamSession(id, name, opening.session);
+      if (opening.outcome === 'unknown') forgetSession(id);
+      return opening;
+    },
+    async forget(member, sessionId) {
+      forgetUpstreamSession(id, member.upstream.name);
+      await stub.forget(member.upstream.name, sessionId);
+    },
+  };
 }
 
 /** Whether a POST is one `initialize` (the only request that opens a 2025 session). */
