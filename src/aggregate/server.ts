@@ -111,13 +111,7 @@ function aggregateServer(state: AggregateRequest, sdk: McpServerSdk): Server {
   );
 
   server.setRequestHandler('tools/list', async (_request, ctx) => {
-    const tools = await listTools(await state.members(), {
-      email: state.email,
-      origin: state.origin,
-      signal: AbortSignal.any([ctx.mcpReq.signal, state.signal]),
-      onLeftOut: state.onLeftOut,
-      sessions: state.sessions,
-    });
+    const tools = await listTools(await state.members(), listOptions(state, ctx.mcpReq.signal));
     // The whole list in one page: the upstreams' pages were followed already.
     return { tools } as never;
   });
@@ -168,13 +162,7 @@ function aggregateServer(state: AggregateRequest, sdk: McpServerSdk): Server {
   });
 
   server.setRequestHandler('prompts/list', async (_request, ctx) => {
-    const prompts = await listPrompts(await state.members(), {
-      email: state.email,
-      origin: state.origin,
-      signal: AbortSignal.any([ctx.mcpReq.signal, state.signal]),
-      onLeftOut: state.onLeftOut,
-      sessions: state.sessions,
-    });
+    const prompts = await listPrompts(await state.members(), listOptions(state, ctx.mcpReq.signal));
     return { prompts } as never;
   });
 
@@ -201,13 +189,7 @@ function aggregateServer(state: AggregateRequest, sdk: McpServerSdk): Server {
 
   for (const kind of ['resources/list', 'resources/templates/list'] as const) {
     server.setRequestHandler(kind, async (_request, ctx) => {
-      const items = await listResources(await state.members(), kind, {
-        email: state.email,
-        origin: state.origin,
-        signal: AbortSignal.any([ctx.mcpReq.signal, state.signal]),
-        onLeftOut: state.onLeftOut,
-        sessions: state.sessions,
-      });
+      const items = await listResources(await state.members(), kind, listOptions(state, ctx.mcpReq.signal));
       return (kind === 'resources/list' ? { resources: items } : { resourceTemplates: items }) as never;
     });
   }
@@ -267,6 +249,17 @@ function reportOf(got: { ok: boolean; member?: Member | undefined; refusal?: Ref
 }
 
 /** The log's outcome for a call the gateway refused before it went upstream, by the refusal's code. */
+/** What a list asks of the upstreams for this request: ended by the client or the SDK's own cancellation. */
+function listOptions(state: AggregateRequest, request: AbortSignal) {
+  return {
+    email: state.email,
+    origin: state.origin,
+    signal: AbortSignal.any([request, state.signal]),
+    onLeftOut: state.onLeftOut,
+    sessions: state.sessions,
+  };
+}
+
 const REFUSAL_OUTCOMES: Readonly<Record<number, string>> = {
   [-32007]: 'no_upstream_credential',
   [-32003]: 'upstream_refused_credential',
