@@ -10,7 +10,8 @@
  * (kv-peer-worker.js), `/__bench/stage` runs one gateway stage n times (stages.js), and
  * `/__bench/vault` stores a person's own token, as the login's token page would.
  *
- * `X-Bench-Trail: off` gets the configuration without AUDIT_DB (the audit trail off), and
+ * `X-Bench-Trail: off` gets the configuration without AUDIT_DB (the audit trail off), `remote`
+ * one whose AUDIT_DB only waits as a remote database would (remoteLikeD1), and
  * `/__bench/d1` counts the trail's D1 statements.
  *
  * Requests to `localhost` (rather than 127.0.0.1) get a second configuration, BENCH_UPSTREAMS as
@@ -71,6 +72,24 @@ function countingD1(db) {
     },
   });
 }
+/**
+ * A D1 stand-in for the trail's writes that only waits, as a round trip to a remote database
+ * does: what the trail costs the Worker itself, without the local SQLite that wrangler dev runs on
+ * this machine's cores (production's D1 is elsewhere). It counts statements like countingD1.
+ * @returns {D1Database}
+ */
+function remoteLikeD1() {
+  const statement = {
+    bind: () => statement,
+    run: async () => {
+      d1.statements += 1;
+      await scheduler.wait(20);
+      return { success: true, meta: {}, results: [] };
+    },
+  };
+  return /** @type {D1Database} */ (/** @type {unknown} */ ({ prepare: () => statement }));
+}
+
 /** One wrapped environment per real one: the Worker memoizes its configuration per `env` object. */
 const wrapped = new WeakMap();
 
@@ -91,7 +110,7 @@ function countingEnv(env) {
     const single = { ...env, OAUTH_KV: kv, ...(env.AUDIT_DB ? { AUDIT_DB: countingD1(/** @type {D1Database} */ (env.AUDIT_DB)) } : {}) };
     const { UPSTREAM_URL: _url, UPSTREAM_TOKEN: _token, BENCH_UPSTREAMS, ...rest } = single;
     const { AUDIT_DB: _db, ...trailOff } = single;
-    result = { single, several: { ...rest, UPSTREAMS: BENCH_UPSTREAMS }, trailOff };
+    result = { single, several: { ...rest, UPSTREAMS: BENCH_UPSTREAMS }, trailOff, trailRemote: { ...trailOff, AUDIT_DB: remoteLikeD1() } };
     wrapped.set(env, result);
   }
   return result;
@@ -121,9 +140,10 @@ export default {
       if (url.searchParams.has('reset')) Object.assign(d1, { statements: 0, batches: 0 });
       return Response.json(snapshot);
     }
-    const { single, several, trailOff } = countingEnv(env);
+    const { single, several, trailOff, trailRemote } = countingEnv(env);
     // `X-Bench-Trail: off`: the same configuration without AUDIT_DB, the trail's "off" row.
-    const gatewayEnv = url.hostname === 'localhost' ? several : request.headers.get('X-Bench-Trail') === 'off' ? trailOff : single;
+    const trail = request.headers.get('X-Bench-Trail');
+    const gatewayEnv = url.hostname === 'localhost' ? several : trail === 'off' ? trailOff : trail === 'remote' ? trailRemote : single;
     if (url.pathname === '/__bench/quiet-client' && request.method === 'POST') {
       quietClients.add(await request.text());
       return new Response(null, { status: 204 });

@@ -146,6 +146,8 @@ async function main() {
     quiet: await inSession({ url: `${origin}/mcp/json/mcp`, headers: rpcHeaders(quietToken) }),
     // The audit trail off (no AUDIT_DB): `gateway` against it is what the trail adds (issue #20).
     trailOff: await inSession({ url: `${origin}/mcp/json/mcp`, headers: { ...rpcHeaders(token), 'X-Bench-Trail': 'off' } }),
+    // The trail on, written to a D1 stand-in that only waits like a remote one: the Worker's own share.
+    trailRemote: await inSession({ url: `${origin}/mcp/json/mcp`, headers: { ...rpcHeaders(token), 'X-Bench-Trail': 'remote' } }),
     named: await inSession({ url: `${severalOrigin}/u3/mcp/json/mcp`, headers: rpcHeaders(namedToken) }),
   };
   for (const [name, target] of Object.entries(targets)) {
@@ -160,20 +162,9 @@ async function main() {
     /** @type {Record<string, unknown>} */
     const partial = {};
     if (PARTS.has('trail')) {
-      /** @type {{ on: number[], off: number[] }} */
-      const trail = { on: [], off: [] };
-      for (let i = 0; i < WARMUP; i++) for (const name of /** @type {const} */ (['gateway', 'trailOff'])) await timed(targets[name], ping);
-      for (let i = 0; i < REQUESTS; i++) {
-        const first = i % 2 === 0;
-        const a = await timed(first ? targets.gateway : targets.trailOff, ping);
-        const b = await timed(first ? targets.trailOff : targets.gateway, ping);
-        trail.on.push(first ? a : b);
-        trail.off.push(first ? b : a);
-      }
       partial.trail = {
-        on: summary(trail.on),
-        off: summary(trail.off),
-        addedPerRound: summary(trail.on.map((v, i) => v - (trail.off[i] ?? 0))),
+        ...(await trailInBlocks(targets.gateway, targets.trailOff, ping)),
+        remoteLike: await trailInBlocks(targets.trailRemote, targets.trailOff, ping),
         d1: await d1PerRequest(origin, targets.gateway, ping),
       };
     }
@@ -215,7 +206,8 @@ async function main() {
   }
 
   // 1. Latency, interleaved request by request so every path sees the same machine.
-  const names = /** @type {Array<keyof typeof targets>} */ (Object.keys(targets));
+  // The trail off is measured apart, in blocks (trailInBlocks).
+  const names = /** @type {Array<keyof typeof targets>} */ (Object.keys(targets).filter((name) => !name.startsWith('trail')));
   log(`latency: ${WARMUP} warm-up rounds, then ${REQUESTS} rounds of ${names.join(', ')}`);
   for (let i = 0; i < WARMUP; i++) for (const name of names) await timed(targets[name], ping);
   /** @type {Record<string, number[]>} */
@@ -229,6 +221,12 @@ async function main() {
   }
   const latency = Object.fromEntries(names.map((name) => [name, summary(ms[name] ?? [])]));
   const pairedVsBare = summary((ms.gateway ?? []).map((v, i) => v - (ms.bare?.[i] ?? 0)));
+
+  // The trail on against off in blocks of one kind (see trailInBlocks), not in the rotation above.
+  const trailBlocks = {
+    ...(await trailInBlocks(targets.gateway, targets.trailOff, ping)),
+    remoteLike: await trailInBlocks(targets.trailRemote, targets.trailOff, ping),
+  };
 
   // 2. Where the time goes, and KV operations per request.
   log('breakdown: each stage n times inside workerd');
@@ -280,9 +278,8 @@ async function main() {
       printing: { median: latency.gateway.median - latency.quiet.median, p99: latency.gateway.p99 - latency.quiet.p99 },
       overDirect: { median: latency.gateway.median - latency.direct.median, p99: latency.gateway.p99 - latency.direct.p99 },
       namedOverSingle: { median: latency.named.median - latency.gateway.median, p99: latency.named.p99 - latency.gateway.p99 },
-      trail: { median: latency.gateway.median - latency.trailOff.median, p99: latency.gateway.p99 - latency.trailOff.p99 },
-      trailPaired: summary((ms.gateway ?? []).map((v, i) => v - (ms.trailOff?.[i] ?? 0))),
     },
+    trailBlocks,
     d1,
     peerRatio: latency.gateway.median / latency.peer.median,
     wranglerRoundTrip: summary(health),
@@ -538,9 +535,10 @@ function printTable(r, targets) {
   row('added over the bare Worker, log line not printed', r.added.quietOverBare);
   row('printing the log line (gateway - not printed)', r.added.printing);
   row(`${NAMED_UPSTREAMS} named upstreams over one (difference)`, r.added.namedOverSingle);
-  row('gateway /mcp, audit trail off (no AUDIT_DB)', r.latency.trailOff);
-  row('audit trail on - off (difference of figures)', r.added.trail);
-  row('audit trail on - off (per round)', r.added.trailPaired);
+  row('gateway /mcp, audit trail on, in blocks', r.trailBlocks.on);
+  row('gateway /mcp, audit trail off (no AUDIT_DB), in blocks', r.trailBlocks.off);
+  row('audit trail on - off (blocks of one kind)', r.trailBlocks.added);
+  row('audit trail on - off, D1 waiting like a remote one', r.trailBlocks.remoteLike.added);
   row('wrangler dev round trip (GET /health)', r.wranglerRoundTrip);
   row('unknown token (KV miss, 401)', r.unknownToken);
   console.log(`  gateway / KV peer (median): x${r.peerRatio.toFixed(2)}`);
@@ -583,6 +581,35 @@ function printTable(r, targets) {
   const mark = (/** @type {boolean} */ met) => (met ? 'met    ' : 'NOT MET');
   for (const t of targets) console.log(`  ${t.target.padEnd(52)} ${mark(t.met)} ${t.value.padEnd(18)} ${mark(t.metNotPrinting)} ${t.notPrinting}`);
   console.log('(wrangler dev runs workerd locally; production adds the network between Cloudflare and the upstream, not this overhead.)');
+}
+
+/**
+ * The audit trail on against off, in alternating blocks of one kind. Not interleaved request by
+ * request: the trail's write runs after each response, so under wrangler dev (a local SQLite on
+ * this machine's cores) it lands on whichever request comes next; in a rotation that is another
+ * path's. In a block every request follows one of its own kind, so "on" carries its own writes,
+ * as a client's next request would. The first request of each block is not counted.
+ * @param {{ url: string, headers: Record<string, string> }} on
+ * @param {{ url: string, headers: Record<string, string> }} off
+ * @param {string} body
+ */
+async function trailInBlocks(on, off, body) {
+  const BLOCK = 20;
+  /** @type {{ on: number[], off: number[] }} */
+  const ms = { on: [], off: [] };
+  for (let i = 0; i < WARMUP; i++) {
+    await timed(on, body);
+    await timed(off, body);
+  }
+  for (let block = 0; block < Math.ceil((2 * REQUESTS) / BLOCK); block++) {
+    const kind = block % 2 === 0 ? 'on' : 'off';
+    for (let i = 0; i < BLOCK; i++) {
+      const taken = await timed(kind === 'on' ? on : off, body);
+      if (i > 0) ms[kind].push(taken);
+    }
+  }
+  const [onFigures, offFigures] = [summary(ms.on), summary(ms.off)];
+  return { on: onFigures, off: offFigures, added: { median: onFigures.median - offFigures.median, p99: onFigures.p99 - offFigures.p99 } };
 }
 
 /**
