@@ -20,8 +20,10 @@ without a terminal every required answer must come from a flag or the environmen
   --client-id ID           the Access for SaaS (OIDC) app's client ID
   --client-secret SECRET   its client secret (or the ACCESS_CLIENT_SECRET environment variable)
   --access-url URL         instead of --team: the app's OIDC base, …/cdn-cgi/access/sso/oidc/<client_id>
-  --allowed-emails LIST    who may sign in: emails and @domains, comma-separated (default: anyone
-                           the Access policy admits)
+  --allowed-emails LIST    who may sign in: emails, @domains and group:<name>, comma-separated
+                           (default: anyone the Access policy admits)
+  --access-scopes SCOPES   what each Access sign-in asks for (default: openid email profile, and
+                           groups too when the list names a group:)
   --upstream-url URL       the upstream MCP endpoint, served at /mcp
   --upstream-token TOKEN   its token (or the UPSTREAM_TOKEN environment variable)
   --upstream NAME=URL      another upstream, served at /NAME/mcp (repeatable)
@@ -40,6 +42,7 @@ const options = /** @type {const} */ ({
   'client-secret': { type: 'string' },
   'access-url': { type: 'string' },
   'allowed-emails': { type: 'string' },
+  'access-scopes': { type: 'string' },
   'upstream-url': { type: 'string' },
   'upstream-token': { type: 'string' },
   upstream: { type: 'string', multiple: true },
@@ -109,8 +112,15 @@ PKCE on, scopes openid email profile); its redirect URL is https://<your-worker-
     secret: true,
   });
   env.COOKIE_ENCRYPTION_KEY = randomBytes(32).toString('hex');
-  const allowed = await ask('Who may sign in: emails and @domains, comma-separated (empty: anyone your Access policy admits)', flags['allowed-emails']);
+  const allowed = await ask(
+    'Who may sign in: emails, @domains and group:<name>, comma-separated (empty: anyone your Access policy admits)',
+    flags['allowed-emails'],
+  );
   if (allowed) env.ALLOWED_EMAILS = allowed;
+  // A group: entry matches only when the ID token carries the person's groups, which Access sends
+  // for the groups scope alone (docs/people.md).
+  const scopes = flags['access-scopes'] ?? (/(^|,)\s*group:/i.test(allowed ?? '') ? 'openid email profile groups' : undefined);
+  if (scopes) env.ACCESS_SCOPES = scopes;
 
   env.UPSTREAM_URL = await ask('Upstream MCP server URL, served at /mcp', flags['upstream-url'], { required: '--upstream-url' });
   env.UPSTREAM_TOKEN = await ask('Its token (PAT or API key)', flags['upstream-token'] ?? process.env.UPSTREAM_TOKEN, {

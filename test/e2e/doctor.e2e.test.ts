@@ -70,7 +70,7 @@ beforeAll(async () => {
           '--client-id',
           access.clientId,
           '--allowed-emails',
-          'alice@example.com,@example.org',
+          'alice@example.com,@example.org,group:writers',
           '--upstream-url',
           upstreamMcp,
           '--upstream',
@@ -125,6 +125,9 @@ describe('npm run setup', () => {
     expect(run.code, run.output).toBe(0);
     expect((await stat(join(dir, '.prod.vars'))).mode & 0o777).toBe(0o600);
     expect(prodVars.COOKIE_ENCRYPTION_KEY).toMatch(/^[0-9a-f]{64}$/);
+    // A group: entry needs the groups scope, or it matches nobody.
+    expect(prodVars.ALLOWED_EMAILS).toBe('alice@example.com,@example.org,group:writers');
+    expect(prodVars.ACCESS_SCOPES).toBe('openid email profile groups');
     expect(JSON.parse(prodVars.UPSTREAMS ?? '{}')).toEqual({ notes: { url: expect.stringContaining('/notes/mcp'), token: 'NOTES_TOKEN' } });
     expect(failed(run)).toEqual([]);
     expect(run.output).toContain('npx wrangler deploy');
