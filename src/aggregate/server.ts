@@ -11,10 +11,10 @@ import { GATEWAY_VERSION } from '../upstreams';
 import type { LeftOutReason, SessionLinks } from './conversation';
 import { LIST_TTL_MS } from './list-cache';
 import type { Member } from './members';
-import { getPrompt, listPrompts } from './prompts';
+import { getPrompt, listPrompts, type PromptOutcome } from './prompts';
 import { rateLimitRefusal } from './rate-limit';
 import type { Refusal } from './refusals';
-import { listResources, readResource, withExposedUris } from './resources';
+import { listResources, type ReadOutcome, readResource, withExposedUris } from './resources';
 import { type McpServerSdk, mcpServerSdk } from './sdk';
 import { callTool, listTools, routeCall } from './tools';
 import { watchMembers } from './watch';
@@ -101,6 +101,19 @@ function upstreamsBus(state: AggregateRequest): ServerEventBus {
 
 function aggregateServer(state: AggregateRequest, sdk: McpServerSdk): Server {
   const protocolError = (refusal: Refusal & { data?: unknown }): ProtocolError => new sdk.ProtocolError(refusal.code, refusal.message, refusal.data);
+  /** A prompt or resource request answered by the one upstream its name or URI names, and reported. */
+  const fromOneUpstream = async (
+    rpcMethod: string,
+    refused: string,
+    request: AbortSignal,
+    run: (members: Member[], options: ReturnType<typeof requestOptions>) => Promise<PromptOutcome | ReadOutcome>,
+  ): Promise<never> => {
+    const started = Date.now();
+    state.onCallStarted();
+    const got = await reported(state, async () => run(await state.members(), requestOptions(state, request)), rpcMethod, refused, started);
+    if (!got.ok) throw protocolError(got.refusal);
+    return got.result as never;
+  };
   const server = new sdk.Server(
     { name: state.name, ...(state.title ? { title: state.title } : {}), version: GATEWAY_VERSION },
     {
@@ -129,8 +142,7 @@ function aggregateServer(state: AggregateRequest, sdk: McpServerSdk): Server {
       outcome: 'unreachable',
     };
     try {
-      const signal = AbortSignal.any([ctx.mcpReq.signal, state.signal]);
-      const options = { email: state.email, origin: state.origin, signal, sessions: state.sessions };
+      const options = requestOptions(state, ctx.mcpReq.signal);
       const route = await routeCall(await state.members(), call.params.name, options);
       report.upstream = route.member?.upstream.name;
       if (!route.ok) {
@@ -166,26 +178,11 @@ function aggregateServer(state: AggregateRequest, sdk: McpServerSdk): Server {
     return { prompts } as never;
   });
 
-  server.setRequestHandler('prompts/get', async (get, ctx) => {
-    const started = Date.now();
-    state.onCallStarted();
-    const signal = AbortSignal.any([ctx.mcpReq.signal, state.signal]);
-    const got = await reported(
-      state,
-      async () =>
-        getPrompt(await state.members(), get.params as unknown as Record<string, unknown>, {
-          email: state.email,
-          origin: state.origin,
-          signal,
-          sessions: state.sessions,
-        }),
-      'prompts/get',
-      'prompt_refused',
-      started,
-    );
-    if (!got.ok) throw protocolError(got.refusal);
-    return got.result as never;
-  });
+  server.setRequestHandler('prompts/get', (get, ctx) =>
+    fromOneUpstream('prompts/get', 'prompt_refused', ctx.mcpReq.signal, (members, options) =>
+      getPrompt(members, get.params as unknown as Record<string, unknown>, options),
+    ),
+  );
 
   for (const kind of ['resources/list', 'resources/templates/list'] as const) {
     server.setRequestHandler(kind, async (_request, ctx) => {
@@ -194,26 +191,11 @@ function aggregateServer(state: AggregateRequest, sdk: McpServerSdk): Server {
     });
   }
 
-  server.setRequestHandler('resources/read', async (read, ctx) => {
-    const started = Date.now();
-    state.onCallStarted();
-    const signal = AbortSignal.any([ctx.mcpReq.signal, state.signal]);
-    const got = await reported(
-      state,
-      async () =>
-        readResource(await state.members(), read.params as unknown as Record<string, unknown>, {
-          email: state.email,
-          origin: state.origin,
-          signal,
-          sessions: state.sessions,
-        }),
-      'resources/read',
-      'resource_refused',
-      started,
-    );
-    if (!got.ok) throw protocolError(got.refusal);
-    return got.result as never;
-  });
+  server.setRequestHandler('resources/read', (read, ctx) =>
+    fromOneUpstream('resources/read', 'resource_refused', ctx.mcpReq.signal, (members, options) =>
+      readResource(members, read.params as unknown as Record<string, unknown>, options),
+    ),
+  );
 
   return server;
 }
@@ -248,18 +230,17 @@ function reportOf(got: { ok: boolean; member?: Member | undefined; refusal?: Ref
   return { rpcMethod, upstream: got.member?.upstream.name, tool: undefined, upstreamStatus: undefined, outcome };
 }
 
-/** The log's outcome for a call the gateway refused before it went upstream, by the refusal's code. */
-/** What a list asks of the upstreams for this request: ended by the client or the SDK's own cancellation. */
-function listOptions(state: AggregateRequest, request: AbortSignal) {
-  return {
-    email: state.email,
-    origin: state.origin,
-    signal: AbortSignal.any([request, state.signal]),
-    onLeftOut: state.onLeftOut,
-    sessions: state.sessions,
-  };
+/** What a request asks of the upstreams: ended by the client going away or by the SDK's own cancellation. */
+function requestOptions(state: AggregateRequest, request: AbortSignal) {
+  return { email: state.email, origin: state.origin, signal: AbortSignal.any([request, state.signal]), sessions: state.sessions };
 }
 
+/** A list's: the same, and where a left-out upstream is reported. */
+function listOptions(state: AggregateRequest, request: AbortSignal) {
+  return { ...requestOptions(state, request), onLeftOut: state.onLeftOut };
+}
+
+/** The log's outcome for a call the gateway refused before it went upstream, by the refusal's code. */
 const REFUSAL_OUTCOMES: Readonly<Record<number, string>> = {
   [-32007]: 'no_upstream_credential',
   [-32003]: 'upstream_refused_credential',
