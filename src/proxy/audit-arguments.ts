@@ -24,11 +24,14 @@ const encoder = new TextEncoder();
 export function argumentsForTrail(calls: readonly unknown[], batch: boolean, mode: AuditArguments): string | undefined {
   if (mode === 'none' || calls.length === 0) return undefined;
   const shape = (each: (args: unknown) => unknown) => JSON.stringify(batch ? calls.map(each) : each(calls[0]));
+  if (mode === 'full') {
+    const full = shape((args) => args ?? null);
+    if (fits(full)) return full;
+  }
   const keys = shape(keysOf);
   if (mode === 'keys') return fits(keys) ? keys : TRUNCATED;
-  const full = shape((args) => args ?? null);
-  if (fits(full)) return full;
-  return fits(`{"truncated":true,"keys":${keys}}`) ? `{"truncated":true,"keys":${keys}}` : TRUNCATED;
+  const named = `{"truncated":true,"keys":${keys}}`;
+  return fits(named) ? named : TRUNCATED;
 }
 
 const TRUNCATED = '{"truncated":true}';
